@@ -1,0 +1,12 @@
+"""storage.backend: the one seam between the engine and any storage (the only fsspec user).
+
+Vocabulary: a *backend* stores named, write-once byte *objects*; a *name* is a relative
+``/``-separated key. Wrappers (retry, bandwidth limits, fault injection) implement the same
+protocol and are composed by :func:`open_backend`. Invariants are listed in ``base.py``.
+"""
+
+from storage.backend.base import Backend, ObjectInfo, display_url
+from storage.backend.factory import open_backend, scheme_of
+from storage.backend.memory import MemoryBackend
+
+__all__ = ["Backend", "ObjectInfo", "MemoryBackend", "display_url", "open_backend", "scheme_of"]

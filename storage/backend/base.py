@@ -1,0 +1,56 @@
+"""The backend seam: the one interface between the engine and any storage.
+
+Contracts every backend keeps (the conformance suite in tests/storage/backend checks them):
+
+- Names are relative, ``/``-separated keys such as ``data/ab/abcd...``; the backend maps them
+  onto its own location. Nothing above the seam assumes a local path.
+- ``save(name, data, exclusive=True)`` is write-once: saving identical content to an existing
+  name succeeds (idempotent, so a retried upload is harmless); saving different content raises
+  :class:`~storage.errors.AlreadyExists`. A reader never sees a partially written object.
+- ``load(name, offset, length)`` reads a byte range; ``length=None`` reads to the end.
+  A missing object raises :class:`~storage.errors.NotFound`.
+- ``list(prefix)`` yields every object under the prefix exactly once, however many there are.
+- ``remove(name)`` deletes; removing a missing object raises NotFound.
+- Backends translate their vendor exceptions into :mod:`storage.errors` and decide which are
+  transient; retry layers above rely on that decision.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterator, Protocol, runtime_checkable
+from urllib.parse import urlsplit, urlunsplit
+
+
+@dataclass(frozen=True)
+class ObjectInfo:
+    name: str
+    size: int
+
+
+@runtime_checkable
+class Backend(Protocol):
+    """A place that stores named, write-once byte objects."""
+
+    url: str
+
+    def save(self, name: str, data: bytes, exclusive: bool = True) -> None: ...
+
+    def load(self, name: str, offset: int = 0, length: int | None = None) -> bytes: ...
+
+    def stat(self, name: str) -> ObjectInfo: ...
+
+    def list(self, prefix: str = "") -> Iterator[ObjectInfo]: ...
+
+    def remove(self, name: str) -> None: ...
+
+    def close(self) -> None: ...
+
+
+def display_url(url: str) -> str:
+    """The URL without credentials or query string, safe for logs and messages."""
+    parts = urlsplit(url)
+    if not parts.scheme or len(parts.scheme) == 1:  # a plain path (or a Windows drive letter)
+        return url
+    netloc = parts.netloc.rsplit("@", 1)[-1]
+    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))

@@ -1,0 +1,62 @@
+"""Retry transient backend failures with exponential backoff, inside a bounded total time.
+
+Only errors the backend classified as transient are retried (restic #1628 retried a missing
+file thousands of times); a permanent or integrity error surfaces at once.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from typing import Callable, TypeVar
+
+from storage.backend.base import Backend, ObjectInfo
+from storage.errors import is_retryable
+
+log = logging.getLogger("backupflow.backend")
+T = TypeVar("T")
+
+
+class RetryBackend:
+    def __init__(self, inner: Backend, max_seconds: float = 120.0, base_delay: float = 0.2, max_delay: float = 10.0):
+        self.inner = inner
+        self.url = inner.url
+        self.max_seconds = max_seconds
+        self.base_delay = base_delay
+        self.max_delay = max_delay
+
+    def _call(self, what: str, fn: Callable[[], T]) -> T:
+        deadline = time.monotonic() + self.max_seconds
+        attempt = 0
+        while True:
+            try:
+                return fn()
+            except Exception as exc:
+                if not is_retryable(exc):
+                    raise
+                attempt += 1
+                delay = min(self.max_delay, self.base_delay * 2 ** (attempt - 1)) * (0.5 + random.random())
+                if time.monotonic() + delay > deadline:
+                    raise
+                log.warning("%s failed (%s); retry %d in %.1fs", what, exc, attempt, delay)
+                time.sleep(delay)
+
+    def save(self, name: str, data: bytes, exclusive: bool = True) -> None:
+        self._call(f"save {name}", lambda: self.inner.save(name, data, exclusive))
+
+    def load(self, name: str, offset: int = 0, length: int | None = None) -> bytes:
+        return self._call(f"load {name}", lambda: self.inner.load(name, offset, length))
+
+    def stat(self, name: str) -> ObjectInfo:
+        return self._call(f"stat {name}", lambda: self.inner.stat(name))
+
+    def list(self, prefix: str = ""):
+        # A listing is materialised so that a retry never yields a name twice.
+        return iter(self._call(f"list {prefix}", lambda: list(self.inner.list(prefix))))
+
+    def remove(self, name: str) -> None:
+        self._call(f"remove {name}", lambda: self.inner.remove(name))
+
+    def close(self) -> None:
+        self.inner.close()

@@ -1,0 +1,102 @@
+"""Errors raised by the backupflow engine.
+
+One base class, :class:`BackupError`; each subclass names what went wrong and carries
+the process exit code the CLI uses for it (borg keeps the code on the class for the same
+reason: scripts can tell a missing snapshot from a damaged repository without parsing text).
+
+Transient errors are the only ones any retry layer may retry; everything else fails at once.
+"""
+
+from __future__ import annotations
+
+
+class BackupError(Exception):
+    """Something went wrong in backupflow."""
+
+    exit_code = 1
+    transient = False
+
+    def __init__(self, message: str | None = None):
+        super().__init__(message or (self.__doc__ or "").strip())
+
+    @property
+    def message(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
+class InvalidConfig(BackupError):
+    """The configuration or a command-line option is not valid."""
+
+    exit_code = 2
+
+
+class InvalidInput(BackupError):
+    """An argument names something that does not exist or cannot be used."""
+
+    exit_code = 2
+
+
+class NotFound(BackupError):
+    """The requested object, snapshot or repository does not exist."""
+
+    exit_code = 3
+
+
+class AlreadyExists(BackupError):
+    """An object that is written once already exists with other content."""
+
+    exit_code = 4
+
+
+class NotARepository(BackupError):
+    """The location holds something that is not a backupflow repository."""
+
+    exit_code = 5
+
+
+class IntegrityError(BackupError):
+    """Stored data does not match its hash: the repository is damaged."""
+
+    exit_code = 6
+
+
+class Locked(BackupError):
+    """Another operation holds a lock that this one needs."""
+
+    exit_code = 7
+
+
+class PermanentError(BackupError):
+    """The storage refused the operation and retrying will not help."""
+
+    exit_code = 8
+
+
+class TransientError(BackupError):
+    """The storage failed in a way that may succeed on a retry."""
+
+    exit_code = 9
+    transient = True
+
+
+class PathEscape(BackupError):
+    """A snapshot entry would be written outside the restore target."""
+
+    exit_code = 10
+
+
+class ApprovalRejected(BackupError):
+    """A human rejected the operation, or nobody approved it in time."""
+
+    exit_code = 11
+
+
+class ApprovalTimeout(ApprovalRejected):
+    """Nobody approved the operation before the approval timeout."""
+
+    exit_code = 12
+
+
+def is_retryable(exc: BaseException) -> bool:
+    """True only for errors that a retry may cure (used by every retry layer)."""
+    return isinstance(exc, BackupError) and exc.transient

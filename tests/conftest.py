@@ -1,0 +1,28 @@
+"""Session-wide fixtures: a real Prefect server, shared by every test that runs a flow."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from tests.prefect_server import QUIET_ENV, PrefectServer
+
+for _k, _v in QUIET_ENV.items():
+    os.environ.setdefault(_k, _v)
+os.environ.setdefault("GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT", "false")
+
+
+@pytest.fixture(scope="session")
+def prefect_server(tmp_path_factory):
+    """A real Prefect server on a free port; PREFECT_API_URL points at it for this process."""
+    server = PrefectServer(tmp_path_factory.mktemp("prefect-home")).start()
+    old = {k: os.environ.get(k) for k in server.env()}
+    os.environ.update(server.env())
+    yield server
+    for k, v in old.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v
+    server.stop()
