@@ -1,0 +1,75 @@
+"""What a human sees before deciding: a short Markdown description of a request.
+
+Shown as the pause description in the Prefect UI's resume form, by ``backupflow pending`` and
+by the terminal prompt. Long file lists are cut to a few names plus a count, so a restore of
+100,000 files still renders.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from storage.guardian.policy import ApprovalRequest
+
+SHOW = 10
+
+
+def human_bytes(n: int | float | None) -> str:
+    value = float(n or 0)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if value < 1024 or unit == "TiB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{value} B"
+
+
+def _names(paths: list[Any]) -> str:
+    shown = ", ".join(f"`{p}`" for p in paths[:SHOW])
+    more = len(paths) - SHOW
+    return shown + (f" and {more} more" if more > 0 else "")
+
+
+def preview_lines(operation: dict[str, Any]) -> list[str]:
+    kind = operation.get("kind")
+    out: list[str] = []
+    if kind == "restore":
+        preview = operation.get("preview") or {}
+        for key, verb in (("create", "created"), ("overwrite", "overwritten"), ("delete", "deleted")):
+            paths = list(preview.get(key) or [])
+            out.append(f"- {len(paths)} file{'s' if len(paths) != 1 else ''} {verb}" + (f": {_names(paths)}" if paths else ""))
+        out.append(f"- {human_bytes(preview.get('bytes'))} to write")
+    elif kind in ("delete", "cleanup", "prune"):
+        snaps = list(operation.get("snapshots") or [])
+        out.append(f"- snapshots deleted ({len(snaps)}): {_names(snaps) if snaps else 'none'}")
+        out.append(f"- space freed: {human_bytes(operation.get('bytes_freed'))}")
+        if operation.get("last_snapshot"):
+            out.append("- **no snapshot would remain**")
+        if operation.get("full_with_dependants"):
+            out.append("- **a full backup that other snapshots depend on is deleted**")
+    return out
+
+
+def summary_line(operation: dict[str, Any]) -> str:
+    kind = operation.get("kind", "operation")
+    repo = operation.get("repo")
+    if kind == "restore":
+        return f"restore snapshot {operation.get('snapshot')} from {repo} into {operation.get('target')}"
+    if kind in ("delete", "cleanup", "prune"):
+        return f"delete {len(operation.get('snapshots') or [])} snapshot(s) from {repo}"
+    return f"{kind} on {repo or operation.get('target')}"
+
+
+def describe(request: ApprovalRequest, needed: int = 1, approved_by: list[str] = ()) -> str:
+    lines = [
+        f"## Approval needed: {summary_line(request.operation)}",
+        "",
+        f"**Risk:** {request.risk.level.value.upper()}: {request.risk.reason}",
+        f"**Requested by:** {request.requester}",
+    ]
+    if needed > 1:
+        lines.append(f"**Approvals needed:** {needed} from different people"
+                     + (f" (so far: {', '.join(approved_by)})" if approved_by else ""))
+    lines += ["", "**Preview:**", *preview_lines(request.operation), "",
+              "Set `approved` and your name in `approver`, give a `reason`, and submit; "
+              "or run `backupflow approve RUN_ID --reason ...` / `backupflow reject RUN_ID --reason ...`."]
+    return "\n".join(lines)
