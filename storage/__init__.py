@@ -1,5 +1,10 @@
 """storage: the backupflow engine. No Prefect here; usable and testable on its own.
 
-Public API (everything above storage/ imports only these names):
-Repository, open_backend-free helpers, errors, settings.
+Layers (each imports only those below it):
+repository (front door) -> snapshots -> objects (chunks, packs, index) -> backend -> errors.
+Everything above storage/ uses the names exported here and from storage.errors.
 """
+
+from storage.repository import BackupPlan, BackupResult, Repository, RestorePlan, StoreResult, VerifyReport
+
+__all__ = ["BackupPlan", "BackupResult", "Repository", "RestorePlan", "StoreResult", "VerifyReport"]

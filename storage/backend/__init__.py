@@ -6,7 +6,10 @@ protocol and are composed by :func:`open_backend`. Invariants are listed in ``ba
 """
 
 from storage.backend.base import Backend, ObjectInfo, display_url
-from storage.backend.factory import open_backend, scheme_of
+from storage.backend.factory import ensure_container, open_backend, scheme_of
 from storage.backend.memory import MemoryBackend
 
-__all__ = ["Backend", "ObjectInfo", "MemoryBackend", "display_url", "open_backend", "scheme_of"]
+# Importing the cloud modules registers their URL schemes in factory.PROVIDERS.
+from storage.backend import azure, gcs, s3  # noqa: E402,F401  (isort: skip)
+
+__all__ = ["Backend", "ObjectInfo", "MemoryBackend", "display_url", "ensure_container", "open_backend", "scheme_of"]

@@ -10,7 +10,9 @@ from typing import Any, Callable
 from urllib.parse import urlsplit
 
 from storage.backend.base import Backend
+from storage.backend.faulty import FaultyBackend
 from storage.backend.fsspec_backend import FsspecBackend
+from storage.backend.limiter import LimitedBackend, parse_rate
 from storage.backend.local import LocalBackend
 from storage.backend.memory import MemoryBackend
 from storage.backend.retry import RetryBackend
@@ -47,9 +49,56 @@ def _open_raw(url: str, options: dict[str, Any]) -> Backend:
         raise InvalidConfig(f"The repository URL {url!r} uses a scheme backupflow cannot open ({exc}).") from exc
 
 
-def open_backend(url: str, options: dict[str, Any] | None = None, *, retry_seconds: float = 120.0) -> Backend:
-    """Open ``url`` with fsspec ``options`` and the standard wrapper stack."""
+def open_backend(
+    url: str,
+    options: dict[str, Any] | None = None,
+    *,
+    retry_seconds: float = 120.0,
+    upload_limit: str | float | None = None,
+    download_limit: str | float | None = None,
+    fault_rate: float | None = None,
+    fault_seed: int | None = None,
+) -> Backend:
+    """Open ``url`` with fsspec ``options`` and the standard wrapper stack.
+
+    The stack, inside out: the raw backend; fault injection (tests only: ``fault_rate`` or
+    ``BACKUPFLOW_FAULT_RATE``), right on top of the raw backend so its faults look exactly like
+    network faults; the bandwidth limiter (``upload_limit``/``download_limit``, e.g. "20MiB/s");
+    and retry outermost, so that every retried attempt passes through the limiter again (a
+    re-upload really uses the link again) and meets faults the way a real retry would.
+    """
     backend = _open_raw(url, dict(options or {}))
+    if fault_rate is None and os.environ.get("BACKUPFLOW_FAULT_RATE"):
+        try:
+            fault_rate = float(os.environ["BACKUPFLOW_FAULT_RATE"])
+            fault_seed = int(os.environ.get("BACKUPFLOW_FAULT_SEED", "0")) if fault_seed is None else fault_seed
+        except ValueError:
+            raise InvalidConfig("BACKUPFLOW_FAULT_RATE and BACKUPFLOW_FAULT_SEED must be numbers; fix or unset them.") from None
+    if fault_rate:
+        backend = FaultyBackend(backend, fault_rate, fault_seed or 0)
+    up, down = parse_rate(upload_limit, "upload_limit"), parse_rate(download_limit, "download_limit")
+    if up or down:
+        backend = LimitedBackend(backend, up, down)
     if retry_seconds > 0:
         backend = RetryBackend(backend, max_seconds=retry_seconds)
     return backend
+
+
+def ensure_container(url: str, options: dict[str, Any] | None = None) -> bool:
+    """Create the bucket/container (or local folder) of ``url`` if missing; True if created.
+
+    Used by ``backupflow init``. When it cannot be created (no permission, name taken), raises
+    PermanentError naming the bucket and what to check.
+    """
+    backend = _open_raw(url, dict(options or {}))
+    try:
+        create = getattr(backend, "ensure_container", None)
+        if create is not None:
+            return bool(create())
+        if isinstance(backend, LocalBackend):
+            existed = os.path.isdir(backend.root)
+            os.makedirs(backend.root, exist_ok=True)
+            return not existed
+        return False
+    finally:
+        backend.close()

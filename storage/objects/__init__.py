@@ -1,0 +1,23 @@
+"""storage.objects: chunks, packs and the index — the content-addressed layer.
+
+Vocabulary:
+- *chunk*: a piece of file content cut by FastCDC; its *id* is the hex sha256 of its bytes.
+- *blob*: a chunk as stored: zstd-compressed (or raw when compression does not pay).
+- *pack*: a write-once object holding many blobs followed by a header that lists them, so a
+  pack can be checked and re-indexed on its own. Its name is the sha256 of its bytes.
+- *index*: objects that map chunk id -> (pack, offset, length, raw length, flags), written
+  after the packs they describe.
+
+Invariants: a pack is uploaded before any index names it; an index is written before any
+snapshot relies on it; every object's name is the hash of its content.
+"""
+
+from storage.objects.chunker import Chunker, ChunkerParams
+from storage.objects.codec import Codec
+from storage.objects.index import BlobLocation, Index, IndexWriter
+from storage.objects.packs import PackWriter, parse_pack, pack_name
+
+__all__ = [
+    "BlobLocation", "Chunker", "ChunkerParams", "Codec", "Index", "IndexWriter",
+    "PackWriter", "pack_name", "parse_pack",
+]

@@ -1,0 +1,66 @@
+"""Blob encoding: zstd at the repository's level, or raw when compression does not pay.
+
+Flags (one byte in each index entry, so the format can grow without a new version):
+bit 0 = zstd-compressed; bit 1 = reserved for AES-256-GCM encryption.
+zstd contexts are not thread-safe, so each thread keeps its own.
+"""
+
+from __future__ import annotations
+
+import threading
+
+import zstandard
+
+from storage.errors import IntegrityError
+
+FLAG_ZSTD = 1
+FLAG_ENCRYPTED = 2
+
+
+class Codec:
+    def __init__(self, level: int):
+        self.level = level
+        self._local = threading.local()
+
+    def _cctx(self) -> zstandard.ZstdCompressor:
+        c = getattr(self._local, "c", None)
+        if c is None:
+            c = self._local.c = zstandard.ZstdCompressor(level=self.level)
+        return c
+
+    def _dctx(self) -> zstandard.ZstdDecompressor:
+        d = getattr(self._local, "d", None)
+        if d is None:
+            d = self._local.d = zstandard.ZstdDecompressor()
+        return d
+
+    def encode(self, data) -> tuple[bytes, int]:
+        """(stored bytes, flags). Stores raw when zstd saves under 3 % (random data, media)."""
+        if self.level <= 0:
+            return bytes(data), 0
+        packed = self._cctx().compress(data)
+        if len(packed) > len(data) * 0.97:
+            return bytes(data), 0
+        return packed, FLAG_ZSTD
+
+    def decode(self, stored, flags: int, raw_length: int) -> bytes:
+        if flags & FLAG_ENCRYPTED:
+            raise IntegrityError("This blob is encrypted, which this version of backupflow cannot read.")
+        if flags & FLAG_ZSTD:
+            try:
+                return self._dctx().decompress(stored, max_output_size=raw_length)
+            except zstandard.ZstdError as exc:
+                raise IntegrityError(f"A compressed blob is damaged ({exc}).") from exc
+        return bytes(stored)
+
+    # Small JSON documents (headers, index, manifests) use the same codec at a fixed level.
+    @staticmethod
+    def pack_doc(data: bytes) -> bytes:
+        return zstandard.ZstdCompressor(level=3).compress(data)
+
+    @staticmethod
+    def unpack_doc(data: bytes) -> bytes:
+        try:
+            return zstandard.ZstdDecompressor().decompress(data, max_output_size=1 << 31)
+        except zstandard.ZstdError as exc:
+            raise IntegrityError(f"A compressed metadata object is damaged ({exc}).") from exc

@@ -1,0 +1,148 @@
+"""The index: where each chunk is stored, and which backup run wrote each pack.
+
+Index objects (``index/<sha256>``) are zstd-compressed JSON::
+
+    {"v": 1, "run": RUN_ID, "chain": CHAIN_ID,
+     "packs": {PACK_ID: [[chunk_id, offset, length, raw_length, flags], ...]}}
+
+A run writes several index objects as it goes (so an interrupted run's packs stay known and
+are reused), never rewriting one. The in-memory :class:`Index` is the union of them all.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+from storage.backend import Backend
+from storage.errors import IntegrityError, NotFound
+from storage.objects.codec import Codec
+
+
+@dataclass(frozen=True, slots=True)
+class BlobLocation:
+    pack: str
+    offset: int
+    length: int
+    raw_length: int
+    flags: int
+
+
+class Index:
+    def __init__(self):
+        self._chunks: dict[str, BlobLocation | list[BlobLocation]] = {}
+        self.pack_run: dict[str, str] = {}      # pack id -> run id that wrote it
+        self.pack_chunks: dict[str, int] = {}   # pack id -> number of blobs
+        self._pack_bytes: dict[str, int] = {}   # pack id -> bytes of blobs (header excluded)
+        self.index_names: list[str] = []
+
+    # --- building --------------------------------------------------------------------------
+    def add_pack(self, pack_id: str, run: str, blobs: list[list]) -> None:
+        if pack_id in self.pack_run:
+            return
+        self.pack_run[pack_id] = run
+        self.pack_chunks[pack_id] = len(blobs)
+        self._pack_bytes[pack_id] = max((b[1] + b[2] for b in blobs), default=0)
+        chunks = self._chunks
+        for cid, off, length, raw, flags in blobs:
+            loc = BlobLocation(pack_id, off, length, raw, flags)
+            cur = chunks.get(cid)
+            if cur is None:
+                chunks[cid] = loc
+            elif isinstance(cur, list):
+                cur.append(loc)
+            else:
+                chunks[cid] = [cur, loc]
+
+    @classmethod
+    def load(cls, backend: Backend, threads: int = 8) -> "Index":
+        idx = cls()
+        names = [o.name for o in backend.list("index/")]
+
+        def fetch(name: str) -> dict:
+            raw = backend.load(name)
+            if hashlib.sha256(raw).hexdigest() != name.rsplit("/", 1)[-1]:
+                raise IntegrityError(f"index object {name} does not match its hash; run `backupflow verify`.")
+            return json.loads(Codec.unpack_doc(raw))
+
+        with ThreadPoolExecutor(threads) as pool:
+            docs = list(pool.map(fetch, names))
+        for name, doc in zip(names, docs):
+            idx.index_names.append(name)
+            for pack_id, blobs in doc["packs"].items():
+                idx.add_pack(pack_id, doc["run"], blobs)
+        return idx
+
+    # --- queries ---------------------------------------------------------------------------
+    def __contains__(self, cid: str) -> bool:
+        return cid in self._chunks
+
+    def __len__(self) -> int:
+        return len(self._chunks)
+
+    def locations(self, cid: str) -> list[BlobLocation]:
+        cur = self._chunks.get(cid)
+        if cur is None:
+            return []
+        return cur if isinstance(cur, list) else [cur]
+
+    def lookup(self, cid: str, prefer_packs: set[str] | None = None) -> BlobLocation:
+        locs = self.locations(cid)
+        if not locs:
+            raise NotFound(f"chunk {cid[:12]} is not in the index")
+        if prefer_packs:
+            for loc in locs:
+                if loc.pack in prefer_packs:
+                    return loc
+        return locs[0]
+
+    def pack_size(self, pack_id: str) -> int:
+        return self._pack_bytes.get(pack_id, 0)
+
+    def chunks_in_packs(self, packs: set[str]) -> set[str]:
+        out = set()
+        for cid, cur in self._chunks.items():
+            locs = cur if isinstance(cur, list) else (cur,)
+            if any(loc.pack in packs for loc in locs):
+                out.add(cid)
+        return out
+
+    def items(self):
+        for cid, cur in self._chunks.items():
+            for loc in (cur if isinstance(cur, list) else (cur,)):
+                yield cid, loc
+
+
+class IndexWriter:
+    """Collects the packs a run uploads and writes them as index objects, batch by batch."""
+
+    def __init__(self, backend: Backend, run: str, chain: str, batch: int = 16):
+        self.backend = backend
+        self.run = run
+        self.chain = chain
+        self.batch = batch
+        self._pending: dict[str, list[list]] = {}
+        self._lock = threading.Lock()
+        self.written: list[str] = []
+
+    def add(self, pack_id: str, blobs: list[list]) -> None:
+        with self._lock:
+            self._pending[pack_id] = blobs
+            full = len(self._pending) >= self.batch
+        if full:
+            self.flush()
+
+    def flush(self) -> None:
+        with self._lock:
+            pending, self._pending = self._pending, {}
+        if not pending:
+            return
+        doc = {"v": 1, "run": self.run, "chain": self.chain, "packs": pending}
+        data = Codec.pack_doc(json.dumps(doc, separators=(",", ":"), sort_keys=True).encode())
+        name = f"index/{hashlib.sha256(data).hexdigest()}"
+        self.backend.save(name, data)
+        with self._lock:
+            self.written.append(name)

@@ -1,0 +1,69 @@
+"""Pack objects: many blobs in one write-once object, self-describing.
+
+Layout (format version 1)::
+
+    blob_0 blob_1 ... blob_n  header  header_length:u32le  b"BFPACK01"
+
+``header`` is zstd-compressed JSON ``{"v": 1, "blobs": [[chunk_id, offset, length,
+raw_length, flags], ...]}``. The pack's name is ``data/<id[:2]>/<id>`` where ``id`` is the
+sha256 of the whole pack, so a pack proves its own integrity and can rebuild the index.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import struct
+
+from storage.errors import IntegrityError
+from storage.objects.codec import Codec
+
+MAGIC = b"BFPACK01"
+TRAILER = struct.Struct("<I")
+
+
+def pack_name(pack_id: str) -> str:
+    return f"data/{pack_id[:2]}/{pack_id}"
+
+
+class PackWriter:
+    """Accumulates blobs; ``finish`` returns (pack_id, bytes, entries). Not thread-safe."""
+
+    def __init__(self):
+        self._buf = bytearray()
+        self._entries: list[list] = []
+
+    def __len__(self) -> int:
+        return len(self._buf)
+
+    @property
+    def count(self) -> int:
+        return len(self._entries)
+
+    def add(self, chunk_id: str, stored: bytes, raw_length: int, flags: int) -> None:
+        self._entries.append([chunk_id, len(self._buf), len(stored), raw_length, flags])
+        self._buf += stored
+
+    def finish(self) -> tuple[str, bytes, list[list]]:
+        header = Codec.pack_doc(json.dumps({"v": 1, "blobs": self._entries}, separators=(",", ":")).encode())
+        self._buf += header
+        self._buf += TRAILER.pack(len(header))
+        self._buf += MAGIC
+        data = bytes(self._buf)
+        return hashlib.sha256(data).hexdigest(), data, self._entries
+
+
+def parse_pack(data: bytes, expected_id: str | None = None) -> list[list]:
+    """The blob entries of a whole pack, after checking its hash and trailer."""
+    if expected_id is not None and hashlib.sha256(data).hexdigest() != expected_id:
+        raise IntegrityError(f"pack {expected_id[:12]} does not match its hash")
+    if len(data) < 12 or data[-8:] != MAGIC:
+        raise IntegrityError("pack trailer is missing or damaged")
+    (hlen,) = TRAILER.unpack(data[-12:-8])
+    if hlen > len(data) - 12:
+        raise IntegrityError("pack header length is out of range")
+    try:
+        header = json.loads(Codec.unpack_doc(data[-12 - hlen:-12]))
+    except ValueError as exc:
+        raise IntegrityError(f"pack header is not valid ({exc})") from exc
+    return header["blobs"]

@@ -1,0 +1,16 @@
+"""storage.repository: the front door. Opens a repository at a URL and runs backup, restore,
+verify, export and read-only queries over the lower layers (snapshots, objects, backend).
+
+Vocabulary: *run* — one backup attempt, identified by a random id, holding a lock while it
+lives; *plan* — the plain-data description of a run; *adopt* — a run claiming the unclaimed
+packs of a dead run instead of uploading them again.
+Invariant: write order is packs, then index, then the snapshot manifest, so every state of
+the repository is readable and an interrupted backup leaves no snapshot.
+"""
+
+from storage.repository.backup import BackupPlan, StoreResult
+from storage.repository.repository import BackupResult, Repository
+from storage.repository.restore import RestorePlan
+from storage.repository.verify import VerifyReport
+
+__all__ = ["BackupPlan", "BackupResult", "Repository", "RestorePlan", "StoreResult", "VerifyReport"]

@@ -1,0 +1,147 @@
+"""The Repository: the front door to everything stored at one URL."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from storage.backend import Backend, display_url, open_backend
+from storage.errors import AlreadyExists, NotARepository, NotFound
+from storage.objects import Index
+from storage.repository import backup as backup_mod
+from storage.repository.export import export_snapshot
+from storage.repository.format import CONFIG_NAME, RepoConfig
+from storage.repository.query import diff_snapshots, list_entries, repository_stats
+from storage.repository.restore import RestorePlan, plan_restore, restore_snapshot
+from storage.repository.verify import VerifyReport, verify_repository
+from storage.snapshots import ScanResult, Snapshot, SnapshotStore
+
+
+@dataclass
+class BackupResult:
+    snapshot_id: str
+    type: str
+    parent: str | None
+    base_full: str | None
+    stats: dict[str, Any]
+    warnings: list[str]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"snapshot_id": self.snapshot_id, "type": self.type, "parent": self.parent,
+                "base_full": self.base_full, "stats": self.stats, "warnings": self.warnings}
+
+
+class Repository:
+    def __init__(self, backend: Backend, config: RepoConfig, url: str):
+        self.backend = backend
+        self.config = config
+        self.url = url
+        self.snapshots = SnapshotStore(backend)
+        self._index: Index | None = None
+
+    # --- opening ---------------------------------------------------------------------------
+    @classmethod
+    def init(cls, url: str, options: dict[str, Any] | None = None, compression_level: int = 3,
+             pack_size_mib: int = 16, backend: Backend | None = None) -> "Repository":
+        backend = backend or open_backend(url, options)
+        where = display_url(url)
+        try:
+            RepoConfig.from_bytes(backend.load(CONFIG_NAME), where)
+            raise AlreadyExists(f"{where} is already a backupflow repository.")
+        except NotFound:
+            pass
+        if next(iter(backend.list("")), None) is not None:
+            raise NotARepository(f"{where} already holds other files; choose an empty location for a new repository.")
+        config = RepoConfig.new(compression_level, pack_size_mib)
+        backend.save(CONFIG_NAME, config.to_bytes())
+        return cls(backend, config, url)
+
+    @classmethod
+    def open(cls, url: str, options: dict[str, Any] | None = None, create: bool = False,
+             backend: Backend | None = None, **init_args) -> "Repository":
+        """Open the repository at ``url``; with ``create``, make one in an empty location."""
+        backend = backend or open_backend(url, options)
+        where = display_url(url)
+        try:
+            raw = backend.load(CONFIG_NAME)
+        except NotFound:
+            if create:
+                return cls.init(url, options, backend=backend, **init_args)
+            if next(iter(backend.list("")), None) is not None:
+                raise NotARepository(f"{where} is not a backupflow repository (it has no config object).") from None
+            raise NotFound(f"There is no repository at {where}; create one with `backupflow init`.") from None
+        return cls(backend, RepoConfig.from_bytes(raw, where), url)
+
+    def close(self) -> None:
+        self.backend.close()
+
+    def __enter__(self) -> "Repository":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    @property
+    def index(self) -> Index:
+        if self._index is None:
+            self._index = Index.load(self.backend)
+        return self._index
+
+    def refresh(self) -> None:
+        self._index = None
+        self.snapshots = SnapshotStore(self.backend)
+
+    # --- backup ----------------------------------------------------------------------------
+    def plan_backup(self, source: str, type: str | None = None, excludes=(), tags=(), description: str = "",
+                    author: str | None = None) -> backup_mod.BackupPlan:
+        return backup_mod.plan_backup(self, source, type, excludes, tags, description, author)
+
+    def scan(self, plan: backup_mod.BackupPlan) -> ScanResult:
+        return backup_mod.scan_for_plan(self, plan)
+
+    def store(self, plan: backup_mod.BackupPlan, scan: ScanResult, progress=None, connections: int = 4) -> backup_mod.StoreResult:
+        return backup_mod.store_files(self, plan, scan, progress, connections)
+
+    def commit(self, plan: backup_mod.BackupPlan, stored: backup_mod.StoreResult) -> Snapshot:
+        return backup_mod.commit_snapshot(self, plan, stored)
+
+    def abandon(self, plan: backup_mod.BackupPlan) -> None:
+        backup_mod.abandon(self, plan)
+
+    def backup(self, source: str, type: str | None = None, excludes=(), tags=(), description: str = "",
+               author: str | None = None, progress=None, connections: int = 4) -> BackupResult:
+        """Plan, scan, store and commit in one call (the flow runs the same steps as tasks)."""
+        plan = self.plan_backup(source, type, excludes, tags, description, author)
+        try:
+            scan = self.scan(plan)
+            stored = self.store(plan, scan, progress, connections)
+            snap = self.commit(plan, stored)
+        except BaseException:
+            self.abandon(plan)
+            raise
+        return BackupResult(snap.id, snap.type, snap.parent, snap.base_full, snap.stats, stored.warnings)
+
+    # --- reading ---------------------------------------------------------------------------
+    def snapshot(self, ref: str) -> Snapshot:
+        return self.snapshots.resolve(ref)
+
+    def plan_restore(self, ref: str, target: str, include: list[str] | None = None) -> RestorePlan:
+        return plan_restore(self.snapshot(ref), target, include)
+
+    def restore(self, ref: str, target: str, include: list[str] | None = None, progress=None) -> dict[str, Any]:
+        return restore_snapshot(self, self.snapshot(ref), target, include, progress)
+
+    def verify(self, read_data: bool = False, progress=None) -> VerifyReport:
+        return verify_repository(self, read_data, progress)
+
+    def export_tar(self, ref: str, path: str, include: list[str] | None = None) -> dict[str, Any]:
+        return export_snapshot(self, self.snapshot(ref), path, include)
+
+    def ls(self, ref: str, prefix: str | None = None) -> list[dict[str, Any]]:
+        return list_entries(self.snapshot(ref), prefix)
+
+    def diff(self, ref_a: str, ref_b: str) -> dict[str, Any]:
+        return diff_snapshots(self.snapshot(ref_a), self.snapshot(ref_b))
+
+    def stats(self) -> dict[str, Any]:
+        return repository_stats(self)

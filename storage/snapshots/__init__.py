@@ -1,0 +1,18 @@
+"""storage.snapshots: snapshot manifests, finding them, and scanning a workspace into a tree.
+
+Vocabulary:
+- *snapshot*: one committed backup; its manifest names its type, parent, base full, chain,
+  the packs its run added, stats, and the *tree*.
+- *tree*: a flat list of entries sorted by path; an entry is a dict with ``path`` (relative,
+  ``/``-separated), ``type`` (file, dir, symlink, hardlink), ``mode``, ``mtime_ns``, ``size``,
+  ``target`` (symlink), ``link`` (hardlink: the path it links to), ``chunks`` and ``sha256``.
+- *chain*: a full snapshot and everything that depends on it; its id is the full's run id.
+
+Invariant: a snapshot exists exactly when its manifest object exists; its name is the sha256
+of its JSON, so a manifest proves its own integrity.
+"""
+
+from storage.snapshots.manifest import Snapshot, SnapshotStore
+from storage.snapshots.scan import ScanResult, scan_workspace
+
+__all__ = ["ScanResult", "Snapshot", "SnapshotStore", "scan_workspace"]

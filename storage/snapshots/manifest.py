@@ -1,0 +1,111 @@
+"""Snapshot manifests and the store that lists, loads, saves and resolves them."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from storage.backend import Backend
+from storage.errors import IntegrityError, InvalidInput, NotFound
+from storage.objects.codec import Codec
+
+SNAPSHOT_TYPES = ("full", "incremental", "differential")
+
+
+@dataclass
+class Snapshot:
+    type: str
+    run: str
+    chain: str
+    time: str
+    host: str
+    source: str
+    parent: str | None = None
+    base_full: str | None = None
+    tags: list[str] = field(default_factory=list)
+    description: str = ""
+    author: str = ""
+    stats: dict[str, Any] = field(default_factory=dict)
+    packs: list[str] = field(default_factory=list)
+    tree: list[dict[str, Any]] = field(default_factory=list)
+    version: int = 1
+    id: str = ""  # not stored: it is the hash of the stored JSON
+
+    def to_bytes(self) -> bytes:
+        doc = asdict(self)
+        doc.pop("id")
+        return json.dumps(doc, separators=(",", ":"), sort_keys=True, ensure_ascii=False).encode()
+
+    @classmethod
+    def from_bytes(cls, data: bytes, sid: str) -> "Snapshot":
+        doc = json.loads(data)
+        known = {f for f in cls.__dataclass_fields__}
+        snap = cls(**{k: v for k, v in doc.items() if k in known})
+        snap.id = sid
+        return snap
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "id": self.id, "short_id": self.id[:8], "type": self.type, "time": self.time,
+            "host": self.host, "source": self.source, "parent": self.parent,
+            "base_full": self.base_full, "chain": self.chain, "tags": self.tags,
+            "description": self.description, "author": self.author, "stats": self.stats,
+        }
+
+
+def snapshot_name(sid: str) -> str:
+    return f"snapshots/{sid}"
+
+
+class SnapshotStore:
+    def __init__(self, backend: Backend):
+        self.backend = backend
+        self._cache: dict[str, Snapshot] = {}
+
+    def ids(self) -> list[str]:
+        return [o.name.rsplit("/", 1)[-1] for o in self.backend.list("snapshots/")]
+
+    def load(self, sid: str) -> Snapshot:
+        if sid in self._cache:
+            return self._cache[sid]
+        raw = self.backend.load(snapshot_name(sid))
+        data = Codec.unpack_doc(raw)
+        if hashlib.sha256(data).hexdigest() != sid:
+            raise IntegrityError(f"snapshot {sid[:8]} does not match its hash; the repository is damaged.")
+        snap = Snapshot.from_bytes(data, sid)
+        self._cache[sid] = snap
+        return snap
+
+    def all(self) -> list[Snapshot]:
+        ids = self.ids()
+        with ThreadPoolExecutor(8) as pool:
+            snaps = list(pool.map(self.load, ids))
+        return sorted(snaps, key=lambda s: (s.time, s.id))
+
+    def save(self, snap: Snapshot) -> str:
+        data = snap.to_bytes()
+        sid = hashlib.sha256(data).hexdigest()
+        self.backend.save(snapshot_name(sid), Codec.pack_doc(data))
+        snap.id = sid
+        self._cache[sid] = snap
+        return sid
+
+    def resolve(self, ref: str) -> Snapshot:
+        """An id, a unique id prefix, or ``latest``."""
+        ref = (ref or "").strip()
+        if not ref:
+            raise InvalidInput("No snapshot given; name one by id, unique id prefix, or 'latest'.")
+        if ref == "latest":
+            snaps = self.all()
+            if not snaps:
+                raise NotFound("The repository has no snapshots yet; run `backupflow backup` first.")
+            return snaps[-1]
+        matches = [i for i in self.ids() if i.startswith(ref.lower())]
+        if not matches:
+            raise NotFound(f"No snapshot matches {ref!r}; list them with `backupflow snapshots`.")
+        if len(matches) > 1:
+            raise InvalidInput(f"{ref!r} matches {len(matches)} snapshots; give more characters of the id.")
+        return self.load(matches[0])
