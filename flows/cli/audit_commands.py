@@ -1,0 +1,66 @@
+"""The audit command: query, summarise and verify the audit log."""
+
+from __future__ import annotations
+
+import json
+
+import typer
+
+from flows.cli.app import app
+from flows.cli.common import CONFIG_OPTION, JSON_OPTION, emit_json, fail, run_guarded
+from storage.audit import AuditLog
+from storage.config import load_settings
+from storage.errors import IntegrityError
+
+
+@app.command()
+def audit(event_type: str = typer.Option(None, "--type", help="Event type, or its prefix (e.g. restore)."),
+          user: str = typer.Option(None, "--user", help="Only events by this user."),
+          since: str = typer.Option(None, "--since", help="A date, ISO time, or age like 24h or 7d."),
+          limit: int = typer.Option(None, "--limit", help="Only the newest N events."),
+          summary: bool = typer.Option(False, "--summary", help="Counts by type, user and outcome."),
+          verify: bool = typer.Option(False, "--verify", help="Check the hash chain; non-zero exit if broken."),
+          as_json: bool = JSON_OPTION, config: str = CONFIG_OPTION) -> None:
+    """Show, summarise or verify the audit log."""
+    settings = run_guarded(load_settings, config)
+    log = AuditLog(settings.audit_path)
+    if verify:
+        report = log.verify()
+        if as_json:
+            emit_json({"path": str(log.directory), **report.to_dict()})
+        elif report.ok:
+            typer.echo(f"Audit log intact: {report.events} events in {report.files} day files ({log.directory}).")
+        else:
+            for problem in report.problems:
+                typer.echo(f"{problem}", err=True)
+        if not report.ok:
+            if as_json:
+                raise typer.Exit(IntegrityError.exit_code)
+            fail(f"the audit log in {log.directory} was tampered with or damaged: {report.problems[0]}.",
+                 IntegrityError.exit_code)
+        return
+    if summary:
+        result = run_guarded(log.get_event_summary, since)
+        if as_json:
+            emit_json(result)
+            return
+        typer.echo(f"{result['total']} events from {result['first']} to {result['last']}")
+        for title, key in (("by type", "by_type"), ("by user", "by_user"), ("by outcome", "by_outcome")):
+            if result[key]:
+                typer.echo(f"{title}:")
+                for name, count in sorted(result[key].items(), key=lambda kv: (-kv[1], kv[0])):
+                    typer.echo(f"  {count:6}  {name}")
+        return
+    events = run_guarded(log.get_events, event_type=event_type, user=user, since=since, limit=limit)
+    if as_json:
+        emit_json({"events": events, "count": len(events)})
+        return
+    if not events:
+        typer.echo("No matching audit events.")
+    for e in events:
+        line = f"{e['time']}  {e['type']:22} {e['user']:10} {e.get('outcome') or '-':9} {e.get('target') or ''}"
+        if e.get("flow_run_id"):
+            line += f"  run {e['flow_run_id']}"
+        typer.echo(line)
+        if e.get("details"):
+            typer.echo(f"    {json.dumps(e['details'], sort_keys=True, default=str)[:300]}")

@@ -1,0 +1,236 @@
+"""The approval step inside flows: ask, wait for people, and let the run go on or stop it.
+
+:func:`request_approval` is a plain function called from a flow body, not a task: the pause
+belongs to the flow run, and a task's retries or result cache must never replay a human
+decision. It assesses the operation (``storage.guardian``); if the policy needs nobody it
+returns at once. Otherwise it audits the request and then, in a flow run on a Prefect server,
+pauses the run with ``pause_flow_run(wait_for_input=ApprovalInput, key="approval-N")``. The
+Prefect UI shows the description and the resume form; ``backupflow approve/reject`` and
+``get_guardian().approve/reject`` resume it with the same input from any process.
+
+A decision the policy refuses (self-approval of a critical request, an approver not on the
+list, the same person twice) is audited as ``approval.refused`` and the run goes back to
+waiting until the original deadline: a mistaken click in the UI cannot end the request, and a
+refused approval cannot approve it. A valid rejection raises :class:`ApprovalRejected`; no
+valid answer before ``timeout_seconds`` raises :class:`ApprovalTimeout`, so the run ends
+Failed with a message saying why, never Completed.
+
+Outside a server (``PREFECT_API_URL`` unset, or no flow run), the local decider answers: an
+approval callback, auto-approval (tests; a warning every time), a terminal prompt, or, with
+none of those, a rejection that says how to approve from another terminal.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from prefect.context import FlowRunContext
+from prefect.exceptions import FlowPauseTimeout
+from prefect.flow_runs import pause_flow_run
+from prefect.input import RunInput, create_flow_run_input
+from prefect.settings import get_current_settings
+
+from storage.audit import AuditLog, current_user
+from storage.config import GuardianSettings, Settings, load_settings
+from storage.errors import ApprovalRejected, ApprovalTimeout
+from storage.guardian import (
+    ApprovalRequest, Decision, Verdict, approvals_needed, decide, describe, summary_line,
+)
+
+logger = logging.getLogger("backupflow.guardian")
+
+REQUEST_KEY = "backupflow-approval-request"
+PAUSE_KEY_PREFIX = "approval-"
+# Prefect stores each pause's answer under "<state name>-<pause key>-response".
+RESPONSE_KEY_PREFIX = f"paused-{PAUSE_KEY_PREFIX}"
+POLL_SECONDS = 1  # a decision takes effect within about this long
+
+
+class ApprovalInput(RunInput):
+    """The resume form: shown by the Prefect UI, sent by ``backupflow approve/reject``."""
+
+    approved: bool = False
+    approver: str = ""
+    reason: str = ""
+
+
+@dataclass
+class LocalDecider:
+    """How a request is answered when there is no Prefect server to pause on."""
+
+    callback: Callable[[dict[str, Any]], Any] | None = None
+    auto_approve: bool = False
+    # called with (run_id, request dict, ui_url) when a run starts waiting; the CLI prints it
+    on_waiting: Callable[[str, dict[str, Any], str | None], None] | None = None
+    prompt_input: Callable[[str], str] = field(default=input)
+
+
+LOCAL = LocalDecider()
+
+
+def server_url() -> str | None:
+    return get_current_settings().api.url
+
+
+def run_ui_url(run_id: str) -> str | None:
+    ui = get_current_settings().ui_url
+    return f"{ui.rstrip('/')}/runs/flow-run/{run_id}" if ui else None
+
+
+def request_approval(operation: dict[str, Any], settings: Settings | None = None,
+                     audit: AuditLog | None = None) -> Verdict:
+    """Return the approving verdict, or raise ApprovalRejected / ApprovalTimeout."""
+    settings = settings or load_settings()
+    policy = settings.guardian
+    audit = audit or AuditLog(settings.audit_path)
+    request = ApprovalRequest.from_operation(operation, current_user())
+    needed = approvals_needed(request, policy)
+    if needed == 0:
+        return decide(request, [], policy)
+    context = FlowRunContext.get()
+    run_id = str(context.flow_run.id) if context and context.flow_run else None
+    target = str(operation.get("target") or operation.get("repo") or "")
+    audit.log_event("approval.requested", user=request.requester, flow_run_id=run_id, target=target,
+                    details={**request.to_dict(), "needed": needed}, outcome="pending")
+    if run_id and server_url():
+        return _wait_in_flow_run(request, policy, audit, run_id, target)
+    return _decide_locally(request, policy, audit, run_id, target)
+
+
+def _wait_in_flow_run(request: ApprovalRequest, policy: GuardianSettings, audit: AuditLog,
+                      run_id: str, target: str) -> Verdict:
+    create_flow_run_input(key=REQUEST_KEY, value={**request.to_dict(), "policy": policy.model_dump()})
+    if LOCAL.on_waiting:
+        LOCAL.on_waiting(run_id, request.to_dict(), run_ui_url(run_id))
+    deadline = time.monotonic() + policy.timeout_seconds
+    decisions: list[Decision] = []
+    verdict = decide(request, decisions, policy)
+    round_ = 0
+    while True:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            _timed_out(request, policy, audit, run_id, target, verdict)
+        round_ += 1
+        form = ApprovalInput.with_initial_data(
+            description=describe(request, verdict.needed, verdict.approvers),
+            approved=False, approver="", reason="")
+        try:
+            answer = pause_flow_run(wait_for_input=form, timeout=max(1, math.ceil(remaining)),
+                                    poll_interval=POLL_SECONDS, key=f"{PAUSE_KEY_PREFIX}{round_}")
+        except FlowPauseTimeout:
+            _timed_out(request, policy, audit, run_id, target, verdict)
+        decision = Decision(bool(answer.approved), str(answer.approver or "").strip(), str(answer.reason or ""))
+        verdict = _record(request, policy, audit, run_id, target, decisions, decision)
+        if verdict.status == "approved":
+            return verdict
+
+
+def _record(request: ApprovalRequest, policy: GuardianSettings, audit: AuditLog, run_id: str | None,
+            target: str, decisions: list[Decision], decision: Decision) -> Verdict:
+    """Add one decision, audit it, and raise if it rejects the request."""
+    refused_before = len(decide(request, decisions, policy).refused)
+    decisions.append(decision)
+    verdict = decide(request, decisions, policy)
+    details = {"decision": decision.to_dict(), "verdict": verdict.to_dict(), "risk": request.risk.to_dict()}
+    user = decision.approver or "unknown"
+    if len(verdict.refused) > refused_before:
+        audit.log_event("approval.refused", user=user, flow_run_id=run_id, target=target,
+                        details=details, outcome="refused")
+        logger.warning("Approval refused: %s; still waiting for a valid decision.", verdict.refused[-1])
+        return verdict
+    audit.log_event("approval.decided", user=user, flow_run_id=run_id, target=target,
+                    details=details, outcome="approved" if decision.approved else "rejected")
+    if verdict.status != "pending":
+        _log_outcome(request, audit, run_id, target, verdict.status, verdict.message)
+    if verdict.status == "rejected":
+        raise ApprovalRejected(f"The {summary_line(request.operation)} was {verdict.message}; nothing was changed.")
+    return verdict
+
+
+def _timed_out(request: ApprovalRequest, policy: GuardianSettings, audit: AuditLog, run_id: str | None,
+               target: str, verdict: Verdict) -> None:
+    audit.log_event("approval.timed_out", user=request.requester, flow_run_id=run_id, target=target,
+                    details={"timeout_seconds": policy.timeout_seconds, "verdict": verdict.to_dict()},
+                    outcome="rejected")
+    _log_outcome(request, audit, run_id, target, "rejected", "timed out")
+    raise ApprovalTimeout(f"Nobody approved the {summary_line(request.operation)} within "
+                          f"{policy.timeout_seconds:g} s, so it was rejected; nothing was changed.")
+
+
+def _decide_locally(request: ApprovalRequest, policy: GuardianSettings, audit: AuditLog,
+                    run_id: str | None, target: str) -> Verdict:
+    decisions: list[Decision] = []
+    if LOCAL.callback is not None:
+        for _ in range(approvals_needed(request, policy)):
+            verdict = _record(request, policy, audit, run_id, target, decisions,
+                              _as_decision(LOCAL.callback(request.to_dict())))
+            if verdict.status == "approved":
+                return verdict
+        return _reject_locally(request, audit, run_id, target, "the approval callback did not give a valid approval "
+                               f"({'; '.join(verdict.refused) or verdict.message})")
+    if LOCAL.auto_approve:
+        logger.warning("AUTO-APPROVING %s (%s risk): auto-approval is on; never use it in production.",
+                       summary_line(request.operation), request.risk.level.value)
+        audit.log_event("approval.decided", user="auto-approve", flow_run_id=run_id, target=target,
+                        details={"auto_approve": True, "risk": request.risk.to_dict()}, outcome="approved")
+        _log_outcome(request, audit, run_id, target, "approved", "auto-approved")
+        return Verdict("approved", ["auto-approved"], approvers=["auto-approve"])
+    if sys.stdin is not None and sys.stdin.isatty():
+        return _prompt(request, policy, audit, run_id, target, decisions)
+    return _reject_locally(
+        request, audit, run_id, target,
+        "it needs approval but there is no Prefect server to pause on and no terminal to ask; to approve it "
+        "from another terminal, start a server (`prefect server start`), set PREFECT_API_URL "
+        "(e.g. http://127.0.0.1:4200/api), run it again and use `backupflow approve RUN_ID`")
+
+
+def _reject_locally(request: ApprovalRequest, audit: AuditLog, run_id: str | None, target: str, why: str):
+    audit.log_event("approval.decided", user=request.requester, flow_run_id=run_id, target=target,
+                    details={"reason": why, "risk": request.risk.to_dict()}, outcome="rejected")
+    _log_outcome(request, audit, run_id, target, "rejected", why)
+    raise ApprovalRejected(f"The {summary_line(request.operation)} was rejected: {why}.")
+
+
+def _log_outcome(request: ApprovalRequest, audit: AuditLog, run_id: str | None, target: str,
+                 status: str, why: str) -> None:
+    """``restore.approved``, ``delete.rejected``...: the operation's own trail, beside approval.*."""
+    kind = str(request.operation.get("kind") or "operation")
+    audit.log_event(f"{kind}.{status}", user=request.requester, flow_run_id=run_id, target=target,
+                    details={"reason": why, "risk": request.risk.to_dict()}, outcome=status)
+
+
+def _prompt(request: ApprovalRequest, policy: GuardianSettings, audit: AuditLog, run_id: str | None,
+            target: str, decisions: list[Decision]) -> Verdict:
+    ask = LOCAL.prompt_input
+    while True:
+        verdict = decide(request, decisions, policy)
+        sys.stderr.write("\n" + describe(request, verdict.needed, verdict.approvers) + "\n\n")
+        answer = ask("Approve? [y/N] ").strip().lower()
+        name = ask(f"Your name [{current_user()}]: ").strip() or current_user()
+        reason = ask("Reason: ").strip()
+        before = len(verdict.refused)
+        verdict = _record(request, policy, audit, run_id, target, decisions,
+                          Decision(answer in ("y", "yes"), name, reason))
+        if verdict.status == "approved":
+            return verdict
+        if len(verdict.refused) > before:
+            sys.stderr.write(f"Refused: {verdict.refused[-1]}.\n")
+            if not ask("Try another approver? [y/N] ").strip().lower().startswith("y"):
+                _reject_locally(request, audit, run_id, target, verdict.refused[-1])
+
+
+def _as_decision(result: Any) -> Decision:
+    """A callback may return a bool, (bool, reason), a dict or a Decision."""
+    if isinstance(result, Decision):
+        return result
+    if isinstance(result, dict):
+        return Decision(bool(result.get("approved")), str(result.get("approver") or "approval-callback"),
+                        str(result.get("reason") or ""))
+    if isinstance(result, tuple):
+        return Decision(bool(result[0]), "approval-callback", str(result[1]) if len(result) > 1 else "")
+    return Decision(bool(result), "approval-callback", "")
