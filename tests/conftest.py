@@ -8,6 +8,8 @@ import pytest
 
 from tests.prefect_server import QUIET_ENV, PrefectServer
 
+pytest_plugins = ["tests.cloud_servers"]  # s3_server, azure_server, gcs_server, cloud_destination
+
 for _k, _v in QUIET_ENV.items():
     os.environ.setdefault(_k, _v)
 os.environ.setdefault("GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT", "false")
