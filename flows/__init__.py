@@ -1,0 +1,23 @@
+"""flows: the user-facing Prefect flows (thin: they read like the pipeline) and the CLI.
+
+From Python::
+
+    from flows import backup_flow, restore_flow, verify_flow
+    backup_flow(source="~/work", repo="/backups/repo")
+
+The flows are loaded on first use (PEP 562) rather than here: importing Prefect takes over a
+second, and the CLI's read-only commands, which live in this package, must answer without it.
+"""
+
+from importlib import import_module
+
+_FLOWS = {"backup_flow": "flows.backup", "restore_flow": "flows.restore", "verify_flow": "flows.verify"}
+
+
+def __getattr__(name: str):
+    if name in _FLOWS:
+        return getattr(import_module(_FLOWS[name]), name)
+    raise AttributeError(f"module 'flows' has no attribute {name!r}")
+
+
+__all__ = list(_FLOWS)

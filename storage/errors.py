@@ -16,8 +16,9 @@ class BackupError(Exception):
     exit_code = 1
     transient = False
 
-    def __init__(self, message: str | None = None):
+    def __init__(self, message: str | None = None, details: dict | None = None):
         super().__init__(message or (self.__doc__ or "").strip())
+        self.details = details or {}
 
     @property
     def message(self) -> str:

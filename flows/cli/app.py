@@ -2,7 +2,18 @@
 
 from __future__ import annotations
 
+import os
+
 import typer
+
+# Quiet defaults for Prefect in a CLI process, set before anything imports Prefect; the user's
+# own environment wins.
+for _key, _value in {
+    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+    "PREFECT_LOGGING_LEVEL": "WARNING",
+    "GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT": "false",
+}.items():
+    os.environ.setdefault(_key, _value)
 
 app = typer.Typer(
     name="backupflow",

@@ -1,2 +1,222 @@
-"""Repository commands: init, backup, snapshots, ls, diff, restore, verify, export, stats."""
-from flows.cli.app import app  # noqa: F401
+"""Repository commands: init, backup, snapshots, ls, diff, restore, verify, export, stats.
+
+Read-only commands open the repository directly and never import Prefect, so they answer in
+well under two seconds. Commands that change data run as Prefect flows (flow_runner).
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any, List, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from flows.cli.app import app
+from flows.cli.common import (
+    CONFIG_OPTION, JSON_OPTION, OPTION_OPTION, REPO_OPTION, emit_json, parse_options, resolve_repo, run_guarded,
+)
+from storage import Repository
+from storage.backend import display_url
+from storage.config import Settings, load_settings
+
+
+def _context(repo: str | None, option: list[str] | None, config: str | None) -> tuple[str, dict[str, Any], Settings]:
+    settings = load_settings(config)
+    url = resolve_repo(repo, settings.backup.repository)
+    return url, parse_options(option, settings.backup.options), settings
+
+
+def _open(repo, option, config) -> Repository:
+    url, opts, _ = _context(repo, option, config)
+    return Repository.open(url, opts)
+
+
+def _flows():
+    # Loaded here, not at module top: importing Prefect costs over a second that the
+    # read-only commands in this module must not pay.
+    return importlib.import_module("flows.cli.flow_runner"), importlib.import_module("flows")
+
+
+def _human(n: int | None) -> str:
+    if n is None:
+        return "-"
+    size = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if size < 1024 or unit == "TiB":
+            return f"{int(size)} B" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return str(n)
+
+
+@app.command()
+def init(repo: Optional[str] = REPO_OPTION, option: Optional[List[str]] = OPTION_OPTION,
+         compression: Optional[int] = typer.Option(None, help="zstd level 1-22, 0 for none (default from config: 3)."),
+         json_out: bool = JSON_OPTION, config: Optional[str] = CONFIG_OPTION):
+    """Create a repository at an empty location."""
+    def go():
+        url, opts, settings = _context(repo, option, config)
+        level = settings.backup.compression_level if compression is None else compression
+        r = Repository.init(url, opts, compression_level=level, pack_size_mib=settings.backup.pack_size_mib)
+        out = {"repository": display_url(url), "id": r.config.id, "version": r.config.version,
+               "compression_level": level}
+        emit_json(out) if json_out else typer.echo(f"created backupflow repository {r.config.id[:8]} at {display_url(url)}")
+    run_guarded(go)
+
+
+@app.command()
+def backup(source: str = typer.Argument(..., help="Directory to back up."),
+           repo: Optional[str] = REPO_OPTION, option: Optional[List[str]] = OPTION_OPTION,
+           type: Optional[str] = typer.Option(None, "--type", "-t", help="full, incremental or differential (default: incremental when a chain exists, else full)."),
+           exclude: Optional[List[str]] = typer.Option(None, "--exclude", "-e", help="Glob to leave out (repeatable)."),
+           tag: Optional[List[str]] = typer.Option(None, "--tag", help="Tag for the snapshot (repeatable)."),
+           description: str = typer.Option("", "--description", "-m"),
+           json_out: bool = JSON_OPTION, config: Optional[str] = CONFIG_OPTION):
+    """Back up SOURCE as a Prefect flow run (creates the repository in an empty location)."""
+    def go():
+        url, opts, settings = _context(repo, option, config)
+        runner, flows = _flows()
+        result = runner.run_flow(
+            flows.backup_flow, url, opts, not json_out, source=source, type=type,
+            excludes=list(settings.backup.exclude) + list(exclude or []), tags=list(tag or []),
+            description=description, compression_level=settings.backup.compression_level,
+            connections=settings.backup.connections,
+        )
+        if json_out:
+            emit_json({**result, **result["stats"]})
+            return
+        s = result["stats"]
+        typer.echo(f"snapshot {result['short_id']} ({result['type']}) saved: {s['files']} files, "
+                   f"{_human(s['bytes_read'])} read, {_human(s['bytes_added'])} added in {result['duration_seconds']} s")
+        for w in result["warnings"]:
+            typer.echo(f"warning: {w}", err=True)
+    run_guarded(go)
+
+
+@app.command()
+def snapshots(repo: Optional[str] = REPO_OPTION, option: Optional[List[str]] = OPTION_OPTION,
+              json_out: bool = JSON_OPTION, config: Optional[str] = CONFIG_OPTION):
+    """List snapshots, oldest first."""
+    def go():
+        snaps = [s.summary() for s in _open(repo, option, config).snapshots.all()]
+        if json_out:
+            emit_json({"snapshots": snaps})
+            return
+        table = Table("id", "time", "type", "parent", "files", "size", "source")
+        for s in snaps:
+            table.add_row(s["short_id"], s["time"][:19], s["type"], (s["parent"] or "")[:8],
+                          str(s["stats"].get("files", "")), _human(s["stats"].get("bytes_total")), s["source"])
+        Console().print(table)
+    run_guarded(go)
+
+
+@app.command()
+def ls(snapshot: str = typer.Argument(..., help="Snapshot id, unique prefix, or 'latest'."),
+       path: Optional[str] = typer.Argument(None, help="Only entries at or below this path."),
+       repo: Optional[str] = REPO_OPTION, option: Optional[List[str]] = OPTION_OPTION,
+       json_out: bool = JSON_OPTION, config: Optional[str] = CONFIG_OPTION):
+    """List the files of a snapshot."""
+    def go():
+        r = _open(repo, option, config)
+        snap = r.snapshot(snapshot)
+        entries = r.ls(snap.id, path)
+        if json_out:
+            emit_json({"snapshot_id": snap.id, "entries": entries})
+            return
+        for e in entries:
+            extra = f" -> {e['target']}" if "target" in e else f" => {e['link']}" if "link" in e else ""
+            typer.echo(f"{e['type'][0]} {e['mode']:04o} {e.get('size', 0):>12} {e['path']}{extra}")
+    run_guarded(go)
+
+
+@app.command()
+def diff(snapshot_a: str, snapshot_b: str, repo: Optional[str] = REPO_OPTION,
+         option: Optional[List[str]] = OPTION_OPTION, json_out: bool = JSON_OPTION,
+         config: Optional[str] = CONFIG_OPTION):
+    """Show what changed between two snapshots."""
+    def go():
+        d = _open(repo, option, config).diff(snapshot_a, snapshot_b)
+        if json_out:
+            emit_json(d)
+            return
+        for mark, key in (("+", "added"), ("-", "removed"), ("M", "modified")):
+            for p in d[key]:
+                typer.echo(f"{mark} {p}")
+        typer.echo(f"{len(d['added'])} added, {len(d['removed'])} removed, {len(d['modified'])} modified")
+    run_guarded(go)
+
+
+@app.command()
+def restore(snapshot: str = typer.Argument(..., help="Snapshot id, unique prefix, or 'latest'."),
+            target: str = typer.Argument(..., help="Directory to restore into."),
+            include: Optional[List[str]] = typer.Option(None, "--include", "-i", help="Only this path (repeatable)."),
+            repo: Optional[str] = REPO_OPTION, option: Optional[List[str]] = OPTION_OPTION,
+            json_out: bool = JSON_OPTION, config: Optional[str] = CONFIG_OPTION):
+    """Restore a snapshot into TARGET as a Prefect flow run (asks for approval when policy says so)."""
+    def go():
+        url, opts, _ = _context(repo, option, config)
+        runner, flows = _flows()
+        result = runner.run_flow(flows.restore_flow, url, opts, not json_out, snapshot=snapshot, target=target,
+                                 include=list(include or []) or None)
+        if json_out:
+            emit_json(result)
+            return
+        typer.echo(f"restored {result['files']} files ({_human(result['bytes'])}) of snapshot "
+                   f"{result['snapshot_id'][:8]} into {result['target']} in {result['seconds']} s")
+    run_guarded(go)
+
+
+@app.command()
+def verify(read_data: bool = typer.Option(False, "--read-data", help="Read back every pack and check every chunk hash."),
+           repo: Optional[str] = REPO_OPTION, option: Optional[List[str]] = OPTION_OPTION,
+           json_out: bool = JSON_OPTION, config: Optional[str] = CONFIG_OPTION):
+    """Check the repository as a Prefect flow run; names damaged snapshots and files."""
+    def go():
+        url, opts, _ = _context(repo, option, config)
+        runner, flows = _flows()
+        try:
+            report = runner.run_flow(flows.verify_flow, url, opts, not json_out, read_data=read_data)
+        except Exception as exc:
+            report = getattr(exc, "details", None)
+            if not report:
+                raise
+            if json_out:
+                emit_json(report)
+            else:
+                for p in report["problems"]:
+                    typer.echo(f"problem: {p}", err=True)
+            raise
+        if json_out:
+            emit_json(report)
+            return
+        typer.echo(f"no problems found: {report['snapshots']} snapshots, {report['packs']} packs, "
+                   f"{report['chunks']} chunks" + (f", {_human(report['bytes_read'])} read" if read_data else ""))
+    run_guarded(go)
+
+
+@app.command()
+def export(snapshot: str = typer.Argument(..., help="Snapshot id, unique prefix, or 'latest'."),
+           file: str = typer.Argument(..., help="Output .tar.gz file."),
+           include: Optional[List[str]] = typer.Option(None, "--include", "-i"),
+           repo: Optional[str] = REPO_OPTION, option: Optional[List[str]] = OPTION_OPTION,
+           json_out: bool = JSON_OPTION, config: Optional[str] = CONFIG_OPTION):
+    """Write a snapshot as a standard .tar.gz (restore it with plain `tar -xzf`)."""
+    def go():
+        out = _open(repo, option, config).export_tar(snapshot, file, list(include or []) or None)
+        emit_json(out) if json_out else typer.echo(f"wrote {out['files']} files of {out['snapshot_id'][:8]} to {out['file']}")
+    run_guarded(go)
+
+
+@app.command()
+def stats(repo: Optional[str] = REPO_OPTION, option: Optional[List[str]] = OPTION_OPTION,
+          json_out: bool = JSON_OPTION, config: Optional[str] = CONFIG_OPTION):
+    """Repository size, deduplication and compression."""
+    def go():
+        s = _open(repo, option, config).stats()
+        if json_out:
+            emit_json(s)
+            return
+        for k, v in s.items():
+            typer.echo(f"{k:18} {_human(v) if k.startswith('bytes') else v}")
+    run_guarded(go)

@@ -1,0 +1,33 @@
+"""The backup flow: plan -> scan -> upload packs -> commit snapshot -> report."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from prefect import flow
+
+from flows.runtime import current_flow_run_id
+from storage.backend import display_url
+from tasks.backup import abandon_backup, commit_snapshot, plan_backup, publish_backup_report, scan_workspace, upload_packs
+
+
+@flow(name="backup", flow_run_name="backup {source}", validate_parameters=False)
+def backup_flow(source: str, repo: str, type: str | None = None, excludes: list[str] | None = None,
+                tags: list[str] | None = None, description: str = "", options: dict[str, Any] | None = None,
+                compression_level: int = 3, connections: int = 4) -> dict[str, Any]:
+    """Back up ``source`` into the repository at ``repo`` (created if the location is empty)."""
+    started = time.monotonic()
+    options = options or {}
+    plan = plan_backup(repo, options, source, type, excludes or [], tags or [], description, compression_level)
+    try:
+        scan = scan_workspace(repo, options, plan)
+        stored = upload_packs(repo, options, plan, scan, connections)
+        summary = commit_snapshot(repo, options, plan, stored)
+    except BaseException:
+        abandon_backup(repo, options, plan)
+        raise
+    summary["duration_seconds"] = round(time.monotonic() - started, 3)
+    summary["flow_run_id"] = current_flow_run_id()
+    publish_backup_report(summary, display_url(repo))
+    return summary

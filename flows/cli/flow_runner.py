@@ -1,0 +1,48 @@
+"""Run a flow from the CLI in this process: Prefect settings, secrets, progress bar, run link.
+
+Imported only by the commands that change data, so read-only commands never load Prefect.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Any, Callable
+
+from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
+
+from flows.runtime import in_process_run
+from tasks import progress as task_progress
+from tasks.repo_access import register_secret_options, split_secret_options
+
+
+def _bar() -> tuple[Progress, Callable]:
+    bar = Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TimeRemainingColumn(),
+                   transient=True)
+    ids: dict[str, Any] = {}
+
+    def report(stage: str, done: int, total: int, nbytes: int, total_bytes: int) -> None:
+        if stage not in ids:
+            ids[stage] = bar.add_task(stage, total=total_bytes or None)
+        bar.update(ids[stage], completed=nbytes, description=f"{stage} {done}/{total} files")
+
+    return bar, report
+
+
+def run_flow(flow_fn, repo: str, options: dict[str, Any], show_progress: bool, **params) -> Any:
+    plain, secret = split_secret_options(options)
+    register_secret_options(repo, secret)
+    if not os.environ.get("PREFECT_API_URL"):
+        sys.stderr.write("backupflow: no PREFECT_API_URL set; running on Prefect's embedded server "
+                         "(runs are kept in ~/.prefect; see them with `prefect server start`).\n")
+    use_bar = show_progress and sys.stdout.isatty()
+    with in_process_run():
+        if not use_bar:
+            return flow_fn(repo=repo, options=plain, **params)
+        bar, report = _bar()
+        task_progress.set_reporter(report)
+        try:
+            with bar:
+                return flow_fn(repo=repo, options=plain, **params)
+        finally:
+            task_progress.set_reporter(None)

@@ -1,0 +1,33 @@
+"""The restore flow: plan (preview) -> Guardian approval -> fetch -> write."""
+
+from __future__ import annotations
+
+import getpass
+from typing import Any
+
+from prefect import flow
+
+from flows.runtime import current_flow_run_id
+from storage.backend import display_url
+from tasks.guardian import request_approval
+from tasks.restore import fetch_snapshot, plan_restore, write_files
+
+
+@flow(name="restore", flow_run_name="restore {snapshot} to {target}", validate_parameters=False)
+def restore_flow(snapshot: str, target: str, repo: str, include: list[str] | None = None,
+                 options: dict[str, Any] | None = None, requester: str | None = None) -> dict[str, Any]:
+    """Restore ``snapshot`` (id, prefix or 'latest') of ``repo`` into ``target``."""
+    options = options or {}
+    plan = plan_restore(repo, options, snapshot, target, include)
+    request_approval({
+        "kind": "restore", "repo": display_url(repo), "snapshot": plan["snapshot"], "target": plan["target"],
+        "requester": requester or getpass.getuser(),
+        "target_exists": plan["target_exists"], "target_empty": plan["target_empty"],
+        "preview": {"create": plan["create"], "overwrite": plan["overwrite"], "delete": plan["delete"],
+                    "bytes": plan["bytes"]},
+    })
+    fetched = fetch_snapshot(repo, options, plan["snapshot"], include)
+    result = write_files(repo, options, fetched["snapshot_id"], plan["target"], include, plan["files"], plan["bytes"])
+    result["flow_run_id"] = current_flow_run_id()
+    result["overwritten"] = len(plan["overwrite"])
+    return result

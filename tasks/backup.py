@@ -1,0 +1,77 @@
+"""Backup tasks: plan the run, scan the workspace, upload packs, commit the snapshot, report."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prefect import task
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.cache_policies import NO_CACHE
+
+from storage import BackupPlan, StoreResult
+from storage.snapshots import ScanResult
+from tasks.progress import reporter_for
+from tasks.repo_access import open_repo
+from tasks.retry import RETRIES, RETRY_DELAYS, retry_transient
+
+_TASK = dict(retries=RETRIES, retry_delay_seconds=RETRY_DELAYS, retry_condition_fn=retry_transient, cache_policy=NO_CACHE)
+
+
+@task(name="plan_backup", **_TASK)
+def plan_backup(repo: str, options: dict[str, Any], source: str, type: str | None, excludes: list[str],
+                tags: list[str], description: str, compression_level: int = 3) -> BackupPlan:
+    r = open_repo(repo, options, create=True, compression_level=compression_level)
+    return r.plan_backup(source, type, excludes, tags, description)
+
+
+@task(name="scan_workspace", **_TASK)
+def scan_workspace(repo: str, options: dict[str, Any], plan: BackupPlan) -> ScanResult:
+    return open_repo(repo, options).scan(plan)
+
+
+@task(name="upload_packs", **_TASK)
+def upload_packs(repo: str, options: dict[str, Any], plan: BackupPlan, scan: ScanResult, connections: int = 4) -> StoreResult:
+    """Chunk, compress and upload as one stage: packs stream to storage as they fill, so
+    splitting this into separate tasks would mean staging every pack on local disk first.
+    Idempotent: a retry finds the packs the failed attempt indexed and does not send them again."""
+    progress = reporter_for("backup", len(scan.to_read), scan.bytes_to_read)
+    return open_repo(repo, options).store(plan, scan, progress, connections)
+
+
+@task(name="commit_snapshot", **_TASK)
+def commit_snapshot(repo: str, options: dict[str, Any], plan: BackupPlan, stored: StoreResult) -> dict[str, Any]:
+    snap = open_repo(repo, options).commit(plan, stored)
+    return {"snapshot_id": snap.id, "short_id": snap.id[:8], "type": snap.type, "parent": snap.parent,
+            "base_full": snap.base_full, "source": snap.source, "time": snap.time, "stats": snap.stats,
+            "warnings": stored.warnings}
+
+
+@task(name="abandon_backup", cache_policy=NO_CACHE)
+def abandon_backup(repo: str, options: dict[str, Any], plan: BackupPlan) -> None:
+    open_repo(repo, options).abandon(plan)
+
+
+def _fmt_bytes(n: int | None) -> str:
+    if n is None:
+        return "-"
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if abs(n) < 1024 or unit == "TiB":
+            return f"{n:.1f} {unit}" if unit != "B" else f"{n} B"
+        n /= 1024
+    return str(n)
+
+
+@task(name="publish_backup_report", cache_policy=NO_CACHE)
+def publish_backup_report(summary: dict[str, Any], repo_display: str) -> None:
+    s = summary["stats"]
+    row = {
+        "snapshot": summary["short_id"], "type": summary["type"], "files": s["files"],
+        "bytes read": _fmt_bytes(s["bytes_read"]), "bytes added": _fmt_bytes(s["bytes_added"]),
+        "dedup ratio": s["dedup_ratio"], "compression ratio": s["compression_ratio"],
+        "duration s": summary.get("duration_seconds"), "warnings": len(summary["warnings"]),
+    }
+    create_table_artifact(key="backup-report", table=[row],
+                          description=f"Backup of {summary['source']} into {repo_display}")
+    if summary["warnings"]:
+        lines = "\n".join(f"- {w}" for w in summary["warnings"][:200])
+        create_markdown_artifact(key="backup-warnings", markdown=f"## Warnings\n{lines}\n")
