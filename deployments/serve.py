@@ -1,0 +1,47 @@
+"""Serve backupflow's scheduled deployments from this process (no work pool needed).
+
+    .venv/bin/python -m deployments.serve --source ~/work --repo /backups/repo \
+        --backup-cron "0 2 * * *" --verify-cron "0 4 * * 0"
+
+The nightly backup and the weekly full verify then appear under Deployments in the Prefect UI,
+run on schedule, and can be started by hand from there. prefect.yaml declares the same
+deployments for a work pool (`prefect deploy --all`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+from prefect import serve
+
+from flows.backup import backup_flow
+from flows.verify import verify_flow
+
+
+def build(source: str, repo: str, backup_cron: str, verify_cron: str):
+    backup = backup_flow.to_deployment(
+        name="scheduled-backup", cron=backup_cron, tags=["backupflow"],
+        parameters={"source": os.path.abspath(source), "repo": repo},
+        description="Incremental backup on a schedule (a full one starts each new chain).",
+    )
+    verify = verify_flow.to_deployment(
+        name="weekly-verify", cron=verify_cron, tags=["backupflow"],
+        parameters={"repo": repo, "read_data": True},
+        description="Read back every pack and check every chunk hash.",
+    )
+    return [backup, verify]
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--source", required=True)
+    p.add_argument("--repo", default=os.environ.get("BACKUPFLOW_REPO"), required=not os.environ.get("BACKUPFLOW_REPO"))
+    p.add_argument("--backup-cron", default="0 2 * * *")
+    p.add_argument("--verify-cron", default="0 4 * * 0")
+    a = p.parse_args()
+    serve(*build(a.source, a.repo, a.backup_cron, a.verify_cron))
+
+
+if __name__ == "__main__":
+    main()

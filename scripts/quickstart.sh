@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# From a fresh clone: install backupflow, then back up a sample workspace into a local
+# repository, restore it, verify it, on Prefect's embedded server (SQLite, no cloud account).
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+PY="${PYTHON:-python3}"
+if [[ ! -x .venv/bin/python ]]; then
+    "$PY" -m venv .venv
+fi
+.venv/bin/python -m pip install --quiet --upgrade pip
+.venv/bin/python -m pip install --quiet -e .
+exec .venv/bin/python -m deployments.quickstart "$@"
