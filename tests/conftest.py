@@ -14,6 +14,8 @@ for _k, _v in QUIET_ENV.items():
     os.environ.setdefault(_k, _v)
 os.environ.setdefault("GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT", "false")
 
+from prefect.context import refresh_global_settings_context  # noqa: E402  (after the quiet env is set)
+
 
 @pytest.fixture(scope="session")
 def prefect_server(tmp_path_factory):
@@ -21,10 +23,14 @@ def prefect_server(tmp_path_factory):
     server = PrefectServer(tmp_path_factory.mktemp("prefect-home")).start()
     old = {k: os.environ.get(k) for k in server.env()}
     os.environ.update(server.env())
+    # Prefect reads its settings once at import; without a refresh, flows run in this process
+    # would ignore PREFECT_API_URL and start their own ephemeral server.
+    refresh_global_settings_context()
     yield server
     for k, v in old.items():
         if v is None:
             os.environ.pop(k, None)
         else:
             os.environ[k] = v
+    refresh_global_settings_context()
     server.stop()
