@@ -55,7 +55,7 @@ def open_azure(url: str, options: dict[str, Any]) -> AzureBackend:
             f"No Azure account is configured for {display_url(url)}; set AZURE_STORAGE_CONNECTION_STRING, or "
             "AZURE_STORAGE_ACCOUNT_NAME with AZURE_STORAGE_ACCOUNT_KEY, or pass --option connection_string=..."
         )
-    fs, root = open_filesystem(url, opts, "az://CONTAINER/PATH")
+    fs, root = open_filesystem(url, opts, "az://CONTAINER/PATH", CHECK)
     return AzureBackend(url, fs, root)
 
 

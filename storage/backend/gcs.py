@@ -11,9 +11,10 @@ from __future__ import annotations
 import os
 from typing import Any
 
+from storage.backend.base import display_url
 from storage.backend.factory import PROVIDERS
 from storage.backend.object_store import ObjectStoreBackend, cause_chain, classify_status, is_network_failure, open_filesystem
-from storage.errors import BackupError, PermanentError, TransientError
+from storage.errors import BackupError, InvalidConfig, PermanentError, TransientError
 
 # gcsfs >= 2025 probes for hierarchical-namespace buckets on every call unless told not to,
 # which stalls ~60 s per call against an emulator. Backups use flat object names, so the
@@ -54,9 +55,12 @@ def open_gcs(url: str, options: dict[str, Any]) -> GcsBackend:
     emulator = os.environ.get("STORAGE_EMULATOR_HOST")
     if emulator and "token" not in opts:
         opts["token"] = "anon"
+    token = opts.get("token")
+    if isinstance(token, str) and token.endswith(".json") and not os.path.isfile(os.path.expanduser(token)):
+        raise InvalidConfig(f"The Google credentials file {token} for {display_url(url)} does not exist; fix the token option.")
     if "project" not in opts and os.environ.get("GOOGLE_CLOUD_PROJECT"):
         opts["project"] = os.environ["GOOGLE_CLOUD_PROJECT"]
-    fs, root = open_filesystem(url, opts, "gs://BUCKET/PATH")
+    fs, root = open_filesystem(url, opts, "gs://BUCKET/PATH", CHECK)
     return GcsBackend(url, fs, root)
 
 

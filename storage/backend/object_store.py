@@ -64,7 +64,7 @@ def classify_status(status: int | None, code: str, where: str, check: str) -> Ba
     """Map an HTTP status (and vendor error code) to our error, or None if it says nothing."""
     if status is None:
         return None
-    label = f"{status} {code}".strip()
+    label = str(status) if code in ("", str(status)) else f"{status} {code}"
     if status == 404:
         return NotFound(f"{where} does not exist.")
     if status in (401, 403):
@@ -79,7 +79,7 @@ def redact_options(options: dict[str, Any]) -> dict[str, Any]:
     return {k: ("***" if k.lower() in SECRET_OPTION_NAMES and v else v) for k, v in options.items()}
 
 
-def open_filesystem(url: str, options: dict[str, Any], example: str) -> tuple[Any, str]:
+def open_filesystem(url: str, options: dict[str, Any], example: str, check: str) -> tuple[Any, str]:
     """The fsspec filesystem and root for ``url``, uncached; bad options are a config error.
 
     ``skip_instance_cache`` and no listings cache: a cached filesystem or listing made before
@@ -95,6 +95,10 @@ def open_filesystem(url: str, options: dict[str, Any], example: str) -> tuple[An
         raise InvalidConfig(
             f"The options for {display_url(url)} were not accepted ({type(exc).__name__}); "
             f"check the --option names: {', '.join(sorted(redact_options(opts)))}."
+        ) from None
+    except Exception as exc:  # credential lookups some clients make while connecting
+        raise PermanentError(
+            f"Could not connect to {display_url(url)} ({type(exc).__name__}); check {check}."
         ) from None
     root = root.strip("/")
     if not root:

@@ -100,7 +100,7 @@ def open_s3(url: str, options: dict[str, Any]) -> S3Backend:
         client_kwargs = dict(opts.get("client_kwargs") or {})
         client_kwargs.setdefault("region_name", region)
         opts["client_kwargs"] = client_kwargs
-    fs, root = open_filesystem(url, opts, "s3://BUCKET/PATH")
+    fs, root = open_filesystem(url, opts, "s3://BUCKET/PATH", CHECK)
     return S3Backend(url, fs, root, policy, region)
 
 

@@ -1,0 +1,162 @@
+"""Cloud destinations fail the way a user can act on: permanent errors at once, in one sentence
+naming the destination and what to check; transient ones marked for retry. Also
+``ensure_container`` (what ``backupflow init`` calls) on each protocol server.
+"""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from azure.core.exceptions import HttpResponseError, ServiceRequestError
+from botocore.exceptions import ClientError
+from gcsfs.retry import HttpError
+
+from storage.backend import ensure_container, open_backend
+from storage.backend.azure import azure_error_map
+from storage.backend.gcs import gcs_error_map
+from storage.backend.s3 import s3_error_map
+from storage.errors import InvalidConfig, NotFound, PermanentError, TransientError
+from tests.cloud_servers import free_port, moto
+
+SERVERS = ["s3", "azure", "gcs"]
+
+
+def one_sentence(msg: str) -> bool:
+    return "\n" not in msg and msg.endswith(".") and "Traceback" not in msg
+
+
+@pytest.fixture(scope="module")
+def s3_auth_server(tmp_path_factory):
+    """A second moto_server that checks signatures, so bad credentials get a real 403."""
+    server = moto(INITIAL_NO_AUTH_ACTION_COUNT="0").start(tmp_path_factory.mktemp("moto-auth"))
+    yield server
+    server.stop()
+
+
+@pytest.mark.parametrize("kind", SERVERS)
+def test_missing_bucket_fails_at_once_naming_it(kind, request):
+    dest = request.getfixturevalue(f"{kind}_server").new_destination(create=False)
+    backend = open_backend(dest.url, dest.options, retry_seconds=60)  # retry on: it must not retry
+    for call in (lambda: backend.load("config"), lambda: list(backend.list("snapshots/")),
+                 lambda: backend.save("config", b"x"), lambda: backend.stat("config")):
+        started = time.monotonic()
+        with pytest.raises(PermanentError) as info:
+            call()
+        assert time.monotonic() - started < 5
+        msg = info.value.message
+        assert dest.bucket in msg and "does not exist" in msg and "backupflow init" in msg
+        assert one_sentence(msg), msg
+
+
+@pytest.mark.parametrize("kind", SERVERS)
+def test_ensure_container_creates_a_missing_bucket_once(kind, request):
+    dest = request.getfixturevalue(f"{kind}_server").new_destination(create=False)
+    assert ensure_container(dest.url, dest.options) is True
+    assert ensure_container(dest.url, dest.options) is False
+    backend = open_backend(dest.url, dest.options)
+    backend.save("config", b"repository config")
+    assert backend.load("config") == b"repository config"
+    assert [i.name for i in backend.list()] == ["config"]
+
+
+def test_local_ensure_container_makes_the_folder(tmp_path):
+    assert ensure_container(str(tmp_path / "a" / "repo")) is True
+    assert (tmp_path / "a" / "repo").is_dir()
+    assert ensure_container(str(tmp_path / "a" / "repo")) is False
+
+
+def test_s3_bad_credentials_fail_at_once_without_leaking_the_secret(s3_auth_server):
+    options = {"endpoint_url": s3_auth_server.endpoint, "key": "AKIAEXAMPLEWRONG", "secret": "wrong-secret-value"}
+    backend = open_backend("s3://backups/repo", options, retry_seconds=60)
+    for call in (lambda: backend.load("config"), lambda: backend.save("config", b"x"),
+                 lambda: ensure_container("s3://backups/repo", options)):
+        started = time.monotonic()
+        with pytest.raises(PermanentError) as info:
+            call()
+        assert time.monotonic() - started < 5
+        msg = info.value.message
+        assert "s3://backups/repo" in msg and "403" in msg and "AWS_ACCESS_KEY_ID" in msg
+        assert "wrong-secret-value" not in msg and one_sentence(msg), msg
+
+
+def test_azure_bad_account_key_fails_at_once_without_leaking_it(azure_server):
+    dest = azure_server.new_destination()
+    wrong_key = "V3JvbmdLZXlXcm9uZ0tleVdyb25nS2V5V3JvbmdLZXk="
+    conn = dest.options["connection_string"].split("AccountKey=")[0] + f"AccountKey={wrong_key};BlobEndpoint=" + \
+        dest.options["connection_string"].split("BlobEndpoint=")[1]
+    backend = open_backend(dest.url, {"connection_string": conn}, retry_seconds=60)
+    for call in (lambda: backend.load("config"), lambda: list(backend.list()), lambda: backend.save("x", b"x")):
+        started = time.monotonic()
+        with pytest.raises(PermanentError) as info:
+            call()
+        assert time.monotonic() - started < 5
+        msg = info.value.message
+        assert dest.url in msg and "403" in msg and "AZURE_STORAGE_CONNECTION_STRING" in msg
+        assert wrong_key not in msg and one_sentence(msg), msg
+
+
+def test_gcs_missing_credentials_file_is_a_config_error(gcs_server):
+    dest = gcs_server.new_destination()
+    with pytest.raises(InvalidConfig) as info:
+        open_backend(dest.url, {**dest.options, "token": "/nonexistent/service-account.json"})
+    assert "/nonexistent/service-account.json" in info.value.message and one_sentence(info.value.message)
+
+
+def test_azure_without_any_account_names_the_variables(monkeypatch):
+    monkeypatch.delenv("AZURE_STORAGE_CONNECTION_STRING", raising=False)
+    monkeypatch.delenv("AZURE_STORAGE_ACCOUNT_NAME", raising=False)
+    with pytest.raises(InvalidConfig) as info:
+        open_backend("az://backups/repo")
+    assert "AZURE_STORAGE_CONNECTION_STRING" in info.value.message and "az://backups/repo" in info.value.message
+
+
+def test_unreachable_s3_endpoint_is_transient():
+    # SDK-level retries off so the test sees our classification quickly.
+    options = {"endpoint_url": f"http://127.0.0.1:{free_port()}", "key": "k", "secret": "s",
+               "config_kwargs": {"retries": {"max_attempts": 1}, "connect_timeout": 2}}
+    backend = open_backend("s3://backups/repo", options, retry_seconds=0)
+    with pytest.raises(TransientError) as info:
+        backend.load("config")
+    assert "s3://backups/repo" in info.value.message
+
+
+# Servers do not answer 503 or throttle on demand, so these build the vendors' own exception
+# objects for such replies and check the classification the retry layer relies on.
+def _client_error(status: int, code: str) -> ClientError:
+    return ClientError({"Error": {"Code": code, "Message": "m"}, "ResponseMetadata": {"HTTPStatusCode": status}}, "PutObject")
+
+
+@pytest.mark.parametrize("status,code,expected", [
+    (503, "SlowDown", TransientError), (500, "InternalError", TransientError), (429, "TooManyRequests", TransientError),
+    (400, "RequestTimeout", TransientError), (403, "AccessDenied", PermanentError), (404, "NoSuchBucket", NotFound),
+])
+def test_s3_error_classes(status, code, expected):
+    wrapped = OSError("translated by s3fs")
+    wrapped.__cause__ = _client_error(status, code)
+    assert type(s3_error_map(wrapped, "x in s3://b/r")) is expected
+
+
+@pytest.mark.parametrize("exc,expected", [
+    (HttpResponseError(message="busy", response=None), None),
+    (ServiceRequestError("connection reset"), TransientError),
+])
+def test_azure_error_classes(exc, expected):
+    mapped = azure_error_map(exc, "x in az://c/r")
+    assert (type(mapped) if mapped else None) is expected
+
+
+def test_azure_5xx_and_throttling_are_transient():
+    for status in (500, 503, 429):
+        exc = HttpResponseError(message="server busy")
+        exc.status_code = status
+        assert isinstance(azure_error_map(exc, "x in az://c/r"), TransientError)
+    exc = HttpResponseError(message="denied")
+    exc.status_code = 403
+    assert isinstance(azure_error_map(exc, "x in az://c/r"), PermanentError)
+
+
+@pytest.mark.parametrize("status,expected", [(503, TransientError), (429, TransientError), (401, PermanentError)])
+def test_gcs_error_classes(status, expected):
+    assert type(gcs_error_map(HttpError({"code": status, "message": "m"}), "x in gs://b/r")) is expected
+    assert isinstance(gcs_error_map(OSError("Forbidden: b/o\nno access"), "x in gs://b/r"), PermanentError)
