@@ -1,0 +1,94 @@
+"""End to end: `backupflow backup SOURCE --repo URL --json` through the CLI against a running
+Prefect server, against the engine call alone on the same data, to price the orchestration.
+
+Both sides are separate processes on a repository initialised beforehand (not timed): the
+engine side is `python -m bench.engine_driver backup`, the CLI side the installed `backupflow`
+command with PREFECT_API_URL pointing at a Prefect server started here (as the test suite does).
+Overhead per run = median(CLI) - median(engine), for a first backup and for an unchanged
+re-backup (where the data work is small, so the orchestration share is clearest).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+
+from bench import measure
+from bench.tools import Backupflow
+from tests.prefect_server import PrefectServer
+
+TARGET_OVERHEAD_S = 1.5
+
+
+def cli_path() -> Path:
+    return Path(sys.executable).with_name("backupflow")
+
+
+def cli_pending() -> str | None:
+    """None when `backupflow backup` exists, otherwise why the end-to-end part cannot run."""
+    if not cli_path().exists():
+        return f"{cli_path()} is not installed"
+    probe = subprocess.run([str(cli_path()), "backup", "--help"], capture_output=True, text=True)
+    if probe.returncode != 0 or "--repo" not in probe.stdout:
+        return "the `backupflow backup` command is not available yet"
+    return None
+
+
+def measure_overhead(work: Path, source: Path, repeat: int) -> dict:
+    engine = Backupflow(work / "scratch" / "e2e")
+    server = PrefectServer(work / "prefect-home").start()
+    try:
+        cli_env = {**engine.env(), **server.env()}
+        times: dict[str, list[float]] = {"engine_first": [], "engine_again": [], "cli_first": [], "cli_again": []}
+        for i in range(repeat):
+            for side in ("engine", "cli"):
+                repo = work / f"e2e-repo-{side}-{i}"
+                shutil.rmtree(repo, ignore_errors=True)
+                measure.run(engine.init(repo)[0], env=engine.env())
+                for step in ("first", "again"):
+                    if side == "engine":
+                        m = measure.run(engine.backup(repo, source)[0], env=engine.env())
+                    else:
+                        m = measure.run([str(cli_path()), "backup", str(source), "--repo", str(repo), "--json"],
+                                        env=cli_env)
+                        out = json.loads(m.stdout.strip().splitlines()[-1])
+                        assert out.get("snapshot_id") and out.get("flow_run_id"), out
+                    times[f"{side}_{step}"].append(m.wall_s)
+                    print(f"  e2e {side:6} {step:5} {m.wall_s:7.2f} s", file=sys.stderr, flush=True)
+                shutil.rmtree(repo, ignore_errors=True)
+    finally:
+        server.stop()
+    med = {k: statistics.median(v) for k, v in times.items()}
+    return {"times": times, "medians": med,
+            "overhead_first": med["cli_first"] - med["engine_first"],
+            "overhead_again": med["cli_again"] - med["engine_again"]}
+
+
+def report(result: dict) -> str:
+    med = result["medians"]
+    rows = ["| Run | Engine alone (s) | CLI + Prefect server (s) | Orchestration overhead (s) | Target | Met |",
+            "|---|---|---|---|---|---|"]
+    for step, label in (("first", "First backup"), ("again", "Unchanged re-backup")):
+        over = result[f"overhead_{step}"]
+        rows.append(f"| {label} | {med[f'engine_{step}']:.2f} | {med[f'cli_{step}']:.2f} | {over:.2f} "
+                    f"| <= {TARGET_OVERHEAD_S} | {'yes' if over <= TARGET_OVERHEAD_S else '**no**'} |")
+    return "\n".join(rows) + "\n"
+
+
+def run_and_report(work: Path, source: Path, repeat: int) -> str:
+    why = cli_pending()
+    if why:
+        return f"End-to-end orchestration overhead: pending ({why}).\n"
+    return "End to end through the CLI against a running Prefect server:\n\n" + \
+        report(measure_overhead(work, source, repeat))
+
+
+if __name__ == "__main__":  # python -m bench.e2e SOURCE_DIR [REPEAT]
+    _work = Path(os.environ.get("BENCH_WORKDIR", "/tmp/backupflow-e2e"))
+    _work.mkdir(parents=True, exist_ok=True)
+    print(run_and_report(_work, Path(sys.argv[1]), int(sys.argv[2]) if len(sys.argv) > 2 else 3))

@@ -1,0 +1,223 @@
+"""Side by side: backupflow (engine API), restic and borg on the same seeded workspace, in one run.
+
+    python -m bench.run [--scale 1.0] [--repeat 3] [--out FILE.md] [--tools backupflow,restic,borg]
+
+Per repeat, every tool gets a fresh repository and the same steps, in a rotating tool order:
+first backup, unchanged re-backup, (the workspace is mutated once, ~2 % of files) backup after
+mutation, full restore of the latest snapshot into an empty directory (compared byte-for-byte
+with the source afterwards, outside the timing), verify with data read. Before every timed
+step on a changed tree the whole workspace is read once, so each tool sees a warm page cache
+(dropping the cache is not reliably possible here). The report gives medians over repeats
+and the ratio of the subject (backupflow) to the better of the peers per metric.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from bench import dataset, e2e, growth, measure
+from bench.tools import TOOLS, Tool
+
+# metric key -> (label, unit, target ratio, compared against "best" peer or one named peer)
+METRICS = {
+    "first_backup_s": ("First backup", "s", 1.0, "best"),
+    "rebackup_s": ("Unchanged re-backup", "s", 1.0, "best"),
+    "mutation_backup_s": ("Backup after mutation", "s", 1.0, "best"),
+    "mutation_growth": ("Repository growth from the mutation", "MiB", 1.1, "best"),
+    "restore_s": ("Full restore", "s", 0.9, "best"),
+    "verify_s": ("Verify with data read", "s", 1.0, "best"),
+    "repo_size": ("Repository size (3 snapshots)", "MiB", 1.0, "best"),
+    "first_backup_rss": ("Peak memory, first backup", "MiB", 1.0, "restic"),
+    "mutation_backup_rss": ("Peak memory, backup after mutation", "MiB", 1.0, "restic"),
+    "peak_rss": ("Peak memory, any step", "MiB", 1.0, "restic"),
+}
+MiB = 1 << 20
+
+
+def log(msg: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+def _step(tool: Tool, cmd_cwd: tuple[list[str], Path | None]) -> measure.Measurement:
+    cmd, cwd = cmd_cwd
+    return measure.run(cmd, env=tool.env(), cwd=cwd)
+
+
+def run_repeat(tools: list[Tool], base: Path, work: Path, mutate_seed: int, results: dict) -> dict:
+    """One repeat: every tool through every step on a fresh copy of the workspace."""
+    src = work / "src"
+    shutil.rmtree(src, ignore_errors=True)
+    subprocess.run(["cp", "-a", str(base), str(src)], check=True)
+    measure.warm_up(src)
+    repos = {t.name: work / f"repo-{t.name}" for t in tools}
+    sizes: dict[str, dict[str, int]] = {t.name: {} for t in tools}
+    rows: dict[str, dict] = {t.name: {"rss": {}} for t in tools}
+
+    def record(tool: Tool, key: str, m: measure.Measurement) -> None:
+        rows[tool.name][key] = m.wall_s
+        rows[tool.name]["rss"][key] = m.peak_rss
+        log(f"  {tool.name:10} {key:18} {m.wall_s:8.2f} s  peak {m.peak_rss / MiB:7.1f} MiB")
+
+    for tool in tools:
+        shutil.rmtree(repos[tool.name], ignore_errors=True)
+        _step(tool, tool.init(repos[tool.name]))
+        record(tool, "first_backup_s", _step(tool, tool.backup(repos[tool.name], src)))
+        sizes[tool.name]["first"] = measure.tree_size(repos[tool.name])
+        record(tool, "rebackup_s", _step(tool, tool.backup(repos[tool.name], src)))
+        sizes[tool.name]["rebackup"] = measure.tree_size(repos[tool.name])
+    summary = dataset.mutate(src, mutate_seed)
+    log(f"  mutated: {summary}")
+    measure.warm_up(src)
+    for tool in tools:
+        record(tool, "mutation_backup_s", _step(tool, tool.backup(repos[tool.name], src)))
+        sizes[tool.name]["mutation"] = measure.tree_size(repos[tool.name])
+    for tool in tools:
+        target = work / f"restore-{tool.name}"
+        shutil.rmtree(target, ignore_errors=True)
+        target.mkdir()
+        record(tool, "restore_s", _step(tool, tool.restore(repos[tool.name], target)))
+        diff = measure.compare_trees(src, tool.restored_root(target, src))
+        rows[tool.name]["restore_check"] = diff.summary()
+        rows[tool.name]["restore_identical"] = diff.identical
+        log(f"  {tool.name:10} restored tree: {diff.summary()}")
+        shutil.rmtree(target, ignore_errors=True)
+    for tool in tools:
+        record(tool, "verify_s", _step(tool, tool.verify(repos[tool.name])))
+    for tool in tools:
+        row, s = rows[tool.name], sizes[tool.name]
+        row["mutation_growth"] = (s["mutation"] - s["rebackup"]) / MiB
+        row["repo_size"] = s["mutation"] / MiB
+        row["first_backup_size"] = s["first"] / MiB
+        row["first_backup_rss"] = row["rss"]["first_backup_s"] / MiB
+        row["mutation_backup_rss"] = row["rss"]["mutation_backup_s"] / MiB
+        row["peak_rss"] = max(row["rss"].values()) / MiB
+        results.setdefault(tool.name, []).append(row)
+        shutil.rmtree(repos[tool.name], ignore_errors=True)
+    return summary
+
+
+def medians(results: dict) -> dict[str, dict[str, float]]:
+    return {name: {k: statistics.median(r[k] for r in rows) for k in METRICS} for name, rows in results.items()}
+
+
+def ratio(med: dict, subject: str, key: str) -> tuple[float | None, str]:
+    """subject / reference for one metric, and the name of the reference."""
+    versus = METRICS[key][3]
+    peers = {n: m[key] for n, m in med.items() if n != subject}
+    if subject not in med or not peers:
+        return None, ""
+    ref_name = versus if versus in peers else min(peers, key=peers.get)
+    ref = peers[ref_name]
+    if ref <= 0:
+        return None, ref_name
+    return med[subject][key] / ref, ref_name
+
+
+def _fmt(v: float, unit: str) -> str:
+    return f"{v:.2f}" if unit == "s" or v < 10 else f"{v:.0f}"
+
+
+def report(results: dict, subject: str, info: dict) -> str:
+    med = medians(results)
+    names = list(med)
+    lines = [f"| Metric | {' | '.join(names)} | {subject} / reference | Target | Met |",
+             "|---" * (len(names) + 4) + "|"]
+    for key, (label, unit, target, versus) in METRICS.items():
+        r, ref_name = ratio(med, subject, key)
+        vals = " | ".join(_fmt(med[n][key], unit) for n in names)
+        ref_txt = "restic" if versus == "restic" else "best"
+        rtxt = f"{r:.3f} (vs {ref_name})" if r is not None else "n/a"
+        met = "n/a" if r is None else ("yes" if r <= target else "**no**")
+        lines.append(f"| {label} ({unit}) | {vals} | {rtxt} | <= {target} vs {ref_txt} | {met} |")
+    checks = ", ".join(
+        f"{n}: {sum(r['restore_identical'] for r in rows)}/{len(rows)} identical"
+        + ("" if all(r["restore_check"] == "identical" for r in rows) else f" ({rows[-1]['restore_check']})")
+        for n, rows in results.items())
+    lines += ["", f"Restored trees compared byte-for-byte with the source: {checks}."]
+    for name, why in info.get("unavailable", {}).items():
+        lines.append(f"\n{name} was not measured: {why}.")
+    lines.append(f"\nMedians of {info['repeat']} repeat(s); dataset scale {info['scale']}: "
+                 f"{info['dataset']['files']} files, {info['dataset']['bytes'] / MiB:.0f} MiB; "
+                 f"mutation: {info.get('mutation', {})}.")
+    return "\n".join(lines) + "\n"
+
+
+def machine() -> dict:
+    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")), platform.processor())
+    mem = next((line.split()[1] for line in Path("/proc/meminfo").read_text().splitlines()
+                if line.startswith("MemTotal")), "0")
+    disk = subprocess.run(["df", "-h", "--output=source,fstype,size", tempfile.gettempdir()],
+                          capture_output=True, text=True).stdout.strip().splitlines()[-1]
+    return {"nproc": os.cpu_count(), "cpu": cpu, "ram_gib": round(int(mem) / (1 << 20), 1),
+            "disk": " ".join(disk.split()), "kernel": platform.release(), "python": sys.version.split()[0]}
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__.split("\n\n")[0])
+    p.add_argument("--scale", type=float, default=1.0)
+    p.add_argument("--repeat", type=int, default=3)
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--tools", default="backupflow,restic,borg")
+    p.add_argument("--subject", default="backupflow", help="the tool whose ratios are reported")
+    p.add_argument("--out", help="write the Markdown report here as well")
+    p.add_argument("--json-out", help="write raw results (every repeat) as JSON here")
+    p.add_argument("--workdir", help="where datasets and repositories go (default: a new temp dir)")
+    p.add_argument("--e2e", action="store_true", help="also measure CLI + Prefect server overhead")
+    p.add_argument("--grow", type=int, default=0, metavar="N",
+                   help="also record peak memory over N+1 backups of distinct workspaces into one repository")
+    args = p.parse_args(argv)
+
+    work = Path(args.workdir or tempfile.mkdtemp(prefix="backupflow-bench-"))
+    work.mkdir(parents=True, exist_ok=True)
+    tools, unavailable = [], {}
+    for name in args.tools.split(","):
+        tool = TOOLS[name.strip()](work / "scratch" / name.strip())
+        why = tool.available()
+        if why:
+            unavailable[tool.name] = why
+            log(f"skipping {tool.name}: {why}")
+        else:
+            tools.append(tool)
+    base = work / "dataset"
+    shutil.rmtree(base, ignore_errors=True)
+    t0 = time.perf_counter()
+    info = {"scale": args.scale, "repeat": args.repeat, "dataset": dataset.generate(base, args.seed, args.scale),
+            "unavailable": unavailable, "machine": machine(), "versions": {t.name: t.version() for t in tools},
+            "command": "python -m bench.run " + " ".join(argv if argv is not None else sys.argv[1:])}
+    log(f"dataset generated in {time.perf_counter() - t0:.1f} s: {info['dataset']}")
+    results: dict[str, list] = {}
+    for r in range(args.repeat):
+        order = tools[r % len(tools):] + tools[:r % len(tools)]
+        log(f"repeat {r + 1}/{args.repeat}, order {[t.name for t in order]}")
+        info["mutation"] = run_repeat(order, base, work, args.seed + 1, results)
+    results = {t.name: results[t.name] for t in tools}  # stable column order
+    text = report(results, args.subject, info)
+    if args.grow:
+        info["growth"] = growth.measure_growth(tools, base, work, args.scale, args.grow, args.seed)
+        text += "\n" + growth.report(info["growth"])
+    if args.e2e:
+        text += "\n" + e2e.run_and_report(work, base, args.repeat)
+    print(text)
+    if args.out:
+        Path(args.out).write_text(text)
+    json_out = Path(args.json_out) if args.json_out else work / "results.json"
+    json_out.write_text(json.dumps({"info": info, "results": results}, indent=1, default=str))
+    log(f"raw results: {json_out}")
+    if not args.workdir:
+        shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
