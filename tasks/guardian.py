@@ -29,11 +29,13 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+from prefect import get_client
 from prefect.context import FlowRunContext
 from prefect.exceptions import FlowPauseTimeout
 from prefect.flow_runs import pause_flow_run
 from prefect.input import RunInput, create_flow_run_input
 from prefect.settings import get_current_settings
+from prefect.states import Failed
 
 from storage.audit import AuditLog, current_user
 from storage.config import GuardianSettings, Settings, load_settings
@@ -123,7 +125,7 @@ def _wait_in_flow_run(request: ApprovalRequest, policy: GuardianSettings, audit:
             answer = pause_flow_run(wait_for_input=form, timeout=max(1, math.ceil(remaining)),
                                     poll_interval=POLL_SECONDS, key=f"{PAUSE_KEY_PREFIX}{round_}")
         except FlowPauseTimeout:
-            _timed_out(request, policy, audit, run_id, target, verdict)
+            _timed_out(request, policy, audit, run_id, target, verdict, expire_pause=True)
         decision = Decision(bool(answer.approved), str(answer.approver or "").strip(), str(answer.reason or ""))
         verdict = _record(request, policy, audit, run_id, target, decisions, decision)
         if verdict.status == "approved":
@@ -153,13 +155,19 @@ def _record(request: ApprovalRequest, policy: GuardianSettings, audit: AuditLog,
 
 
 def _timed_out(request: ApprovalRequest, policy: GuardianSettings, audit: AuditLog, run_id: str | None,
-               target: str, verdict: Verdict) -> None:
+               target: str, verdict: Verdict, expire_pause: bool = False) -> None:
     audit.log_event("approval.timed_out", user=request.requester, flow_run_id=run_id, target=target,
                     details={"timeout_seconds": policy.timeout_seconds, "verdict": verdict.to_dict()},
                     outcome="rejected")
     _log_outcome(request, audit, run_id, target, "rejected", "timed out")
-    raise ApprovalTimeout(f"Nobody approved the {summary_line(request.operation)} within "
-                          f"{policy.timeout_seconds:g} s, so it was rejected; nothing was changed.")
+    error = ApprovalTimeout(f"Nobody approved the {summary_line(request.operation)} within "
+                            f"{policy.timeout_seconds:g} s, so it was rejected; nothing was changed.")
+    if expire_pause and run_id:
+        # The server turns any move out of an expired pause into "The flow was paused and never
+        # resumed"; set our own Failed state first so the run says it was rejected and why.
+        with get_client(sync_client=True) as client:
+            client.set_flow_run_state(run_id, Failed(message=f"ApprovalTimeout: {error.message}"), force=True)
+    raise error
 
 
 def _decide_locally(request: ApprovalRequest, policy: GuardianSettings, audit: AuditLog,
