@@ -19,7 +19,7 @@ from storage.errors import InvalidConfig
 
 _UNITS = {"": 1, "b": 1, "k": 1000, "kb": 1000, "kib": 1024, "m": 1000**2, "mb": 1000**2, "mib": 1024**2,
           "g": 1000**3, "gb": 1000**3, "gib": 1024**3}
-_RATE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([a-z]*)\s*(?:/\s*s|ps)?\s*$", re.IGNORECASE)
+_RATE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([a-z]*?)\s*(?:/\s*s|ps)?\s*$", re.IGNORECASE)
 
 
 def parse_rate(value: str | int | float | None, setting: str = "limit") -> float | None:

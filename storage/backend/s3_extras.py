@@ -99,9 +99,3 @@ def delete_version(fs: Any, bucket: str, key: str, version: str | None) -> None:
         params["VersionId"] = version
     fs.call_s3("delete_object", **params)
 
-
-def retention(fs: Any, bucket: str, key: str, version: str | None) -> dict[str, Any]:
-    params = {"Bucket": bucket, "Key": key}
-    if version:
-        params["VersionId"] = version
-    return fs.call_s3("get_object_retention", **params).get("Retention", {})
