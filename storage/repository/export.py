@@ -50,6 +50,20 @@ def export_snapshot(repo, snap: Snapshot, out_path: str, include: list[str] | No
     prefer = {p for s in repo.snapshots.all() if s.chain == snap.chain for p in s.packs}
     codec = Codec(repo.config.compression_level)
     tmp = out + ".part"
+    try:
+        files = _write_tar(repo, snap, entries, prefer, codec, tmp)
+    except BaseException:
+        # A damaged chunk or a full disk must not leave half an archive behind.
+        try:
+            os.remove(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+    os.replace(tmp, out)
+    return {"snapshot_id": snap.id, "file": out, "files": files, "bytes": os.path.getsize(out)}
+
+
+def _write_tar(repo, snap: Snapshot, entries: list[dict], prefer: set[str], codec: Codec, tmp: str) -> int:
     files = 0
     with tarfile.open(tmp, "w:gz", compresslevel=6, format=tarfile.PAX_FORMAT) as tar:
         for e in entries:
@@ -73,5 +87,4 @@ def export_snapshot(repo, snap: Snapshot, out_path: str, include: list[str] | No
                 ti.size = src["size"]
                 tar.addfile(ti, io.BufferedReader(_ChunkReader(repo, codec, src["chunks"], prefer, e["path"]), 1 << 20))
                 files += 1
-    os.replace(tmp, out)
-    return {"snapshot_id": snap.id, "file": out, "files": files, "bytes": os.path.getsize(out)}
+    return files
