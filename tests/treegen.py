@@ -81,7 +81,7 @@ def make_tree(root: str | os.PathLike, seed: int = 1, big: bool = False, scale: 
 
     # plain source-like files in nested folders
     for i in range(12 * scale):
-        depth = rng.randint(0, 3)
+        depth = rng.randint(0, 3) if i else 0  # file0.py at the top, for link-to-file
         folder = "/".join(f"dir{rng.randint(0, 3)}" for _ in range(depth))
         rel = f"{folder}/file{i}.py" if folder else f"file{i}.py"
         add(rel, text(rng, rng.randint(10, 40_000)))

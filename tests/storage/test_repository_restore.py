@@ -1,0 +1,175 @@
+"""Restore: whole snapshots and selected paths, every chunk checked, nothing written outside the target."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from pathlib import Path
+
+import pytest
+
+from storage import Repository
+from storage.errors import IntegrityError, NotFound, PathEscape
+from storage.objects import pack_name
+from tests.treegen import assert_same_tree, fingerprint, make_tree
+
+
+@pytest.fixture(scope="module")
+def backed_up(tmp_path_factory):
+    base = tmp_path_factory.mktemp("restore")
+    tree = make_tree(base / "src", seed=11)
+    repo = Repository.init(str(base / "repo"))
+    result = repo.backup(str(tree.root))
+    return repo, tree, result.snapshot_id
+
+
+def _everything_under(path: Path) -> list[str]:
+    if not path.exists():
+        return []
+    return sorted(os.path.relpath(os.path.join(d, n), path) for d, ds, fs in os.walk(path) for n in ds + fs)
+
+
+def test_whole_snapshot_restores_identically(backed_up, tmp_path):
+    repo, tree, sid = backed_up
+    result = repo.restore(sid[:10], str(tmp_path / "out"))
+    assert result["snapshot_id"] == sid
+    assert_same_tree(tree.root, tmp_path / "out")
+
+
+def test_restore_over_a_changed_copy_brings_the_snapshot_back(backed_up, tmp_path):
+    repo, tree, sid = backed_up
+    out = tmp_path / "out"
+    repo.restore(sid, str(out))
+    (out / "with space.txt").write_text("local edit")
+    os.chmod(out / "bin/run.sh", 0o600)
+    os.remove(out / "link-to-file")
+    os.remove(out / "link-dangling")
+    os.symlink("elsewhere", out / "link-dangling")        # a symlink pointing somewhere else
+    (out / "empty-dir").rmdir()
+    repo.restore(sid, str(out))
+    assert_same_tree(tree.root, out)
+
+
+def test_selected_paths_only(backed_up, tmp_path):
+    repo, tree, sid = backed_up
+    out = tmp_path / "out"
+    wanted = ["media", "odd folder ü/-rf", "hard/second name.txt", "link-dangling"]
+    repo.restore(sid, str(out), include=wanted)
+    src_fp = fingerprint(tree.root).entries
+    got = fingerprint(out).entries
+    expected = {p for p in src_fp if any(p == w or p.startswith(w + "/") for w in wanted)}
+    # only what was asked for, plus the folders that hold it
+    assert set(got) == expected | {"odd folder ü", "hard"}
+    for p in expected:
+        if src_fp[p][0] == "file":  # a hard link restored without its primary keeps the content
+            assert got[p][:2] + got[p][3:] == src_fp[p][:2] + src_fp[p][3:], p
+            assert got[p][2] == src_fp[p][2], f"{p}: mtime"
+        else:
+            assert got[p] == src_fp[p], p
+
+
+def test_unknown_include_is_a_clear_error(backed_up, tmp_path):
+    repo, _, sid = backed_up
+    with pytest.raises(NotFound, match="not-there"):
+        repo.restore(sid, str(tmp_path / "out"), include=["not-there"])
+    assert not (tmp_path / "out").exists()
+
+
+# --- nothing is ever written outside the target ----------------------------------------------
+
+def _crafted(repo: Repository, sid: str, extra: list[dict]) -> str:
+    """Save a copy of snapshot ``sid`` with ``extra`` entries, as a hostile repository would."""
+    snap = repo.snapshot(sid)
+    real_file = next(e for e in snap.tree if e["type"] == "file" and e["chunks"])
+    entries = []
+    for e in extra:
+        e = dict(e)
+        if e["type"] == "file":
+            e.update({k: real_file[k] for k in ("size", "chunks", "sha256", "mtime_ns")}, mode=0o644)
+        entries.append(e)
+    crafted = type(snap)(**{**snap.__dict__, "id": "", "tree": sorted(snap.tree + entries, key=lambda x: x["path"])})
+    return repo.snapshots.save(crafted)
+
+
+@pytest.mark.parametrize("case", ["dotdot", "absolute", "below-symlink", "hardlink-out", "dotdot-deep"])
+def test_hostile_manifest_is_refused_and_nothing_is_written(backed_up, tmp_path, case):
+    repo, _, sid = backed_up
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    target = tmp_path / "target"
+    extra = {
+        "dotdot": [{"path": "../outside/escaped.txt", "type": "file"}],
+        "dotdot-deep": [{"path": "media/../../outside/escaped.txt", "type": "file"}],
+        "absolute": [{"path": str(outside / "escaped.txt"), "type": "file"}],
+        "below-symlink": [
+            {"path": "zz-link", "type": "symlink", "target": str(outside), "mode": 0o777, "mtime_ns": 0},
+            {"path": "zz-link/escaped.txt", "type": "file"},
+        ],
+        "hardlink-out": [{"path": "zz-hard", "type": "hardlink", "link": "../outside/escaped.txt",
+                          "mode": 0o644, "mtime_ns": 0}],
+    }[case]
+    bad = _crafted(repo, sid, extra)
+    with pytest.raises(PathEscape) as err:
+        repo.restore(bad, str(target))
+    assert "restore refused" in err.value.message
+    assert _everything_under(target) == []
+    assert _everything_under(outside) == []
+    # the plan (what the flow previews) refuses it too, and so does export
+    with pytest.raises(PathEscape):
+        repo.plan_restore(bad, str(target))
+    with pytest.raises(PathEscape):
+        repo.export_tar(bad, str(tmp_path / "x.tar.gz"))
+    assert not (tmp_path / "x.tar.gz").exists()
+
+
+def test_existing_symlink_in_target_pointing_outside_is_refused(backed_up, tmp_path):
+    repo, _, sid = backed_up
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    target = tmp_path / "target"
+    target.mkdir()
+    os.symlink(outside, target / "media")  # the snapshot has files under media/
+    with pytest.raises(PathEscape, match="media"):
+        repo.restore(sid, str(target))
+    assert _everything_under(outside) == []
+
+
+def test_existing_file_symlink_in_target_is_replaced_not_followed(backed_up, tmp_path):
+    repo, tree, sid = backed_up
+    outside = tmp_path / "victim.txt"
+    outside.write_text("must stay")
+    target = tmp_path / "target"
+    target.mkdir()
+    os.symlink(outside, target / "with space.txt")
+    repo.restore(sid, str(target), include=["with space.txt"])
+    assert outside.read_text() == "must stay"
+    assert not os.path.islink(target / "with space.txt")
+    assert (target / "with space.txt").read_bytes() == (tree.root / "with space.txt").read_bytes()
+
+
+def test_a_damaged_chunk_stops_the_restore(tmp_path):
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "only.bin").write_bytes(os.urandom(100_000))
+    repo = Repository.init(str(tmp_path / "repo"))
+    repo.backup(str(src))
+    loc = repo.index.lookup(next(iter(repo.index.items()))[0])
+    path = tmp_path / "repo" / pack_name(loc.pack)
+    data = bytearray(path.read_bytes())
+    data[loc.offset + 10] ^= 0x40
+    os.chmod(path, 0o644)
+    path.write_bytes(bytes(data))
+    with pytest.raises(IntegrityError, match="damaged"):
+        Repository.open(str(tmp_path / "repo")).restore("latest", str(tmp_path / "out"))
+    # the damaged bytes never reached the file
+    out = tmp_path / "out" / "only.bin"
+    assert not out.exists() or out.read_bytes() != bytes(data[loc.offset:loc.offset + loc.length])
+    assert not out.exists() or out.stat().st_size == 0
+
+
+def test_memory_repository_restores_too(tmp_path):
+    tree = make_tree(tmp_path / "src", seed=5)
+    repo = Repository.init(f"memory://{uuid.uuid4().hex}")
+    repo.backup(str(tree.root))
+    Repository.open(repo.url).restore("latest", str(tmp_path / "out"))
+    assert_same_tree(tree.root, tmp_path / "out")
