@@ -50,7 +50,7 @@ def test_factory_enables_faults_from_the_environment(tmp_path, monkeypatch):
     monkeypatch.setenv("BACKUPFLOW_FAULT_RATE", "0.2")
     monkeypatch.setenv("BACKUPFLOW_FAULT_SEED", "3")
     backend = open_backend(str(tmp_path / "repo"), retry_seconds=60)
-    objects = _objects(40)
+    objects = _objects(15)
     for name, data in objects.items():
         backend.save(name, data)
     assert {n: backend.load(n) for n in objects} == objects
