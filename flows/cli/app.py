@@ -11,6 +11,9 @@ import typer
 for _key, _value in {
     "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
     "PREFECT_LOGGING_LEVEL": "WARNING",
+    # A failed run must end as one sentence on stderr: Prefect's console handler would print
+    # the task and flow failure with a full traceback first. Logs still reach the API (the UI).
+    "PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL": "CRITICAL",
     "GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT": "false",
 }.items():
     os.environ.setdefault(_key, _value)
