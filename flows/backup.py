@@ -9,6 +9,7 @@ from prefect import flow
 
 from flows.runtime import current_flow_run_id
 from storage.backend import display_url
+from tasks.audit import audited
 from tasks.backup import abandon_backup, commit_snapshot, plan_backup, publish_backup_report, scan_workspace, upload_packs
 
 
@@ -19,15 +20,19 @@ def backup_flow(source: str, repo: str, type: str | None = None, excludes: list[
     """Back up ``source`` into the repository at ``repo`` (created if the location is empty)."""
     started = time.monotonic()
     options = options or {}
-    plan = plan_backup(repo, options, source, type, excludes or [], tags or [], description, compression_level)
-    try:
-        scan = scan_workspace(repo, options, plan)
-        stored = upload_packs(repo, options, plan, scan, connections)
-        summary = commit_snapshot(repo, options, plan, stored)
-    except BaseException:
-        abandon_backup(repo, options, plan)
-        raise
-    summary["duration_seconds"] = round(time.monotonic() - started, 3)
-    summary["flow_run_id"] = current_flow_run_id()
-    publish_backup_report(summary, display_url(repo))
+    with audited("backup", "started", target=source, repo=repo,
+                 details={"type": type, "tags": tags or []}, options=options) as trail:
+        plan = plan_backup(repo, options, source, type, excludes or [], tags or [], description, compression_level)
+        try:
+            scan = scan_workspace(repo, options, plan)
+            stored = upload_packs(repo, options, plan, scan, connections)
+            summary = commit_snapshot(repo, options, plan, stored)
+        except BaseException:
+            abandon_backup(repo, options, plan)
+            raise
+        summary["duration_seconds"] = round(time.monotonic() - started, 3)
+        summary["flow_run_id"] = current_flow_run_id()
+        publish_backup_report(summary, display_url(repo))
+        trail.details.update(snapshot=summary.get("snapshot_id") or summary.get("id"), type=summary.get("type"),
+                             stats=summary.get("stats"))
     return summary

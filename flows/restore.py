@@ -9,6 +9,7 @@ from prefect import flow
 
 from flows.runtime import current_flow_run_id
 from storage.backend import display_url
+from tasks.audit import audited
 from tasks.guardian import request_approval
 from tasks.restore import fetch_snapshot, plan_restore, write_files
 
@@ -18,16 +19,21 @@ def restore_flow(snapshot: str, target: str, repo: str, include: list[str] | Non
                  options: dict[str, Any] | None = None, requester: str | None = None) -> dict[str, Any]:
     """Restore ``snapshot`` (id, prefix or 'latest') of ``repo`` into ``target``."""
     options = options or {}
-    plan = plan_restore(repo, options, snapshot, target, include)
-    request_approval({
-        "kind": "restore", "repo": display_url(repo), "snapshot": plan["snapshot"], "target": plan["target"],
-        "requester": requester or getpass.getuser(),
-        "target_exists": plan["target_exists"], "target_empty": plan["target_empty"],
-        "preview": {"create": plan["create"], "overwrite": plan["overwrite"], "delete": plan["delete"],
-                    "bytes": plan["bytes"]},
-    })
-    fetched = fetch_snapshot(repo, options, plan["snapshot"], include)
-    result = write_files(repo, options, fetched["snapshot_id"], plan["target"], include, plan["files"], plan["bytes"])
-    result["flow_run_id"] = current_flow_run_id()
-    result["overwritten"] = len(plan["overwrite"])
+    requester = requester or getpass.getuser()
+    with audited("restore", "requested", target=target, repo=repo, user=requester,
+                 details={"snapshot": snapshot, "include": include}, options=options) as trail:
+        plan = plan_restore(repo, options, snapshot, target, include)
+        request_approval({
+            "kind": "restore", "repo": display_url(repo), "snapshot": plan["snapshot"], "target": plan["target"],
+            "requester": requester,
+            "target_exists": plan["target_exists"], "target_empty": plan["target_empty"],
+            "preview": {"create": plan["create"], "overwrite": plan["overwrite"], "delete": plan["delete"],
+                        "bytes": plan["bytes"]},
+        })
+        fetched = fetch_snapshot(repo, options, plan["snapshot"], include)
+        result = write_files(repo, options, fetched["snapshot_id"], plan["target"], include, plan["files"], plan["bytes"])
+        result["flow_run_id"] = current_flow_run_id()
+        result["overwritten"] = len(plan["overwrite"])
+        trail.details.update(snapshot=fetched["snapshot_id"], files=result.get("files"), bytes=result.get("bytes"),
+                             overwritten=result["overwritten"])
     return result

@@ -13,6 +13,7 @@ from typing import Any, NoReturn
 
 import typer
 
+from storage.audit import log_config_error
 from storage.errors import BackupError, InvalidConfig
 
 REPO_OPTION = typer.Option(None, "--repo", "-r", help="Repository URL (or set BACKUPFLOW_REPO).")
@@ -54,6 +55,8 @@ def run_guarded(fn, *args, **kwargs):
     try:
         return fn(*args, **kwargs)
     except BackupError as exc:
+        if isinstance(exc, InvalidConfig):
+            log_config_error(exc.message)  # configuration errors are on the audit record too
         fail(exc.message, exc.exit_code)
     except KeyboardInterrupt:
         fail("interrupted; nothing that was already backed up was changed.", 130)

@@ -35,6 +35,7 @@ from storage.audit.log import AuditLog, current_user, parse_since
 from storage.audit.mirror import RepositoryMirror, read_mirror
 from storage.backend import open_backend
 from storage.config import Settings, load_settings
+from storage.errors import BackupError
 
 
 def open_audit_log(settings: Settings | None = None, repository: str | None = None,
@@ -46,6 +47,21 @@ def open_audit_log(settings: Settings | None = None, repository: str | None = No
     if repository and settings.audit.mirror_to_repository:
         mirror = RepositoryMirror(open_backend(repository, options))
     return AuditLog(settings.audit_path, mirror=mirror)
+
+
+def log_config_error(message: str, source: str | None = None) -> None:
+    """Record a configuration error; never raises (the error being reported matters more).
+
+    The configuration may be the thing that is broken, so an unreadable config falls back to
+    the default audit directory (still overridden by ``BACKUPFLOW_AUDIT_PATH``)."""
+    try:
+        settings = load_settings(source)
+    except BackupError:
+        settings = Settings()
+    try:
+        AuditLog(settings.audit_path).log_event("config.error", details={"message": message}, outcome="failed")
+    except BackupError:
+        pass
 
 
 class _ConfiguredAuditLog:
@@ -62,5 +78,5 @@ audit_logger = _ConfiguredAuditLog()
 
 __all__ = [
     "AuditLog", "GENESIS", "Problem", "RepositoryMirror", "VerifyReport", "audit_logger",
-    "current_user", "open_audit_log", "parse_since", "read_mirror",
+    "current_user", "log_config_error", "open_audit_log", "parse_since", "read_mirror",
 ]

@@ -29,7 +29,7 @@ from storage.audit.chain import (
     FILE_PREFIX, FILE_SUFFIX, GENESIS, HEAD_FILE, VerifyReport, canonical, day_files, day_of,
     event_hash, verify_directory,
 )
-from storage.errors import InvalidInput
+from storage.errors import InvalidConfig, InvalidInput
 
 _logger = logging.getLogger(__name__)
 
@@ -86,6 +86,19 @@ class AuditLog:
         """Append one event and return it (with its id, time and hashes)."""
         if not event_type:
             raise InvalidInput("An audit event needs a type.")
+        try:
+            event = self._append(event_type, user, target, details, outcome, flow_run_id)
+        except OSError as exc:
+            raise InvalidConfig(f"Cannot write the audit log in {self.directory} ({exc.strerror or exc}); "
+                                "fix [audit] audit_path or BACKUPFLOW_AUDIT_PATH.") from None
+        if self.mirror is not None:
+            try:
+                self.mirror(event)
+            except Exception as exc:  # the local log is the record; the mirror is a copy
+                _logger.warning("audit event %s was not mirrored: %s", event["id"], exc)
+        return event
+
+    def _append(self, event_type, user, target, details, outcome, flow_run_id) -> dict[str, Any]:
         self.directory.mkdir(parents=True, exist_ok=True)
         with self._locked():
             prev_hash, count = self._read_head()
@@ -114,11 +127,6 @@ class AuditLog:
             finally:
                 os.close(fd)
             self._write_head(event["hash"], count + 1)
-        if self.mirror is not None:
-            try:
-                self.mirror(event)
-            except Exception as exc:  # the local log is the record; the mirror is a copy
-                _logger.warning("audit event %s was not mirrored: %s", event["id"], exc)
         return event
 
     # the name the issue and older code use
