@@ -34,6 +34,7 @@ from prefect.context import FlowRunContext
 from prefect.exceptions import FlowPauseTimeout
 from prefect.flow_runs import pause_flow_run
 from prefect.input import RunInput, create_flow_run_input
+from prefect.logging import get_run_logger
 from prefect.settings import get_current_settings
 from prefect.states import Failed
 
@@ -44,7 +45,12 @@ from storage.guardian import (
     ApprovalRequest, Decision, Verdict, approvals_needed, decide, describe, summary_line,
 )
 
-logger = logging.getLogger("backupflow.guardian")
+_module_logger = logging.getLogger("backupflow.guardian")
+
+
+def _logger() -> logging.Logger | logging.LoggerAdapter:
+    """The run logger inside a flow run (its lines reach the Prefect UI), else this module's."""
+    return get_run_logger() if FlowRunContext.get() else _module_logger
 
 REQUEST_KEY = "backupflow-approval-request"
 PAUSE_KEY_PREFIX = "approval-"
@@ -143,7 +149,7 @@ def _record(request: ApprovalRequest, policy: GuardianSettings, audit: AuditLog,
     if len(verdict.refused) > refused_before:
         audit.log_event("approval.refused", user=user, flow_run_id=run_id, target=target,
                         details=details, outcome="refused")
-        logger.warning("Approval refused: %s; still waiting for a valid decision.", verdict.refused[-1])
+        _logger().warning("Approval refused: %s; still waiting for a valid decision.", verdict.refused[-1])
         return verdict
     audit.log_event("approval.decided", user=user, flow_run_id=run_id, target=target,
                     details=details, outcome="approved" if decision.approved else "rejected")
@@ -182,7 +188,7 @@ def _decide_locally(request: ApprovalRequest, policy: GuardianSettings, audit: A
         return _reject_locally(request, audit, run_id, target, "the approval callback did not give a valid approval "
                                f"({'; '.join(verdict.refused) or verdict.message})")
     if LOCAL.auto_approve:
-        logger.warning("AUTO-APPROVING %s (%s risk): auto-approval is on; never use it in production.",
+        _logger().warning("AUTO-APPROVING %s (%s risk): auto-approval is on; never use it in production.",
                        summary_line(request.operation), request.risk.level.value)
         audit.log_event("approval.decided", user="auto-approve", flow_run_id=run_id, target=target,
                         details={"auto_approve": True, "risk": request.risk.to_dict()}, outcome="approved")

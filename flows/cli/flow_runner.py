@@ -5,20 +5,15 @@ Imported only by the commands that change data, so read-only commands never load
 
 from __future__ import annotations
 
-import logging
 import os
 import sys
 from typing import Any, Callable
 
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
 
-from prefect.logging.configuration import ensure_logging_setup
-from prefect.logging.handlers import PrefectConsoleHandler
-
 from flows.guardian import get_guardian
 from flows.runtime import in_process_run
 from tasks import progress as task_progress
-from storage.errors import BackupError
 from tasks.repo_access import register_secret_options, split_secret_options
 
 
@@ -33,24 +28,6 @@ def _bar() -> tuple[Progress, Callable]:
         bar.update(ids[stage], completed=nbytes, description=f"{stage} {done}/{total} files")
 
     return bar, report
-
-
-class _OneSentenceErrors(logging.Filter):
-    """Our own errors (a rejected approval, a bad path) reach the terminal as one sentence from
-    the CLI; Prefect's console copy with its traceback is dropped. The run log on the server
-    keeps it, since only the console handler carries this filter."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        exc = record.exc_info[1] if record.exc_info else None
-        return not isinstance(exc, BackupError)
-
-
-def _quiet_console_tracebacks() -> None:
-    ensure_logging_setup()
-    for handler in logging.getLogger().handlers:
-        if isinstance(handler, PrefectConsoleHandler) and not any(
-                isinstance(f, _OneSentenceErrors) for f in handler.filters):
-            handler.addFilter(_OneSentenceErrors())
 
 
 def announce_wait(run_id: str, request: dict[str, Any], ui_url: str | None) -> None:
@@ -68,7 +45,6 @@ def announce_wait(run_id: str, request: dict[str, Any], ui_url: str | None) -> N
 
 def run_flow(flow_fn, repo: str, options: dict[str, Any], show_progress: bool, **params) -> Any:
     get_guardian().set_waiting_notifier(announce_wait)
-    _quiet_console_tracebacks()
     plain, secret = split_secret_options(options)
     register_secret_options(repo, secret)
     if not os.environ.get("PREFECT_API_URL"):
