@@ -5,16 +5,9 @@ from __future__ import annotations
 
 import sys
 
+from flows.cli import audit_commands, guardian_commands, repo_commands  # noqa: F401  (register commands)
 from flows.cli.app import app
-from flows.cli import repo_commands  # noqa: F401  (registers commands)
 from storage.errors import BackupError
-
-for _name in ("guardian_commands", "audit_commands"):
-    try:
-        __import__(f"flows.cli.{_name}")
-    except ModuleNotFoundError as _exc:  # a command group not written yet
-        if _exc.name != f"flows.cli.{_name}":
-            raise
 
 
 def main() -> None:

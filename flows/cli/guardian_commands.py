@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import importlib
+
 import typer
 
 from flows.cli.app import app
 from flows.cli.common import JSON_OPTION, emit_json, run_guarded
-from flows.guardian import get_guardian
+
+
+def get_guardian():
+    # Loaded on use, not at import: flows.guardian needs Prefect, whose import costs over a
+    # second that every other command (snapshots, ls, ...) must not pay.
+    return importlib.import_module("flows.guardian").get_guardian()
 
 REASON_OPTION = typer.Option("", "--reason", help="Why (recorded in the audit log).")
 AS_OPTION = typer.Option(None, "--as", help="Approver name (default: your OS user); checked against the policy.")
