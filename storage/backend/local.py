@@ -16,7 +16,8 @@ from storage.errors import BackupError
 
 
 class LocalBackend(FsspecBackend):
-    def _write(self, path: str, data: bytes) -> None:
+    def _write(self, path: str, data: bytes) -> bool:
+        """Write ``data`` under ``path``; False when another writer's object got there first."""
         folder = os.path.dirname(path)
         os.makedirs(folder, exist_ok=True)
         tmp = os.path.join(folder, f".tmp-{uuid.uuid4().hex}")
@@ -27,7 +28,8 @@ class LocalBackend(FsspecBackend):
             try:
                 os.link(tmp, path)
             except FileExistsError:
-                pass  # a concurrent writer won; save() compares content on the next call
+                return False  # a concurrent writer won; save() compares its content with ours
+            return True
         finally:
             os.unlink(tmp)
 
@@ -39,11 +41,10 @@ class LocalBackend(FsspecBackend):
                 return
             if not exclusive and os.path.exists(path):
                 os.unlink(path)
-            self._write(path, data)
-            if exclusive:
-                # Lost a race: the name now holds someone's object; it must be ours byte for byte.
-                if os.path.getsize(path) != len(data):
-                    self._check_same(name, data)
+            if not self._write(path, data) and exclusive:
+                # Lost a race: the name now holds someone's object; it must be ours byte for byte
+                # (comparing sizes alone let two different repository configs both "succeed").
+                self._check_same(name, data)
         except BackupError:
             raise
         except Exception as exc:
