@@ -66,7 +66,16 @@ class Repository:
             raw = backend.load(CONFIG_NAME)
         except NotFound:
             if create:
-                return cls.init(url, options, backend=backend, **init_args)
+                try:
+                    return cls.init(url, options, backend=backend, **init_args)
+                except (AlreadyExists, NotARepository) as exc:
+                    # Two first backups at once: the other one created the repository between
+                    # our look and our write. Use its config; anything else stays refused.
+                    try:
+                        raw = backend.load(CONFIG_NAME)
+                    except NotFound:
+                        raise exc from None
+                    return cls(backend, RepoConfig.from_bytes(raw, where), url)
             if next(iter(backend.list("")), None) is not None:
                 raise NotARepository(f"{where} is not a backupflow repository (it has no config object).") from None
             raise NotFound(f"There is no repository at {where}; create one with `backupflow init`.") from None
