@@ -75,7 +75,7 @@ def open_backend(
         except ValueError:
             raise InvalidConfig("BACKUPFLOW_FAULT_RATE and BACKUPFLOW_FAULT_SEED must be numbers; fix or unset them.") from None
     if fault_rate:
-        backend = FaultyBackend(backend, fault_rate, fault_seed or 0)
+        backend = FaultyBackend(backend, fault_rate, fault_seed or 0, os.environ.get("BACKUPFLOW_FAULT_LOG"))
     up, down = parse_rate(upload_limit, "upload_limit"), parse_rate(download_limit, "download_limit")
     if up or down:
         backend = LimitedBackend(backend, up, down)

@@ -7,7 +7,8 @@ reply was lost: that proves a retried save of identical content is harmless. (ko
 
 Enabled by :func:`~storage.backend.factory.open_backend` with ``fault_rate=`` or, for a CLI
 run in a test, the environment variable ``BACKUPFLOW_FAULT_RATE`` (``BACKUPFLOW_FAULT_SEED``
-picks the seed). Never set either in production.
+picks the seed; ``BACKUPFLOW_FAULT_LOG`` names a file that gets one line per injected fault, so
+a test can prove faults happened inside a CLI subprocess). Never set these in production.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from storage.errors import InvalidConfig, TransientError
 
 
 class FaultyBackend:
-    def __init__(self, inner: Backend, rate: float = 0.2, seed: int = 0):
+    def __init__(self, inner: Backend, rate: float = 0.2, seed: int = 0, log_path: str | None = None):
         if not 0 <= rate < 1:
             raise InvalidConfig(f"The fault rate must be at least 0 and below 1, not {rate!r}.")
         self.inner = inner
@@ -30,6 +31,7 @@ class FaultyBackend:
         self._random = random.Random(seed)
         self._lock = threading.Lock()
         self.injected = 0  # how many faults were injected (tests assert some were)
+        self._log_path = log_path
 
     def __repr__(self) -> str:
         return f"FaultyBackend({self.inner!r}, rate={self.rate})"
@@ -43,6 +45,9 @@ class FaultyBackend:
             return x / self.rate  # uniform in [0, 1): where in the call the fault lands
 
     def _fail(self, what: str) -> TransientError:
+        if self._log_path:
+            with self._lock, open(self._log_path, "a") as log:
+                log.write(what + "\n")
         return TransientError(f"Injected fault: {what} failed (connection reset).")
 
     def save(self, name: str, data: bytes, exclusive: bool = True) -> None:
