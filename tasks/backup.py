@@ -19,8 +19,8 @@ _TASK = dict(retries=RETRIES, retry_delay_seconds=RETRY_DELAYS, retry_condition_
 
 @task(name="plan_backup", **_TASK)
 def plan_backup(repo: str, options: dict[str, Any], source: str, type: str | None, excludes: list[str],
-                tags: list[str], description: str, compression_level: int = 3) -> BackupPlan:
-    r = open_repo(repo, options, create=True, compression_level=compression_level)
+                tags: list[str], description: str, compression_level: int = 3, pack_size_mib: int = 16) -> BackupPlan:
+    r = open_repo(repo, options, create=True, compression_level=compression_level, pack_size_mib=pack_size_mib)
     return r.plan_backup(source, type, excludes, tags, description)
 
 

@@ -7,6 +7,7 @@ well under two seconds. Commands that change data run as Prefect flows (flow_run
 from __future__ import annotations
 
 import importlib
+import os
 from typing import Any, List, Optional
 
 import typer
@@ -18,14 +19,34 @@ from flows.cli.common import (
     CONFIG_OPTION, JSON_OPTION, OPTION_OPTION, REPO_OPTION, emit_json, parse_options, resolve_repo, run_guarded,
 )
 from storage import Repository
-from storage.backend import display_url
+from storage.backend import display_url, ensure_container, scheme_of
+from storage.backend.cloud_config import cloud_destination
 from storage.config import Settings, load_settings
 
 
-def _context(repo: str | None, option: list[str] | None, config: str | None) -> tuple[str, dict[str, Any], Settings]:
+def _context(repo: str | None, option: list[str] | None, config: str | None,
+             upload_limit: str | None = None, download_limit: str | None = None) -> tuple[str, dict[str, Any], Settings]:
+    """The repository URL and its options, from flags, environment and config (in that order)."""
     settings = load_settings(config)
-    url = resolve_repo(repo, settings.backup.repository)
-    return url, parse_options(option, settings.backup.options), settings
+    b = settings.backup
+    base: dict[str, Any] = dict(b.options)
+    cloud = None if (repo or os.environ.get("BACKUPFLOW_REPO") or b.repository) else cloud_destination(b)
+    if cloud is not None:
+        url = cloud.url
+        base.update(cloud.options)
+    else:
+        url = resolve_repo(repo, b.repository)
+        if scheme_of(url) == "s3":
+            if b.storage_class:
+                base["storage_class"] = b.storage_class
+            if b.object_lock_days:
+                base["object_lock_days"] = b.object_lock_days
+    opts = parse_options(option, base)
+    for key, flag, configured in (("upload_limit", upload_limit, b.upload_limit),
+                                  ("download_limit", download_limit, b.download_limit)):
+        if flag or (configured and key not in opts):
+            opts[key] = flag or configured
+    return url, opts, settings
 
 
 def _open(repo, option, config) -> Repository:
@@ -58,6 +79,7 @@ def init(repo: Optional[str] = REPO_OPTION, option: Optional[List[str]] = OPTION
     def go():
         url, opts, settings = _context(repo, option, config)
         level = settings.backup.compression_level if compression is None else compression
+        ensure_container(url, opts)
         r = Repository.init(url, opts, compression_level=level, pack_size_mib=settings.backup.pack_size_mib)
         out = {"repository": display_url(url), "id": r.config.id, "version": r.config.version,
                "compression_level": level}
@@ -72,16 +94,17 @@ def backup(source: str = typer.Argument(..., help="Directory to back up."),
            exclude: Optional[List[str]] = typer.Option(None, "--exclude", "-e", help="Glob to leave out (repeatable)."),
            tag: Optional[List[str]] = typer.Option(None, "--tag", help="Tag for the snapshot (repeatable)."),
            description: str = typer.Option("", "--description", "-m"),
+           upload_limit: Optional[str] = typer.Option(None, "--upload-limit", help='Bandwidth cap, e.g. "20MiB/s".'),
            json_out: bool = JSON_OPTION, config: Optional[str] = CONFIG_OPTION):
     """Back up SOURCE as a Prefect flow run (creates the repository in an empty location)."""
     def go():
-        url, opts, settings = _context(repo, option, config)
+        url, opts, settings = _context(repo, option, config, upload_limit=upload_limit)
         runner, flows = _flows()
         result = runner.run_flow(
             flows.backup_flow, url, opts, not json_out, source=source, type=type,
             excludes=list(settings.backup.exclude) + list(exclude or []), tags=list(tag or []),
             description=description, compression_level=settings.backup.compression_level,
-            connections=settings.backup.connections,
+            connections=settings.backup.connections, pack_size_mib=settings.backup.pack_size_mib,
         )
         if json_out:
             emit_json({**result, **result["stats"]})
@@ -152,10 +175,11 @@ def restore(snapshot: str = typer.Argument(..., help="Snapshot id, unique prefix
             target: str = typer.Argument(..., help="Directory to restore into."),
             include: Optional[List[str]] = typer.Option(None, "--include", "-i", help="Only this path (repeatable)."),
             repo: Optional[str] = REPO_OPTION, option: Optional[List[str]] = OPTION_OPTION,
+            download_limit: Optional[str] = typer.Option(None, "--download-limit", help='Bandwidth cap, e.g. "50MiB/s".'),
             json_out: bool = JSON_OPTION, config: Optional[str] = CONFIG_OPTION):
     """Restore a snapshot into TARGET as a Prefect flow run (asks for approval when policy says so)."""
     def go():
-        url, opts, _ = _context(repo, option, config)
+        url, opts, _ = _context(repo, option, config, download_limit=download_limit)
         runner, flows = _flows()
         result = runner.run_flow(flows.restore_flow, url, opts, not json_out, snapshot=snapshot, target=target,
                                  include=list(include or []) or None)

@@ -67,7 +67,12 @@ def open_backend(
     and retry outermost, so that every retried attempt passes through the limiter again (a
     re-upload really uses the link again) and meets faults the way a real retry would.
     """
-    backend = _open_raw(url, dict(options or {}))
+    options = dict(options or {})
+    # Rates may also arrive inside the options (``--option upload_limit=20MiB/s``, or a flow
+    # parameter), which keeps every way of opening a repository plain data.
+    upload_limit = options.pop("upload_limit", None) or upload_limit
+    download_limit = options.pop("download_limit", None) or download_limit
+    backend = _open_raw(url, options)
     if fault_rate is None and os.environ.get("BACKUPFLOW_FAULT_RATE"):
         try:
             fault_rate = float(os.environ["BACKUPFLOW_FAULT_RATE"])
