@@ -46,7 +46,8 @@ def measure_growth(tools: list[Tool], base: Path, work: Path, scale: float, step
 def report(growth: dict) -> str:
     names = list(growth)
     n = len(next(iter(growth.values())))
-    lines = ["Peak memory (MiB) of a backup of a new 1x workspace, by repository size before it:", "",
+    lines = ["Peak memory (MiB) of backing up one more workspace of the same scale (new content each time), "
+             "by the repository size before that backup:", "",
              "| Backup | " + " | ".join(f"{t}: repo before (MiB) | {t}: peak (MiB)" for t in names) + " |",
              "|---" * (1 + 2 * len(names)) + "|"]
     for i in range(n):

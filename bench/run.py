@@ -7,7 +7,8 @@ first backup, unchanged re-backup, (the workspace is mutated once, ~2 % of files
 mutation, full restore of the latest snapshot into an empty directory (compared byte-for-byte
 with the source afterwards, outside the timing), verify with data read. Before every timed
 step on a changed tree the whole workspace is read once, so each tool sees a warm page cache
-(dropping the cache is not reliably possible here). The report gives medians over repeats
+(dropping the cache is not reliably possible here); every timed step starts after a sync(), so
+the write-back of an earlier step does not land in it. The report gives medians over repeats
 and the ratio of the subject (backupflow) to the better of the peers per metric.
 """
 
@@ -50,6 +51,9 @@ def log(msg: str) -> None:
 
 def _step(tool: Tool, cmd_cwd: tuple[list[str], Path | None]) -> measure.Measurement:
     cmd, cwd = cmd_cwd
+    # Flush the previous step's dirty pages (a restored GiB, a deleted tree) first, so their
+    # write-back does not land inside the next tool's timing.
+    os.sync()
     return measure.run(cmd, env=tool.env(), cwd=cwd)
 
 
@@ -61,11 +65,12 @@ def run_repeat(tools: list[Tool], base: Path, work: Path, mutate_seed: int, resu
     measure.warm_up(src)
     repos = {t.name: work / f"repo-{t.name}" for t in tools}
     sizes: dict[str, dict[str, int]] = {t.name: {} for t in tools}
-    rows: dict[str, dict] = {t.name: {"rss": {}} for t in tools}
+    rows: dict[str, dict] = {t.name: {"rss": {}, "load": []} for t in tools}
 
     def record(tool: Tool, key: str, m: measure.Measurement) -> None:
         rows[tool.name][key] = m.wall_s
         rows[tool.name]["rss"][key] = m.peak_rss
+        rows[tool.name]["load"].append(os.getloadavg()[0])
         log(f"  {tool.name:10} {key:18} {m.wall_s:8.2f} s  peak {m.peak_rss / MiB:7.1f} MiB")
 
     for tool in tools:
@@ -146,6 +151,11 @@ def report(results: dict, subject: str, info: dict) -> str:
     lines += ["", f"Restored trees compared byte-for-byte with the source: {checks}."]
     for name, why in info.get("unavailable", {}).items():
         lines.append(f"\n{name} was not measured: {why}.")
+    loads = sorted(x for rows in results.values() for r in rows for x in r.get("load", []))
+    if loads:
+        lines.append(f"\n1-minute load average right after the timed steps: median {statistics.median(loads):.1f}, "
+                     f"max {loads[-1]:.1f} on {os.cpu_count()} cores (above {os.cpu_count()}: something else "
+                     "was competing for the CPU).")
     lines.append(f"\nMedians of {info['repeat']} repeat(s); dataset scale {info['scale']}: "
                  f"{info['dataset']['files']} files, {info['dataset']['bytes'] / MiB:.0f} MiB; "
                  f"mutation: {info.get('mutation', {})}.")
