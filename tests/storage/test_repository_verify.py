@@ -72,7 +72,14 @@ def test_deleted_pack_is_caught_by_structure_only_verify(repo_two_snapshots, tmp
     assert pack in report.damaged_packs
     assert report.damaged_snapshots == [sids["two"]]
     assert any("missing" in p and pack[:12] in p for p in report.problems)
-    # verify must name exactly the files a restore of that snapshot can no longer give back
+    assert "sub/two-a.bin" in report.damaged_files[sids["two"]]   # its only copy was in that pack
+
+
+def test_verify_names_exactly_the_files_restore_cannot_give_back(repo_two_snapshots, tmp_path):
+    root, sids = repo_two_snapshots
+    repo = Repository.open(str(root))
+    os.remove(root / pack_name(repo.snapshot(sids["two"]).packs[0]))
+    report = Repository.open(str(root)).verify(read_data=False)
     unrestorable = []
     for e in repo.snapshot(sids["two"]).tree:
         if e["type"] != "file":
