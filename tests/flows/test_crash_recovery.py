@@ -3,7 +3,6 @@ completes, reuses the packs the killed run had uploaded, and restores identicall
 
 from __future__ import annotations
 
-import os
 import random
 import signal
 import time
