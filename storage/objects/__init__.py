@@ -15,9 +15,9 @@ snapshot relies on it; every object's name is the hash of its content.
 from storage.objects.chunker import Chunker, ChunkerParams
 from storage.objects.codec import Codec
 from storage.objects.index import BlobLocation, Index, IndexWriter
-from storage.objects.packs import PackWriter, parse_pack, pack_name
+from storage.objects.packs import PackWriter, load_pack_header, pack_name, parse_pack
 
 __all__ = [
     "BlobLocation", "Chunker", "ChunkerParams", "Codec", "Index", "IndexWriter",
-    "PackWriter", "pack_name", "parse_pack",
+    "PackWriter", "load_pack_header", "pack_name", "parse_pack",
 ]

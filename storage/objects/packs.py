@@ -53,6 +53,25 @@ class PackWriter:
         return hashlib.sha256(data).hexdigest(), data, self._entries
 
 
+def load_pack_header(backend, pack_id: str) -> list[list]:
+    """The blob entries of a stored pack, read from its tail alone (two ranged reads)."""
+    name = pack_name(pack_id)
+    size = backend.stat(name).size
+    if size < 12:
+        raise IntegrityError(f"pack {pack_id[:12]} is too short to hold a header")
+    tail = backend.load(name, size - 12, 12)
+    if tail[-8:] != MAGIC:
+        raise IntegrityError(f"pack {pack_id[:12]} has no valid trailer")
+    (hlen,) = TRAILER.unpack(tail[:4])
+    if hlen > size - 12:
+        raise IntegrityError(f"pack {pack_id[:12]} header length is out of range")
+    try:
+        header = json.loads(Codec.unpack_doc(backend.load(name, size - 12 - hlen, hlen)))
+    except ValueError as exc:
+        raise IntegrityError(f"pack {pack_id[:12]} header is not valid ({exc})") from exc
+    return header["blobs"]
+
+
 def parse_pack(data: bytes, expected_id: str | None = None) -> list[list]:
     """The blob entries of a whole pack, after checking its hash and trailer."""
     if expected_id is not None and hashlib.sha256(data).hexdigest() != expected_id:

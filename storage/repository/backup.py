@@ -25,8 +25,8 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Callable
 
-from storage.errors import InvalidInput
-from storage.objects import Chunker, Codec, IndexWriter, PackWriter, pack_name
+from storage.errors import BackupError, InvalidInput
+from storage.objects import Chunker, Codec, IndexWriter, PackWriter, load_pack_header, pack_name
 from storage.repository import locks
 from storage.snapshots import ScanResult, Snapshot, scan_workspace
 from storage.snapshots.manifest import SNAPSHOT_TYPES
@@ -100,6 +100,29 @@ def plan_backup(repo, source: str, type: str | None = None, excludes=(), tags=()
         plan.parent = chain[-1].id if type == "incremental" else last_full.id
     locks.acquire(repo.backend, run, "backup")
     return plan
+
+
+def recover_unindexed_packs(repo, plan: BackupPlan, index_writer: IndexWriter) -> int:
+    """Index the packs a killed run uploaded but never indexed, so this run can adopt them.
+
+    Only when no other backup is alive: a live run's packs are unindexed for a while too, and
+    adopting them would make two chains share a pack. Pack headers make this cheap: two ranged
+    reads per pack, no data read. Returns how many packs were recovered."""
+    if locks.live_runs(repo.backend) - {plan.run}:
+        return 0
+    index = repo.index
+    stored = {o.name.rsplit("/", 1)[-1] for o in repo.backend.list("data/")}
+    recovered = 0
+    for pack in sorted(stored - set(index.pack_run)):
+        try:
+            blobs = load_pack_header(repo.backend, pack)
+        except BackupError:
+            continue  # not a whole pack: left for verify to report and cleanup to remove
+        index.add_pack(pack, plan.run, blobs)
+        index_writer.add(pack, blobs)
+        recovered += 1
+    index_writer.flush()
+    return recovered
 
 
 def _allowed_packs(repo, plan: BackupPlan) -> tuple[set[str], set[str]]:
@@ -238,9 +261,11 @@ class _Changed(Exception):
 def store_files(repo, plan: BackupPlan, scan: ScanResult, progress: Progress | None = None,
                 connections: int = 4, workers: int | None = None) -> StoreResult:
     started = time.monotonic()
+    packer = _Packer(repo, plan, set(), connections)
+    recovered = recover_unindexed_packs(repo, plan, packer.index_writer)
     allowed, orphans = _allowed_packs(repo, plan)
-    known = repo.index.chunks_in_packs(allowed) if allowed else set()
-    packer = _Packer(repo, plan, known, connections)
+    if allowed:
+        packer.known.update(repo.index.chunks_in_packs(allowed))
     local = threading.local()
     warnings = list(scan.warnings)
     done = {"files": 0, "bytes": 0}
@@ -305,6 +330,7 @@ def store_files(repo, plan: BackupPlan, scan: ScanResult, progress: Progress | N
         "bytes_new": packer.new_raw,
         "bytes_added": packer.new_stored,
         "packs_added": len(packer.packs),
+        "packs_recovered": recovered,
         "dedup_ratio": round(total / packer.new_raw, 3) if packer.new_raw else None,
         "compression_ratio": round(packer.new_raw / packer.new_stored, 3) if packer.new_stored else None,
         "store_seconds": round(time.monotonic() - started, 3),
