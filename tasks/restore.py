@@ -8,7 +8,6 @@ from typing import Any
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from storage.errors import IntegrityError
 from tasks.progress import reporter_for
 from tasks.repo_access import open_repo
 from tasks.retry import RETRIES, RETRY_DELAYS, retry_transient
@@ -27,20 +26,8 @@ def fetch_snapshot(repo: str, options: dict[str, Any], snapshot_id: str, include
     """Load the manifest and index and make sure every chunk the restore needs is stored,
     before a single file is touched."""
     r = open_repo(repo, options)
-    snap = r.snapshot(snapshot_id)
-    wanted = [i.strip("/") for i in include or []]
-    missing = 0
-    needed = 0
-    for e in snap.tree:
-        if wanted and not any(e["path"] == w or e["path"].startswith(w + "/") for w in wanted):
-            continue
-        for cid in e.get("chunks", ()):
-            needed += 1
-            if cid not in r.index:
-                missing += 1
-    if missing:
-        raise IntegrityError(f"Snapshot {snap.id[:8]} needs {missing} chunk(s) the repository does not hold; run `backupflow verify`.")
-    return {"snapshot_id": snap.id, "chunks": needed}
+    needed = r.check_restorable(snapshot_id, include)
+    return {"snapshot_id": snapshot_id, "chunks": needed}
 
 
 @task(name="write_files", **_TASK)

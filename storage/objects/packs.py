@@ -4,8 +4,8 @@ Layout (format version 1)::
 
     blob_0 blob_1 ... blob_n  header  header_length:u32le  b"BFPACK01"
 
-``header`` is zstd-compressed JSON ``{"v": 1, "blobs": [[chunk_id, offset, length,
-raw_length, flags], ...]}``. The pack's name is ``data/<id[:2]>/<id>`` where ``id`` is the
+``header`` is zstd-compressed JSON ``{"v": 1, "run": RUN_ID, "blobs": [[chunk_id, offset,
+length, raw_length, flags], ...]}``. The pack's name is ``data/<id[:2]>/<id>`` where ``id`` is the
 sha256 of the whole pack, so a pack proves its own integrity and can rebuild the index.
 """
 
@@ -29,7 +29,10 @@ def pack_name(pack_id: str) -> str:
 class PackWriter:
     """Accumulates blobs; ``finish`` returns (pack_id, bytes, entries). Not thread-safe."""
 
-    def __init__(self):
+    def __init__(self, run: str = ""):
+        # The run id goes into the header so that two chains never share a pack object, even
+        # when they pack the same chunks in the same order: corruption stays inside one chain.
+        self.run = run
         self._buf = bytearray()
         self._entries: list[list] = []
 
@@ -45,7 +48,7 @@ class PackWriter:
         self._buf += stored
 
     def finish(self) -> tuple[str, bytes, list[list]]:
-        header = Codec.pack_doc(json.dumps({"v": 1, "blobs": self._entries}, separators=(",", ":")).encode())
+        header = Codec.pack_doc(json.dumps({"v": 1, "run": self.run, "blobs": self._entries}, separators=(",", ":")).encode())
         self._buf += header
         self._buf += TRAILER.pack(len(header))
         self._buf += MAGIC

@@ -164,7 +164,8 @@ class _Packer:
         self.pack_size = repo.config.pack_size
         self.known = known
         self.lock = threading.Lock()
-        self.writer = PackWriter()
+        self.writer = PackWriter(plan.run)
+        self.run = plan.run
         self.index_writer = IndexWriter(repo.backend, plan.run, plan.chain)
         self.uploads = ThreadPoolExecutor(connections, thread_name_prefix="bf-upload")
         self.in_flight = threading.Semaphore(connections + 1)
@@ -186,7 +187,7 @@ class _Packer:
             self.new_raw += len(data)
             if len(self.writer) < self.pack_size:
                 return
-            full, self.writer = self.writer, PackWriter()
+            full, self.writer = self.writer, PackWriter(self.run)
         self._ship(full)
 
     def _ship(self, writer: PackWriter) -> None:
@@ -210,7 +211,7 @@ class _Packer:
         """Ship the last pack, wait for every upload, write the remaining index entries."""
         try:
             if self.writer.count:
-                last, self.writer = self.writer, PackWriter()
+                last, self.writer = self.writer, PackWriter(self.run)
                 self._ship(last)
             for f in self.futures:
                 f.result()

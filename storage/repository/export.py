@@ -13,15 +13,15 @@ import tarfile
 
 from storage.errors import IntegrityError, InvalidInput
 from storage.objects import Codec, pack_name
-from storage.repository.restore import select_entries
+from storage.repository.restore import ChunkLocator, select_entries
 from storage.snapshots import Snapshot
 
 
 class _ChunkReader(io.RawIOBase):
     """A file-like view of one entry's content, read chunk by chunk."""
 
-    def __init__(self, repo, codec: Codec, chunks: list[str], prefer: set[str], path: str):
-        self.repo, self.codec, self.chunks, self.prefer, self.path = repo, codec, list(chunks), prefer, path
+    def __init__(self, repo, codec: Codec, chunks: list[str], locator: ChunkLocator, path: str):
+        self.repo, self.codec, self.chunks, self.locator, self.path = repo, codec, list(chunks), locator, path
         self.buf = b""
 
     def readable(self) -> bool:
@@ -30,7 +30,7 @@ class _ChunkReader(io.RawIOBase):
     def readinto(self, b) -> int:
         while not self.buf and self.chunks:
             cid = self.chunks.pop(0)
-            loc = self.repo.index.lookup(cid, self.prefer)
+            loc = self.locator.locate(cid, self.path)
             stored = self.repo.backend.load(pack_name(loc.pack), loc.offset, loc.length)
             raw = self.codec.decode(stored, loc.flags, loc.raw_length)
             if hashlib.sha256(raw).hexdigest() != cid:
@@ -47,11 +47,11 @@ def export_snapshot(repo, snap: Snapshot, out_path: str, include: list[str] | No
     if os.path.isdir(out):
         raise InvalidInput(f"{out_path} is a folder; give a file name ending in .tar.gz.")
     entries = select_entries(snap, include)
-    prefer = {p for s in repo.snapshots.all() if s.chain == snap.chain for p in s.packs}
+    locator = ChunkLocator(repo, snap)
     codec = Codec(repo.config.compression_level)
     tmp = out + ".part"
     try:
-        files = _write_tar(repo, snap, entries, prefer, codec, tmp)
+        files = _write_tar(repo, snap, entries, locator, codec, tmp)
     except BaseException:
         # A damaged chunk or a full disk must not leave half an archive behind.
         try:
@@ -63,7 +63,7 @@ def export_snapshot(repo, snap: Snapshot, out_path: str, include: list[str] | No
     return {"snapshot_id": snap.id, "file": out, "files": files, "bytes": os.path.getsize(out)}
 
 
-def _write_tar(repo, snap: Snapshot, entries: list[dict], prefer: set[str], codec: Codec, tmp: str) -> int:
+def _write_tar(repo, snap: Snapshot, entries: list[dict], locator: ChunkLocator, codec: Codec, tmp: str) -> int:
     files = 0
     with tarfile.open(tmp, "w:gz", compresslevel=6, format=tarfile.PAX_FORMAT) as tar:
         for e in entries:
@@ -85,6 +85,6 @@ def _write_tar(repo, snap: Snapshot, entries: list[dict], prefer: set[str], code
             else:
                 src = e if e["type"] == "file" else next(x for x in snap.tree if x["path"] == e["link"])
                 ti.size = src["size"]
-                tar.addfile(ti, io.BufferedReader(_ChunkReader(repo, codec, src["chunks"], prefer, e["path"]), 1 << 20))
+                tar.addfile(ti, io.BufferedReader(_ChunkReader(repo, codec, src["chunks"], locator, e["path"]), 1 << 20))
                 files += 1
     return files

@@ -12,7 +12,7 @@ from storage.repository import backup as backup_mod
 from storage.repository.export import export_snapshot
 from storage.repository.format import CONFIG_NAME, RepoConfig
 from storage.repository.query import diff_snapshots, list_entries, repository_stats
-from storage.repository.restore import RestorePlan, plan_restore, restore_snapshot
+from storage.repository.restore import ChunkLocator, RestorePlan, plan_restore, restore_snapshot, select_entries
 from storage.repository.verify import VerifyReport, verify_repository
 from storage.snapshots import ScanResult, Snapshot, SnapshotStore
 
@@ -136,6 +136,11 @@ class Repository:
 
     def plan_restore(self, ref: str, target: str, include: list[str] | None = None) -> RestorePlan:
         return plan_restore(self.snapshot(ref), target, include)
+
+    def check_restorable(self, ref: str, include: list[str] | None = None) -> int:
+        """Make sure every chunk the restore needs is stored; returns how many. Touches no file."""
+        snap = self.snapshot(ref)
+        return ChunkLocator(self, snap).check(select_entries(snap, include))
 
     def restore(self, ref: str, target: str, include: list[str] | None = None, progress=None) -> dict[str, Any]:
         return restore_snapshot(self, self.snapshot(ref), target, include, progress)

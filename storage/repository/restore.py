@@ -108,6 +108,35 @@ def plan_restore(snap: Snapshot, target: str, include: list[str] | None = None) 
     return plan
 
 
+class ChunkLocator:
+    """Picks a stored copy of each chunk: one in the snapshot's own chain while that pack
+    exists, else any other pack that still holds it (the same judgement verify makes)."""
+
+    def __init__(self, repo, snap: Snapshot):
+        self.index = repo.index
+        self.existing = {o.name.rsplit("/", 1)[-1] for o in repo.backend.list("data/")}
+        self.prefer = {p for s in repo.snapshots.all() if s.chain == snap.chain for p in s.packs}
+
+    def locate(self, cid: str, path: str) -> BlobLocation:
+        locs = [loc for loc in self.index.locations(cid) if loc.pack in self.existing]
+        if not locs:
+            raise IntegrityError(
+                f"{path} needs chunk {cid[:12]}, which the repository no longer holds; run `backupflow verify`.")
+        for loc in locs:
+            if loc.pack in self.prefer:
+                return loc
+        return locs[0]
+
+    def check(self, entries: list[dict]) -> int:
+        """Locate every chunk of ``entries``; raises IntegrityError naming the first lost file."""
+        n = 0
+        for e in entries:
+            for cid in e.get("chunks", ()):
+                self.locate(cid, e["path"])
+                n += 1
+        return n
+
+
 class _Dirs:
     """Creates target folders, checking once per folder that it resolves inside the target."""
 
@@ -163,23 +192,17 @@ def restore_snapshot(repo, snap: Snapshot, target: str, include: list[str] | Non
         elif e["type"] == "hardlink":
             hardlinks.append(e)
 
-    # Where every needed chunk lives, preferring this snapshot's own chain.
-    index = repo.index
-    chain_packs = {p for s in repo.snapshots.all() if s.chain == snap.chain for p in s.packs}
+    locator = ChunkLocator(repo, snap)
     dests: dict[str, list[tuple[int, int]]] = defaultdict(list)  # chunk -> (file no, offset)
     locs: dict[str, BlobLocation] = {}
     for n, e in enumerate(files):
         off = 0
         for cid in e["chunks"]:
             if cid not in locs:
-                try:
-                    locs[cid] = index.lookup(cid, chain_packs)
-                except NotFound:
-                    raise IntegrityError(
-                        f"{e['path']} needs chunk {cid[:12]}, which the repository no longer holds; run `backupflow verify`."
-                    ) from None
+                locs[cid] = locator.locate(cid, e["path"])
             dests[cid].append((n, off))
             off += locs[cid].raw_length
+    index = repo.index
     by_pack: dict[str, list[str]] = defaultdict(list)
     for cid, loc in locs.items():
         by_pack[loc.pack].append(cid)
