@@ -128,22 +128,47 @@ def ratio(med: dict, subject: str, key: str) -> tuple[float | None, str]:
     return med[subject][key] / ref, ref_name
 
 
+def paired_ratio(results: dict, subject: str, key: str) -> float | None:
+    """Median over repeats of subject / reference within the same repeat: the tools of one
+    repeat run minutes apart, so this ratio shrugs off load that comes and goes."""
+    versus = METRICS[key][3]
+    peers = [n for n in results if n != subject]
+    if subject not in results or not peers:
+        return None
+    out = []
+    for i, row in enumerate(results[subject]):
+        ref = results[versus][i][key] if versus in peers else min(results[n][i][key] for n in peers)
+        if ref > 0:
+            out.append(row[key] / ref)
+    return statistics.median(out) if out else None
+
+
 def _fmt(v: float, unit: str) -> str:
     return f"{v:.2f}" if unit == "s" or v < 10 else f"{v:.0f}"
+
+
+def _cell(rows: list[dict], med: dict, key: str, unit: str) -> str:
+    """The median, and the spread over repeats when there is one (this machine is shared)."""
+    lo, hi = min(r[key] for r in rows), max(r[key] for r in rows)
+    if len(rows) < 3 or hi - lo < 0.05 * max(abs(hi), 1e-9):
+        return _fmt(med[key], unit)
+    return f"{_fmt(med[key], unit)} ({_fmt(lo, unit)}-{_fmt(hi, unit)})"
 
 
 def report(results: dict, subject: str, info: dict) -> str:
     med = medians(results)
     names = list(med)
-    lines = [f"| Metric | {' | '.join(names)} | {subject} / reference | Target | Met |",
-             "|---" * (len(names) + 4) + "|"]
+    lines = [f"| Metric (median, and min-max over repeats) | {' | '.join(names)} | {subject} / reference "
+             f"| Paired ratio | Target | Met |", "|---" * (len(names) + 5) + "|"]
     for key, (label, unit, target, versus) in METRICS.items():
         r, ref_name = ratio(med, subject, key)
-        vals = " | ".join(_fmt(med[n][key], unit) for n in names)
+        vals = " | ".join(_cell(results[n], med[n], key, unit) for n in names)
         ref_txt = "restic" if versus == "restic" else "best"
         rtxt = f"{r:.3f} (vs {ref_name})" if r is not None else "n/a"
         met = "n/a" if r is None else ("yes" if r <= target else "**no**")
-        lines.append(f"| {label} ({unit}) | {vals} | {rtxt} | <= {target} vs {ref_txt} | {met} |")
+        pr = paired_ratio(results, subject, key)
+        ptxt = f"{pr:.3f}" if pr is not None else "n/a"
+        lines.append(f"| {label} ({unit}) | {vals} | {rtxt} | {ptxt} | <= {target} vs {ref_txt} | {met} |")
     checks = ", ".join(
         f"{n}: {sum(r['restore_identical'] for r in rows)}/{len(rows)} identical"
         + ("" if all(r["restore_check"] == "identical" for r in rows) else f" ({rows[-1]['restore_check']})")
@@ -186,7 +211,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--e2e", action="store_true", help="also measure CLI + Prefect server overhead")
     p.add_argument("--grow", type=int, default=0, metavar="N",
                    help="also record peak memory over N+1 backups of distinct workspaces into one repository")
+    p.add_argument("--report-from", metavar="JSON", help="only print the report of an earlier --json-out file")
     args = p.parse_args(argv)
+    if args.report_from:
+        saved = json.loads(Path(args.report_from).read_text())
+        text = report(saved["results"], args.subject, saved["info"])
+        if saved["info"].get("growth"):
+            text += "\n" + growth.report(saved["info"]["growth"])
+        print(text)
+        if args.out:
+            Path(args.out).write_text(text)
+        return 0
 
     work = Path(args.workdir or tempfile.mkdtemp(prefix="backupflow-bench-"))
     work.mkdir(parents=True, exist_ok=True)

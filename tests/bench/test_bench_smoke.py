@@ -117,7 +117,7 @@ def test_one_run_reports_ratios_for_every_metric(tmp_path):
     assert all(name in header for name in ("backupflow", "restic", "borg")), "all three tools measured"
     for label, unit, target, _ in METRICS.values():
         row = next(line for line in text.splitlines() if line.startswith(f"| {label} ({unit})"))
-        assert re.search(r"\| \d+\.\d+ \(vs (restic|borg)\) \|", row), row
+        assert re.search(r"\| \d+\.\d+ \(vs (restic|borg)\) \| \d+\.\d+ \|", row), row
         assert re.search(r"\| (yes|\*\*no\*\*) \|$", row), row
     assert re.search(r"backupflow: 1/1 identical.*restic: 1/1 identical.*borg: 1/1 identical", text), text
     results = json.loads(raw.read_text())["results"]
