@@ -16,7 +16,7 @@ from tasks.backup import abandon_backup, commit_snapshot, plan_backup, publish_b
 @flow(name="backup", flow_run_name="backup {source}", validate_parameters=False)
 def backup_flow(source: str, repo: str, type: str | None = None, excludes: list[str] | None = None,
                 tags: list[str] | None = None, description: str = "", options: dict[str, Any] | None = None,
-                compression_level: int = 3, connections: int = 4, pack_size_mib: int = 16) -> dict[str, Any]:
+                compression_level: int = 3, connections: int | None = None, pack_size_mib: int = 16) -> dict[str, Any]:
     """Back up ``source`` into the repository at ``repo`` (created if the location is empty)."""
     started = time.monotonic()
     options = options or {}

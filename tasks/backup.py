@@ -30,7 +30,7 @@ def scan_workspace(repo: str, options: dict[str, Any], plan: BackupPlan) -> Scan
 
 
 @task(name="upload_packs", **_TASK)
-def upload_packs(repo: str, options: dict[str, Any], plan: BackupPlan, scan: ScanResult, connections: int = 4) -> StoreResult:
+def upload_packs(repo: str, options: dict[str, Any], plan: BackupPlan, scan: ScanResult, connections: int | None = None) -> StoreResult:
     """Chunk, compress and upload as one stage: packs stream to storage as they fill, so
     splitting this into separate tasks would mean staging every pack on local disk first.
     Idempotent: a retry finds the packs the failed attempt indexed and does not send them again."""

@@ -47,12 +47,13 @@ class PackWriter:
         self._entries.append([chunk_id, len(self._buf), len(stored), raw_length, flags])
         self._buf += stored
 
-    def finish(self) -> tuple[str, bytes, list[list]]:
+    def finish(self) -> tuple[str, bytearray, list[list]]:
         header = Codec.pack_doc(json.dumps({"v": 1, "run": self.run, "blobs": self._entries}, separators=(",", ":")).encode())
         self._buf += header
         self._buf += TRAILER.pack(len(header))
         self._buf += MAGIC
-        data = bytes(self._buf)
+        data = self._buf  # handed over, not copied: a pack is the largest buffer a backup holds
+        self._buf = bytearray()
         return hashlib.sha256(data).hexdigest(), data, self._entries
 
 

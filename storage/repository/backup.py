@@ -32,7 +32,7 @@ from storage.snapshots import ScanResult, Snapshot, scan_workspace
 from storage.snapshots.manifest import SNAPSHOT_TYPES
 
 Progress = Callable[[int, int], None]  # (files done, bytes done)
-READ_WHOLE_LIMIT = 16 * 1024 * 1024
+READ_WHOLE_LIMIT = 4 * 1024 * 1024  # larger files stream through an 8 MiB window
 EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
 
 
@@ -168,7 +168,8 @@ class _Packer:
         self.run = plan.run
         self.index_writer = IndexWriter(repo.backend, plan.run, plan.chain)
         self.uploads = ThreadPoolExecutor(connections, thread_name_prefix="bf-upload")
-        self.in_flight = threading.Semaphore(connections + 1)
+        # Each pack in flight holds pack_size bytes; this bound is most of the backup's memory.
+        self.in_flight = threading.Semaphore(connections)
         self.futures = []
         self.packs: list[str] = []
         self.new_chunks = 0
@@ -223,7 +224,7 @@ class _Packer:
 
 def _read_file(path: str, entry: dict, chunker: Chunker, packer: _Packer) -> tuple[list[str], str, int]:
     """Chunk and store one file; (chunk ids, sha256, bytes read). Raises _Changed or OSError."""
-    with open(path, "rb") as f:
+    with open(path, "rb", buffering=0) as f:
         st = os.fstat(f.fileno())
         if st.st_size != entry["size"] or st.st_mtime_ns != entry["mtime_ns"]:
             entry.update(size=st.st_size, mtime_ns=st.st_mtime_ns, ctime_ns=st.st_ctime_ns, ino=st.st_ino)
@@ -260,8 +261,10 @@ class _Changed(Exception):
 
 
 def store_files(repo, plan: BackupPlan, scan: ScanResult, progress: Progress | None = None,
-                connections: int = 4, workers: int | None = None) -> StoreResult:
+                connections: int | None = None, workers: int | None = None) -> StoreResult:
     started = time.monotonic()
+    if connections is None:
+        connections = 2 if repo.is_local else 4
     packer = _Packer(repo, plan, set(), connections)
     recovered = recover_unindexed_packs(repo, plan, packer.index_writer)
     allowed, orphans = _allowed_packs(repo, plan)

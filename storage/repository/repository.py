@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from storage.backend import Backend, display_url, open_backend
+from storage.allocator import tune_allocator
+from storage.backend import Backend, display_url, open_backend, scheme_of
 from storage.errors import AlreadyExists, NotARepository, NotFound
 from storage.objects import Index
 from storage.repository import backup as backup_mod
@@ -33,6 +34,7 @@ class BackupResult:
 
 class Repository:
     def __init__(self, backend: Backend, config: RepoConfig, url: str):
+        tune_allocator()
         self.backend = backend
         self.config = config
         self.url = url
@@ -91,6 +93,10 @@ class Repository:
         self.close()
 
     @property
+    def is_local(self) -> bool:
+        return scheme_of(self.url) in ("file", "memory")
+
+    @property
     def index(self) -> Index:
         if self._index is None:
             self._index = Index.load(self.backend)
@@ -108,7 +114,7 @@ class Repository:
     def scan(self, plan: backup_mod.BackupPlan) -> ScanResult:
         return backup_mod.scan_for_plan(self, plan)
 
-    def store(self, plan: backup_mod.BackupPlan, scan: ScanResult, progress=None, connections: int = 4) -> backup_mod.StoreResult:
+    def store(self, plan: backup_mod.BackupPlan, scan: ScanResult, progress=None, connections: int | None = None) -> backup_mod.StoreResult:
         return backup_mod.store_files(self, plan, scan, progress, connections)
 
     def commit(self, plan: backup_mod.BackupPlan, stored: backup_mod.StoreResult) -> Snapshot:
@@ -118,7 +124,7 @@ class Repository:
         backup_mod.abandon(self, plan)
 
     def backup(self, source: str, type: str | None = None, excludes=(), tags=(), description: str = "",
-               author: str | None = None, progress=None, connections: int = 4) -> BackupResult:
+               author: str | None = None, progress=None, connections: int | None = None) -> BackupResult:
         """Plan, scan, store and commit in one call (the flow runs the same steps as tasks)."""
         plan = self.plan_backup(source, type, excludes, tags, description, author)
         try:

@@ -27,8 +27,8 @@ from storage.objects import BlobLocation, Codec, pack_name
 from storage.snapshots import Snapshot
 
 Progress = Callable[[int, int], None]
-WHOLE_PACK_SHARE = 0.5
 RANGE_GAP = 256 * 1024
+MAX_RANGE = 4 * 1024 * 1024  # bounds what one restore thread holds
 
 
 @dataclass
@@ -158,24 +158,48 @@ class _Dirs:
             self.ok.add(rel_dir)
 
 
-def _open_for_write(path: str) -> int:
-    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
+_WRITE = os.O_WRONLY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
+
+
+def _current_umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def _open_for_write(path: str, mode: int, umask: int) -> tuple[int, bool]:
+    """(fd, mode already right). A new file is created with its mode, saving a chmod; an
+    existing one (or a symlink planted in its place) is truncated or replaced."""
     try:
-        return os.open(path, flags, 0o600)
+        return os.open(path, _WRITE | os.O_CREAT | os.O_EXCL, mode), not (mode & umask)
+    except FileExistsError:
+        pass
+    try:
+        return os.open(path, _WRITE | os.O_TRUNC), False
     except OSError:
         if os.path.islink(path) or os.path.lexists(path) and not os.path.isdir(path):
             os.unlink(path)
-            return os.open(path, flags, 0o600)
+            return os.open(path, _WRITE | os.O_CREAT | os.O_EXCL, 0o600), False
         raise
 
 
-def _finish_fd(fd: int, e: dict) -> None:
-    os.fchmod(fd, e["mode"])
+def _write_all(fd: int, data: bytes, offset: int | None = None) -> None:
+    view = memoryview(data)
+    while view:
+        n = os.write(fd, view) if offset is None else os.pwrite(fd, view, offset)
+        view = view[n:]
+        if offset is not None:
+            offset += n
+
+
+def _finish_fd(fd: int, e: dict, mode_ok: bool) -> None:
+    if not mode_ok:
+        os.fchmod(fd, e["mode"])
     os.utime(fd, ns=(e["mtime_ns"], e["mtime_ns"]))
 
 
 def restore_snapshot(repo, snap: Snapshot, target: str, include: list[str] | None = None,
-                     progress: Progress | None = None, workers: int = 6) -> dict[str, Any]:
+                     progress: Progress | None = None, workers: int = 4) -> dict[str, Any]:
     started = time.monotonic()
     t = _prepare_target(target)
     entries = select_entries(snap, include)
@@ -202,7 +226,6 @@ def restore_snapshot(repo, snap: Snapshot, target: str, include: list[str] | Non
                 locs[cid] = locator.locate(cid, e["path"])
             dests[cid].append((n, off))
             off += locs[cid].raw_length
-    index = repo.index
     by_pack: dict[str, list[str]] = defaultdict(list)
     for cid, loc in locs.items():
         by_pack[loc.pack].append(cid)
@@ -218,15 +241,16 @@ def restore_snapshot(repo, snap: Snapshot, target: str, include: list[str] | Non
     paths = [os.path.join(t, e["path"]) for e in files]
     remaining = [len(e["chunks"]) for e in files]
     rem_lock = threading.Lock()
+    umask = _current_umask()
     for n, e in enumerate(files):
         if remaining[n] == 0:  # empty file
-            fd = _open_for_write(paths[n])
+            fd, mode_ok = _open_for_write(paths[n], e["mode"], umask)
             try:
-                _finish_fd(fd, e)
+                _finish_fd(fd, e, mode_ok)
             finally:
                 os.close(fd)
         elif remaining[n] > 1:
-            fd = _open_for_write(paths[n])
+            fd, _ = _open_for_write(paths[n], e["mode"], umask)
             try:
                 os.ftruncate(fd, e["size"])
             finally:
@@ -239,17 +263,17 @@ def restore_snapshot(repo, snap: Snapshot, target: str, include: list[str] | Non
         for n, off in dests[cid]:
             e = files[n]
             if len(e["chunks"]) == 1:
-                fd = _open_for_write(paths[n])
+                fd, mode_ok = _open_for_write(paths[n], e["mode"], umask)
                 try:
-                    os.write(fd, data)
-                    _finish_fd(fd, e)
+                    _write_all(fd, data)
+                    _finish_fd(fd, e, mode_ok)
                 finally:
                     os.close(fd)
                 finished = True
             else:
                 fd = os.open(paths[n], os.O_WRONLY | os.O_NOFOLLOW)
                 try:
-                    os.pwrite(fd, data, off)
+                    _write_all(fd, data, off)
                 finally:
                     os.close(fd)
                 with rem_lock:
@@ -266,29 +290,21 @@ def restore_snapshot(repo, snap: Snapshot, target: str, include: list[str] | Non
                     progress(done["files"], done["bytes"])
 
     def do_pack(pack: str) -> None:
+        # Contiguous blobs are read together in ranges of at most MAX_RANGE, one range in
+        # memory at a time: few reads, bounded memory, whatever the pack size.
         cids = sorted(by_pack[pack], key=lambda c: locs[c].offset)
-        need = sum(locs[c].length for c in cids)
-        size = index.pack_size(pack)
-        if size and need >= size * WHOLE_PACK_SHARE:
-            whole = repo.backend.load(pack_name(pack))
-            ranges = [(0, whole, cids)]
-        else:
-            ranges = []
-            start = end = None
-            group: list[str] = []
-            for c in cids:
-                loc = locs[c]
-                if start is not None and loc.offset - end <= RANGE_GAP:
-                    end = max(end, loc.offset + loc.length)
+        ranges: list[tuple[int, int, list[str]]] = []
+        for c in cids:
+            loc = locs[c]
+            if ranges:
+                s0, e0, group = ranges[-1]
+                if loc.offset - e0 <= RANGE_GAP and loc.offset + loc.length - s0 <= MAX_RANGE:
+                    ranges[-1] = (s0, max(e0, loc.offset + loc.length), group)
                     group.append(c)
                     continue
-                if group:
-                    ranges.append((start, end, group))
-                start, end, group = loc.offset, loc.offset + loc.length, [c]
-            if group:
-                ranges.append((start, end, group))
-            ranges = [(s, repo.backend.load(pack_name(pack), s, e - s), g) for s, e, g in ranges]
-        for base, data, group in ranges:
+            ranges.append((loc.offset, loc.offset + loc.length, [c]))
+        for base, end, group in ranges:
+            data = repo.backend.load(pack_name(pack), base, end - base)
             for c in group:
                 loc = locs[c]
                 stored = data[loc.offset - base: loc.offset - base + loc.length]
