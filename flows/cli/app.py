@@ -25,3 +25,7 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+
+# Called with the exit code when a command ends; a hook may end the process itself (see
+# flow_runner.fast_exit). Empty unless a command that runs a flow was used.
+EXIT_HOOKS: list = []
