@@ -40,7 +40,7 @@ def cli_pending() -> str | None:
 
 
 def measure_overhead(work: Path, source: Path, repeat: int) -> dict:
-    engine = Backupflow(work / "scratch" / "e2e")
+    engine = Backupflow(work / "scratch" / "e2e", rev=None)  # the same code the installed CLI runs
     server = PrefectServer(work / "prefect-home").start()
     try:
         cli_env = {**engine.env(), **server.env()}
@@ -49,10 +49,12 @@ def measure_overhead(work: Path, source: Path, repeat: int) -> dict:
             for side in ("engine", "cli"):
                 repo = work / f"e2e-repo-{side}-{i}"
                 shutil.rmtree(repo, ignore_errors=True)
-                measure.run(engine.init(repo)[0], env=engine.env())
+                cmd, cwd = engine.init(repo)
+                measure.run(cmd, env=engine.env(), cwd=cwd)
                 for step in ("first", "again"):
                     if side == "engine":
-                        m = measure.run(engine.backup(repo, source)[0], env=engine.env())
+                        cmd, cwd = engine.backup(repo, source)
+                        m = measure.run(cmd, env=engine.env(), cwd=cwd)
                     else:
                         m = measure.run([str(cli_path()), "backup", str(source), "--repo", str(repo), "--json"],
                                         env=cli_env)

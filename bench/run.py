@@ -181,6 +181,8 @@ def report(results: dict, subject: str, info: dict) -> str:
         lines.append(f"\n1-minute load average right after the timed steps: median {statistics.median(loads):.1f}, "
                      f"max {loads[-1]:.1f} on {os.cpu_count()} cores (above {os.cpu_count()}: something else "
                      "was competing for the CPU).")
+    if info.get("versions"):
+        lines.append("\nTools: " + "; ".join(info["versions"].values()) + ".")
     lines.append(f"\nMedians of {info['repeat']} repeat(s); dataset scale {info['scale']}: "
                  f"{info['dataset']['files']} files, {info['dataset']['bytes'] / MiB:.0f} MiB; "
                  f"mutation: {info.get('mutation', {})}.")
@@ -211,6 +213,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--e2e", action="store_true", help="also measure CLI + Prefect server overhead")
     p.add_argument("--grow", type=int, default=0, metavar="N",
                    help="also record peak memory over N+1 backups of distinct workspaces into one repository")
+    p.add_argument("--engine-rev", default="HEAD",
+                   help="git revision of storage/ to benchmark (a frozen copy; 'worktree' for the live tree)")
     p.add_argument("--report-from", metavar="JSON", help="only print the report of an earlier --json-out file")
     args = p.parse_args(argv)
     if args.report_from:
@@ -227,7 +231,11 @@ def main(argv: list[str] | None = None) -> int:
     work.mkdir(parents=True, exist_ok=True)
     tools, unavailable = [], {}
     for name in args.tools.split(","):
-        tool = TOOLS[name.strip()](work / "scratch" / name.strip())
+        scratch = work / "scratch" / name.strip()
+        if name.strip() == "backupflow":
+            tool = TOOLS["backupflow"](scratch, None if args.engine_rev == "worktree" else args.engine_rev)
+        else:
+            tool = TOOLS[name.strip()](scratch)
         why = tool.available()
         if why:
             unavailable[tool.name] = why

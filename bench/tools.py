@@ -120,12 +120,33 @@ class Borg(Tool):
 
 
 class Backupflow(Tool):
-    """The engine through its public storage API, in a subprocess (bench/engine_driver.py)."""
+    """The engine through its public storage API, in a subprocess (bench/engine_driver.py).
+
+    The engine under test is a copy of the committed `storage/` (and `bench/`) at one git
+    revision, exported at start, so commits landing in the shared working tree during a long
+    run cannot change the engine half-way through. Without git, the working tree is used.
+    """
 
     name = "backupflow"
 
+    def __init__(self, scratch: Path, rev: str | None = "HEAD"):
+        super().__init__(scratch)
+        self.code = ROOT
+        self.rev = ""
+        if rev is None:  # the working tree, as the installed CLI sees it
+            return
+        found = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", rev], capture_output=True, text=True)
+        if found.returncode == 0:
+            frozen = scratch / "engine"
+            shutil.rmtree(frozen, ignore_errors=True)
+            frozen.mkdir(parents=True)
+            archive = subprocess.run(["git", "-C", str(ROOT), "archive", found.stdout.strip(), "storage", "bench"],
+                                     capture_output=True, check=True).stdout
+            subprocess.run(["tar", "-x", "-C", str(frozen)], input=archive, check=True)
+            self.code, self.rev = frozen, found.stdout.strip()
+
     def env(self) -> dict[str, str]:
-        path = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
+        path = os.pathsep.join(filter(None, [str(self.code), os.environ.get("PYTHONPATH")]))
         return {**os.environ, "PYTHONPATH": path}
 
     def _driver(self, *args: str) -> list[str]:
@@ -133,27 +154,28 @@ class Backupflow(Tool):
 
     def available(self) -> str | None:
         probe = subprocess.run([sys.executable, "-c", "from storage.repository import Repository"],
-                               env=self.env(), cwd=ROOT, capture_output=True, text=True)
+                               env=self.env(), cwd=self.code, capture_output=True, text=True)
         if probe.returncode != 0:
             return "the engine is not importable yet (storage.repository.Repository): " + \
                 (probe.stderr.strip().splitlines() or ["?"])[-1]
         return None
 
     def version(self) -> str:
-        rev = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
-        return f"backupflow engine at {rev.stdout.strip() or 'unknown revision'} (Python {sys.version.split()[0]})"
+        where = f"committed storage/ at {self.rev}" if self.rev else "the working tree"
+        return f"backupflow engine, {where} (Python {sys.version.split()[0]})"
 
+    # Run from the code directory: `python -m` puts the working directory first on sys.path.
     def init(self, repo):
-        return self._driver("init", str(repo), "--level", "3"), None
+        return self._driver("init", str(repo), "--level", "3"), self.code
 
     def backup(self, repo, source):
-        return self._driver("backup", str(repo), str(source.resolve())), None
+        return self._driver("backup", str(repo), str(source.resolve())), self.code
 
     def restore(self, repo, target):
-        return self._driver("restore", str(repo), str(target)), None
+        return self._driver("restore", str(repo), str(target)), self.code
 
     def verify(self, repo):
-        return self._driver("verify", str(repo)), None
+        return self._driver("verify", str(repo)), self.code
 
 
 TOOLS = {cls.name: cls for cls in (Backupflow, Restic, Borg)}
