@@ -25,7 +25,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Callable
 
-from storage.errors import BackupError, InvalidInput
+from storage.errors import BackupError, InvalidInput, Locked
 from storage.objects import Chunker, Codec, IndexWriter, PackWriter, load_pack_header, pack_name
 from storage.repository import locks
 from storage.snapshots import ScanResult, Snapshot, scan_workspace
@@ -99,6 +99,11 @@ def plan_backup(repo, source: str, type: str | None = None, excludes=(), tags=()
         plan.base_full = last_full.id
         plan.parent = chain[-1].id if type == "incremental" else last_full.id
     locks.acquire(repo.backend, run, "backup")
+    # Lock first, then look: a prune does the same the other way round (locks.py), so a backup
+    # and a prune never both go ahead and a prune never deletes packs this run may commit.
+    if any(doc.get("kind") == "prune" for doc in locks.live_locks(repo.backend)):
+        locks.release(repo.backend, run)
+        raise Locked("A prune is running on this repository; try the backup again when it finishes.")
     return plan
 
 

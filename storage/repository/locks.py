@@ -2,7 +2,9 @@
 
 A lock is never exclusive: many backups may write to one repository at once. Locks tell
 others which unclaimed packs are still being used by a live run (so they are neither adopted
-by another backup nor deleted by cleanup). A lock is stale when its process is gone (same
+by another backup nor deleted by cleanup). A prune is the one exclusive run: it writes its lock
+(kind ``prune``) and then looks for live backups; a backup writes its lock and then looks for
+a live prune; whichever looks second sees the other and stands down. A lock is stale when its process is gone (same
 host) or it is older than ``STALE_SECONDS`` (another host).
 """
 
@@ -47,13 +49,18 @@ def _alive(doc: dict) -> bool:
     return time.time() - float(doc.get("time", 0)) < STALE_SECONDS
 
 
-def live_runs(backend: Backend) -> set[str]:
-    runs = set()
+def live_locks(backend: Backend) -> list[dict]:
+    """The lock documents of live runs (``{run, kind, host, pid, time}``)."""
+    docs = []
     for info in backend.list("locks/"):
         try:
             doc = json.loads(backend.load(info.name))
         except (NotFound, ValueError):
             continue
         if _alive(doc):
-            runs.add(doc["run"])
-    return runs
+            docs.append(doc)
+    return docs
+
+
+def live_runs(backend: Backend) -> set[str]:
+    return {doc["run"] for doc in live_locks(backend)}
