@@ -5,6 +5,9 @@ repository (front door) -> snapshots -> objects (chunks, packs, index) -> backen
 Everything above storage/ uses the names exported here and from storage.errors.
 """
 
-from storage.repository import BackupPlan, BackupResult, Repository, RestorePlan, StoreResult, VerifyReport
+from storage.repository import (
+    BackupPlan, BackupResult, ForgetPlan, PruneReport, Repository, RestorePlan, StoreResult, VerifyReport,
+)
 
-__all__ = ["BackupPlan", "BackupResult", "Repository", "RestorePlan", "StoreResult", "VerifyReport"]
+__all__ = ["BackupPlan", "BackupResult", "ForgetPlan", "PruneReport", "Repository", "RestorePlan", "StoreResult",
+           "VerifyReport"]

@@ -4,13 +4,18 @@ verify, export and read-only queries over the lower layers (snapshots, objects, 
 Vocabulary: *run* — one backup attempt, identified by a random id, holding a lock while it
 lives; *plan* — the plain-data description of a run; *adopt* — a run claiming the unclaimed
 packs of a dead run instead of uploading them again.
+*forget* — delete snapshot manifests (never one a remaining snapshot needs); *prune* — delete
+the packs no remaining snapshot and no live run needs, under an exclusive prune lock.
 Invariant: write order is packs, then index, then the snapshot manifest, so every state of
 the repository is readable and an interrupted backup leaves no snapshot.
 """
 
 from storage.repository.backup import BackupPlan, StoreResult
+from storage.repository.forget import ForgetPlan
+from storage.repository.prune import PruneReport
 from storage.repository.repository import BackupResult, Repository
 from storage.repository.restore import RestorePlan
 from storage.repository.verify import VerifyReport
 
-__all__ = ["BackupPlan", "BackupResult", "Repository", "RestorePlan", "StoreResult", "VerifyReport"]
+__all__ = ["BackupPlan", "BackupResult", "ForgetPlan", "PruneReport", "Repository", "RestorePlan", "StoreResult",
+           "VerifyReport"]

@@ -11,7 +11,9 @@ from storage.errors import AlreadyExists, NotARepository, NotFound
 from storage.objects import Index
 from storage.repository import backup as backup_mod
 from storage.repository.export import export_snapshot
+from storage.repository.forget import ForgetPlan, forget, plan_forget
 from storage.repository.format import CONFIG_NAME, RepoConfig
+from storage.repository.prune import PruneReport, prune
 from storage.repository.query import diff_snapshots, list_entries, repository_stats
 from storage.repository.restore import ChunkLocator, RestorePlan, plan_restore, restore_snapshot, select_entries
 from storage.repository.verify import VerifyReport, verify_repository
@@ -148,8 +150,11 @@ class Repository:
         snap = self.snapshot(ref)
         return ChunkLocator(self, snap).check(select_entries(snap, include))
 
-    def restore(self, ref: str, target: str, include: list[str] | None = None, progress=None) -> dict[str, Any]:
-        return restore_snapshot(self, self.snapshot(ref), target, include, progress)
+    def restore(self, ref: str, target: str, include: list[str] | None = None, progress=None,
+                connections: int | None = None) -> dict[str, Any]:
+        """Restore into ``target``; ``connections`` packs are fetched and written at once
+        (default 4: on local disk, file creation in the kernel is the bound)."""
+        return restore_snapshot(self, self.snapshot(ref), target, include, progress, workers=connections or 4)
 
     def verify(self, read_data: bool = False, progress=None) -> VerifyReport:
         return verify_repository(self, read_data, progress)
@@ -165,3 +170,13 @@ class Repository:
 
     def stats(self) -> dict[str, Any]:
         return repository_stats(self)
+
+    # --- deleting --------------------------------------------------------------------------
+    def plan_forget(self, refs: list[str], prune: bool = False, chain: bool = False) -> ForgetPlan:
+        return plan_forget(self, refs, prune, chain)
+
+    def forget(self, plan: ForgetPlan) -> dict[str, Any]:
+        return forget(self, plan)
+
+    def prune(self, dry_run: bool = False) -> PruneReport:
+        return prune(self, dry_run)

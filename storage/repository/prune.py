@@ -1,0 +1,167 @@
+"""Prune: delete the packs no snapshot needs, and the index entries that name them.
+
+What stays (DESIGN.md: cleanup never removes data a snapshot still references or a backup
+running at the same time may commit):
+
+- every pack a remaining snapshot claims (its manifest's ``packs``), and every pack holding a
+  chunk that a remaining snapshot references and no claimed pack holds (a safety net for
+  snapshots whose chain lost a manifest, e.g. one committed while its full was forgotten);
+- every unclaimed pack whose run holds a live lock (that run may still commit or adopt it).
+
+Concurrency (locks.py): prune writes its own ``prune`` lock first, then refuses with
+:class:`Locked` if any other live lock exists; a backup writes its lock, then stands down if it
+sees a live prune. So no backup runs while packs are deleted. There is no age-based grace
+period: the backend seam reports no object times, and the lock handshake already covers runs
+that are alive; a run on another host whose lock is older than ``locks.STALE_SECONDS`` counts
+as dead, as it does for adoption.
+
+Write order keeps every state readable and never lets the index name a deleted pack (a
+backup would then dedup against chunks that are gone): first the rewritten index objects
+(surviving entries of each index object that named a doomed pack), then the old index
+objects are deleted, then the packs. A crash in between leaves unindexed packs, which the
+next backup re-indexes and the next prune removes. Every deletion tolerates NotFound, so a
+rerun after a crash is safe.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from storage.backend import Backend
+from storage.errors import Locked, NotFound
+from storage.objects import Codec, Index, IndexWriter, pack_name
+from storage.repository import locks
+from storage.snapshots import Snapshot
+
+
+@dataclass
+class PruneReport:
+    packs_deleted: int = 0
+    bytes_freed: int = 0
+    packs_kept_live: int = 0       # unclaimed packs kept because their run is alive
+    index_rewritten: int = 0       # index objects replaced by one without the deleted packs
+    index_deleted: int = 0         # index objects that named only deleted packs
+    dry_run: bool = False
+    packs: list[str] = field(default_factory=list)
+    index_changes: list[tuple[str, dict | None]] = field(default_factory=list, repr=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out.pop("index_changes")
+        return out
+
+
+def stored_pack_sizes(backend: Backend) -> dict[str, int]:
+    return {o.name.rsplit("/", 1)[-1]: o.size for o in backend.list("data/")}
+
+
+def needed_packs(index: Index, snaps: list[Snapshot]) -> set[str]:
+    """Packs that must stay for ``snaps`` to restore (see the module docstring)."""
+    claimed = {p for s in snaps for p in s.packs}
+    seen: set[str] = set()
+    extra: set[str] = set()
+    for s in snaps:
+        for e in s.tree:
+            for cid in e.get("chunks", ()):
+                if cid in seen:
+                    continue
+                seen.add(cid)
+                locs = index.locations(cid)
+                if not any(loc.pack in claimed for loc in locs):
+                    extra.update(loc.pack for loc in locs)
+    return claimed | extra
+
+
+def _load_index_docs(backend: Backend, names: list[str]) -> list[dict]:
+    def fetch(name: str) -> dict:
+        return json.loads(Codec.unpack_doc(backend.load(name)))
+
+    with ThreadPoolExecutor(8) as pool:
+        return list(pool.map(fetch, names))
+
+
+def find_garbage(repo, own_run: str | None = None) -> PruneReport:
+    """What a prune would delete now, deleting nothing."""
+    repo.refresh()
+    index = repo.index
+    sizes = stored_pack_sizes(repo.backend)
+    keep = needed_packs(index, repo.snapshots.all())
+    live = locks.live_runs(repo.backend) - {own_run}
+    report = PruneReport()
+    doomed: set[str] = set()
+    for pack, size in sizes.items():
+        if pack in keep:
+            continue
+        run = index.pack_run.get(pack)
+        # An unindexed pack's run is unknown without reading its header; while any run is
+        # alive it may be that run's, so it stays.
+        if (run is None and live) or run in live:
+            report.packs_kept_live += 1
+            continue
+        doomed.add(pack)
+        report.bytes_freed += size
+    report.packs = sorted(doomed)
+    report.packs_deleted = len(doomed)
+    # Index entries for packs that are gone already (and not needed) are dropped as well.
+    dropped = doomed | {p for p, run in index.pack_run.items() if p not in sizes and p not in keep and run not in live}
+    names = list(index.index_names)
+    for name, doc in zip(names, _load_index_docs(repo.backend, names)):
+        hit = dropped.intersection(doc["packs"])
+        if not hit:
+            continue
+        rest = {p: b for p, b in doc["packs"].items() if p not in hit}
+        report.index_changes.append((name, {**doc, "packs": rest} if rest else None))
+    report.index_rewritten = sum(1 for _, d in report.index_changes if d is not None)
+    report.index_deleted = len(report.index_changes) - report.index_rewritten
+    return report
+
+
+def _sweep(repo, report: PruneReport) -> None:
+    for _, doc in report.index_changes:
+        if doc is not None:
+            writer = IndexWriter(repo.backend, doc["run"], doc["chain"], batch=len(doc["packs"]) + 1)
+            for pack, blobs in doc["packs"].items():
+                writer.add(pack, blobs)
+            writer.flush()
+    for name, _ in report.index_changes:
+        try:
+            repo.backend.remove(name)
+        except NotFound:
+            pass
+    for pack in report.packs:
+        try:
+            repo.backend.remove(pack_name(pack))
+        except NotFound:
+            pass  # a second prune (or a retry) got there first: the pack is gone either way
+    repo.refresh()
+
+
+def _refuse_if_others(backend: Backend, run: str) -> None:
+    others = [d for d in locks.live_locks(backend) if d.get("run") != run]
+    if not others:
+        return
+    kinds = {d.get("kind") for d in others}
+    what = "another prune is running" if kinds == {"prune"} else "a backup is running"
+    raise Locked(f"Cannot prune: {what} on this repository ({len(others)} live lock(s) under locks/); "
+                 "try again when it finishes.")
+
+
+def prune(repo, dry_run: bool = False) -> PruneReport:
+    """Delete unneeded packs under a prune lock; a dry run takes no lock and deletes nothing."""
+    if dry_run:
+        report = find_garbage(repo)
+        report.dry_run = True
+        return report
+    run = uuid.uuid4().hex
+    locks.acquire(repo.backend, run, "prune")
+    try:
+        _refuse_if_others(repo.backend, run)
+        report = find_garbage(repo, own_run=run)
+        _sweep(repo, report)
+        return report
+    finally:
+        locks.release(repo.backend, run)
