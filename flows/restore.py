@@ -16,7 +16,8 @@ from tasks.restore import fetch_snapshot, plan_restore, write_files
 
 @flow(name="restore", flow_run_name="restore {snapshot} to {target}", validate_parameters=False)
 def restore_flow(snapshot: str, target: str, repo: str, include: list[str] | None = None,
-                 options: dict[str, Any] | None = None, requester: str | None = None) -> dict[str, Any]:
+                 options: dict[str, Any] | None = None, requester: str | None = None,
+                 connections: int | None = None) -> dict[str, Any]:
     """Restore ``snapshot`` (id, prefix or 'latest') of ``repo`` into ``target``."""
     options = options or {}
     requester = requester or getpass.getuser()
@@ -31,7 +32,8 @@ def restore_flow(snapshot: str, target: str, repo: str, include: list[str] | Non
                         "bytes": plan["bytes"]},
         })
         fetched = fetch_snapshot(repo, options, plan["snapshot"], include)
-        result = write_files(repo, options, fetched["snapshot_id"], plan["target"], include, plan["files"], plan["bytes"])
+        result = write_files(repo, options, fetched["snapshot_id"], plan["target"], include, plan["files"], plan["bytes"],
+                             connections)
         result["flow_run_id"] = current_flow_run_id()
         result["overwritten"] = len(plan["overwrite"])
         trail.details.update(snapshot=fetched["snapshot_id"], files=result.get("files"), bytes=result.get("bytes"),

@@ -32,6 +32,6 @@ def fetch_snapshot(repo: str, options: dict[str, Any], snapshot_id: str, include
 
 @task(name="write_files", **_TASK)
 def write_files(repo: str, options: dict[str, Any], snapshot_id: str, target: str, include: list[str] | None,
-                total_files: int = 0, total_bytes: int = 0) -> dict[str, Any]:
+                total_files: int = 0, total_bytes: int = 0, connections: int | None = None) -> dict[str, Any]:
     progress = reporter_for("restore", total_files, total_bytes)
-    return open_repo(repo, options).restore(snapshot_id, target, include, progress)
+    return open_repo(repo, options).restore(snapshot_id, target, include, progress, connections)

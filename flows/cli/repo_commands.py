@@ -179,10 +179,10 @@ def restore(snapshot: str = typer.Argument(..., help="Snapshot id, unique prefix
             json_out: bool = JSON_OPTION, config: Optional[str] = CONFIG_OPTION):
     """Restore a snapshot into TARGET as a Prefect flow run (asks for approval when policy says so)."""
     def go():
-        url, opts, _ = _context(repo, option, config, download_limit=download_limit)
+        url, opts, settings = _context(repo, option, config, download_limit=download_limit)
         runner, flows = _flows()
         result = runner.run_flow(flows.restore_flow, url, opts, not json_out, snapshot=snapshot, target=target,
-                                 include=list(include or []) or None)
+                                 include=list(include or []) or None, connections=settings.backup.connections)
         if json_out:
             emit_json(result)
             return
