@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import sys
 
-from flows.cli import audit_commands, guardian_commands, repo_commands  # noqa: F401  (register commands)
+from flows.cli import audit_commands, cleanup_commands, guardian_commands, repo_commands  # noqa: F401  (register commands)
 from flows.cli.app import EXIT_HOOKS, app
 from storage.errors import BackupError
 

@@ -1,0 +1,50 @@
+"""Deleting tasks: plan a forget, delete snapshot manifests, prune unneeded packs.
+
+Destructive tasks must never retry blindly (STYLE.md §3). These retry only transient storage
+errors (the one retry policy, tasks/retry.py), and a retry is safe because each step is
+idempotent: deleting an object that is already gone counts as done (NotFound is ignored),
+``forget`` re-checks its plan against the repository before deleting anything, and ``prune``
+recomputes what is unneeded under a fresh prune lock on every attempt.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prefect import task
+from prefect.artifacts import create_markdown_artifact
+from prefect.cache_policies import NO_CACHE
+
+from storage import ForgetPlan
+from tasks.repo_access import open_repo
+from tasks.retry import RETRIES, RETRY_DELAYS, retry_transient
+
+_TASK = dict(retries=RETRIES, retry_delay_seconds=RETRY_DELAYS, retry_condition_fn=retry_transient, cache_policy=NO_CACHE)
+
+
+@task(name="plan_forget", **_TASK)
+def plan_forget(repo: str, options: dict[str, Any], snapshots: list[str], prune: bool, chain: bool) -> dict[str, Any]:
+    return open_repo(repo, options).plan_forget(snapshots, prune, chain).to_dict()
+
+
+@task(name="forget_snapshots", **_TASK)
+def forget_snapshots(repo: str, options: dict[str, Any], plan: dict[str, Any]) -> dict[str, Any]:
+    return open_repo(repo, options).forget(ForgetPlan(**plan))
+
+
+@task(name="prune_packs", **_TASK)
+def prune_packs(repo: str, options: dict[str, Any], dry_run: bool = False) -> dict[str, Any]:
+    return open_repo(repo, options).prune(dry_run).to_dict()
+
+
+@task(name="publish_cleanup_report", cache_policy=NO_CACHE)
+def publish_cleanup_report(result: dict[str, Any], repo_display: str) -> None:
+    lines = [f"## Cleanup of {repo_display}", ""]
+    forgotten = result.get("forgotten") or []
+    if forgotten:
+        lines.append(f"- snapshots forgotten ({len(forgotten)}): {', '.join(s[:8] for s in forgotten)}")
+    pruned = result.get("prune")
+    if pruned:
+        lines.append(f"- packs deleted: {pruned['packs_deleted']}, bytes freed: {pruned['bytes_freed']}, "
+                     f"packs of running backups kept: {pruned['packs_kept_live']}")
+    create_markdown_artifact(key="cleanup-report", markdown="\n".join(lines) + "\n")
