@@ -127,3 +127,21 @@ def test_dry_runs_and_refusals_change_nothing(setup):
     events = [e for e in audit.get_events() if e["type"].startswith("delete.")]
     assert [e["type"] for e in events] == ["delete.requested", "delete.failed"]
     assert "--chain" in events[-1]["details"]["error"]
+
+
+def test_prune_refuses_while_a_backup_runs_then_deletes_a_dead_runs_packs(setup, tmp_path):
+    env, work, repo_dir, _, _, audit = setup
+    (tmp_path / "src" / "c.bin").write_bytes(os.urandom(120_000))
+    repo = Repository.open(str(repo_dir))
+    plan = repo.plan_backup(str(tmp_path / "src"))  # live: this test process holds the lock
+    orphans = repo.store(plan, repo.scan(plan)).packs
+    before = state(repo_dir)
+    busy = run(["prune"], env, work)
+    assert busy.returncode == 7 and "a backup is running" in busy.one_sentence_error()
+    assert state(repo_dir) == before
+    repo.abandon(plan)  # the run dies without a snapshot: its packs are garbage now
+    report = run(["prune", "--json"], env, work).json()
+    assert sorted(report["packs"]) == sorted(orphans) and report["bytes_freed"] > 100_000
+    assert state(repo_dir)[1] == before[1] - set(orphans)
+    types = [e["type"] for e in audit.get_events() if e["type"].startswith("prune.")]
+    assert types == ["prune.started", "prune.failed", "prune.started", "prune.completed"]
