@@ -13,7 +13,7 @@ import typer
 
 from flows.cli.app import app
 from flows.cli.common import CONFIG_OPTION, JSON_OPTION, OPTION_OPTION, REPO_OPTION, emit_json, run_guarded
-from flows.cli.repo_commands import _context, _flows, _human
+from flows.cli.context import human_bytes, load_flows, repo_context
 
 DRY_RUN_OPTION = typer.Option(False, "--dry-run", help="Show what would be deleted; change nothing.")
 
@@ -24,7 +24,7 @@ def _ids(ids: list[str]) -> str:
 
 def _pruned(report: dict) -> str:
     kept = report["packs_kept_live"]
-    return (f"{report['packs_deleted']} pack(s), {_human(report['bytes_freed'])}"
+    return (f"{report['packs_deleted']} pack(s), {human_bytes(report['bytes_freed'])}"
             + (f" ({kept} pack(s) of running backups kept)" if kept else ""))
 
 
@@ -38,8 +38,8 @@ def forget(snapshots: List[str] = typer.Argument(..., help="Snapshot ids or uniq
            config: Optional[str] = CONFIG_OPTION):
     """Delete snapshots as a Prefect flow run, after Guardian approval when policy says so."""
     def go():
-        url, opts, _ = _context(repo, option, config)
-        runner, flows = _flows()
+        url, opts, _ = repo_context(repo, option, config)
+        runner, flows = load_flows()
         result = runner.run_flow(flows.forget_flow, url, opts, not json_out, snapshots=list(snapshots),
                                  prune=prune, chain=chain, dry_run=dry_run)
         if json_out:
@@ -48,14 +48,14 @@ def forget(snapshots: List[str] = typer.Argument(..., help="Snapshot ids or uniq
         n = len(result["snapshots"])
         if result["dry_run"]:
             typer.echo(f"would forget {n} snapshot(s) ({_ids(result['snapshots'])}), freeing "
-                       f"{_human(result['bytes_freed'])} once pruned; nothing was changed")
+                       f"{human_bytes(result['bytes_freed'])} once pruned; nothing was changed")
         elif result.get("prune"):
             typer.echo(f"forgot {n} snapshot(s) ({_ids(result['forgotten'])}); pruned {_pruned(result['prune'])}")
         elif result.get("prune_skipped"):
             typer.echo(f"forgot {n} snapshot(s) ({_ids(result['forgotten'])}); not pruned: {result['prune_skipped']}")
         else:
             typer.echo(f"forgot {n} snapshot(s) ({_ids(result['forgotten'])}); run `backupflow prune` to free "
-                       f"{_human(result['bytes_freed'])}")
+                       f"{human_bytes(result['bytes_freed'])}")
     run_guarded(go)
 
 
@@ -65,8 +65,8 @@ def prune_command(dry_run: bool = DRY_RUN_OPTION, repo: Optional[str] = REPO_OPT
                   config: Optional[str] = CONFIG_OPTION):
     """Delete the data that no snapshot and no running backup needs (refuses while a backup runs)."""
     def go():
-        url, opts, _ = _context(repo, option, config)
-        runner, flows = _flows()
+        url, opts, _ = repo_context(repo, option, config)
+        runner, flows = load_flows()
         report = runner.run_flow(flows.prune_flow, url, opts, not json_out, dry_run=dry_run)
         if json_out:
             emit_json(report)

@@ -6,69 +6,17 @@ well under two seconds. Commands that change data run as Prefect flows (flow_run
 
 from __future__ import annotations
 
-import importlib
-import os
-from typing import Any, List, Optional
+from typing import List, Optional
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
 from flows.cli.app import app
-from flows.cli.common import (
-    CONFIG_OPTION, JSON_OPTION, OPTION_OPTION, REPO_OPTION, emit_json, parse_options, resolve_repo, run_guarded,
-)
+from flows.cli.common import CONFIG_OPTION, JSON_OPTION, OPTION_OPTION, REPO_OPTION, emit_json, run_guarded
+from flows.cli.context import human_bytes, load_flows, open_repository, repo_context
 from storage import Repository
-from storage.backend import display_url, ensure_container, scheme_of
-from storage.backend.cloud_config import cloud_destination
-from storage.config import Settings, load_settings
-
-
-def _context(repo: str | None, option: list[str] | None, config: str | None,
-             upload_limit: str | None = None, download_limit: str | None = None) -> tuple[str, dict[str, Any], Settings]:
-    """The repository URL and its options, from flags, environment and config (in that order)."""
-    settings = load_settings(config)
-    b = settings.backup
-    base: dict[str, Any] = dict(b.options)
-    cloud = None if (repo or os.environ.get("BACKUPFLOW_REPO") or b.repository) else cloud_destination(b)
-    if cloud is not None:
-        url = cloud.url
-        base.update(cloud.options)
-    else:
-        url = resolve_repo(repo, b.repository)
-        if scheme_of(url) == "s3":
-            if b.storage_class:
-                base["storage_class"] = b.storage_class
-            if b.object_lock_days:
-                base["object_lock_days"] = b.object_lock_days
-    opts = parse_options(option, base)
-    for key, flag, configured in (("upload_limit", upload_limit, b.upload_limit),
-                                  ("download_limit", download_limit, b.download_limit)):
-        if flag or (configured and key not in opts):
-            opts[key] = flag or configured
-    return url, opts, settings
-
-
-def _open(repo, option, config) -> Repository:
-    url, opts, _ = _context(repo, option, config)
-    return Repository.open(url, opts)
-
-
-def _flows():
-    # Loaded here, not at module top: importing Prefect costs over a second that the
-    # read-only commands in this module must not pay.
-    return importlib.import_module("flows.cli.flow_runner"), importlib.import_module("flows")
-
-
-def _human(n: int | None) -> str:
-    if n is None:
-        return "-"
-    size = float(n)
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if size < 1024 or unit == "TiB":
-            return f"{int(size)} B" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1024
-    return str(n)
+from storage.backend import display_url, ensure_container
 
 
 @app.command()
@@ -77,7 +25,7 @@ def init(repo: Optional[str] = REPO_OPTION, option: Optional[List[str]] = OPTION
          json_out: bool = JSON_OPTION, config: Optional[str] = CONFIG_OPTION):
     """Create a repository at an empty location."""
     def go():
-        url, opts, settings = _context(repo, option, config)
+        url, opts, settings = repo_context(repo, option, config)
         level = settings.backup.compression_level if compression is None else compression
         ensure_container(url, opts)
         r = Repository.init(url, opts, compression_level=level, pack_size_mib=settings.backup.pack_size_mib)
@@ -98,8 +46,8 @@ def backup(source: str = typer.Argument(..., help="Directory to back up."),
            json_out: bool = JSON_OPTION, config: Optional[str] = CONFIG_OPTION):
     """Back up SOURCE as a Prefect flow run (creates the repository in an empty location)."""
     def go():
-        url, opts, settings = _context(repo, option, config, upload_limit=upload_limit)
-        runner, flows = _flows()
+        url, opts, settings = repo_context(repo, option, config, upload_limit=upload_limit)
+        runner, flows = load_flows()
         result = runner.run_flow(
             flows.backup_flow, url, opts, not json_out, source=source, type=type,
             excludes=list(settings.backup.exclude) + list(exclude or []), tags=list(tag or []),
@@ -111,7 +59,7 @@ def backup(source: str = typer.Argument(..., help="Directory to back up."),
             return
         s = result["stats"]
         typer.echo(f"snapshot {result['short_id']} ({result['type']}) saved: {s['files']} files, "
-                   f"{_human(s['bytes_read'])} read, {_human(s['bytes_added'])} added in {result['duration_seconds']} s")
+                   f"{human_bytes(s['bytes_read'])} read, {human_bytes(s['bytes_added'])} added in {result['duration_seconds']} s")
         for w in result["warnings"]:
             typer.echo(f"warning: {w}", err=True)
     run_guarded(go)
@@ -122,14 +70,14 @@ def snapshots(repo: Optional[str] = REPO_OPTION, option: Optional[List[str]] = O
               json_out: bool = JSON_OPTION, config: Optional[str] = CONFIG_OPTION):
     """List snapshots, oldest first."""
     def go():
-        snaps = [s.summary() for s in _open(repo, option, config).snapshots.all()]
+        snaps = [s.summary() for s in open_repository(repo, option, config).snapshots.all()]
         if json_out:
             emit_json({"snapshots": snaps})
             return
         table = Table("id", "time", "type", "parent", "files", "size", "source")
         for s in snaps:
             table.add_row(s["short_id"], s["time"][:19], s["type"], (s["parent"] or "")[:8],
-                          str(s["stats"].get("files", "")), _human(s["stats"].get("bytes_total")), s["source"])
+                          str(s["stats"].get("files", "")), human_bytes(s["stats"].get("bytes_total")), s["source"])
         Console().print(table)
     run_guarded(go)
 
@@ -141,7 +89,7 @@ def ls(snapshot: str = typer.Argument(..., help="Snapshot id, unique prefix, or 
        json_out: bool = JSON_OPTION, config: Optional[str] = CONFIG_OPTION):
     """List the files of a snapshot."""
     def go():
-        r = _open(repo, option, config)
+        r = open_repository(repo, option, config)
         snap = r.snapshot(snapshot)
         entries = r.ls(snap.id, path)
         if json_out:
@@ -159,7 +107,7 @@ def diff(snapshot_a: str, snapshot_b: str, repo: Optional[str] = REPO_OPTION,
          config: Optional[str] = CONFIG_OPTION):
     """Show what changed between two snapshots."""
     def go():
-        d = _open(repo, option, config).diff(snapshot_a, snapshot_b)
+        d = open_repository(repo, option, config).diff(snapshot_a, snapshot_b)
         if json_out:
             emit_json(d)
             return
@@ -179,14 +127,14 @@ def restore(snapshot: str = typer.Argument(..., help="Snapshot id, unique prefix
             json_out: bool = JSON_OPTION, config: Optional[str] = CONFIG_OPTION):
     """Restore a snapshot into TARGET as a Prefect flow run (asks for approval when policy says so)."""
     def go():
-        url, opts, settings = _context(repo, option, config, download_limit=download_limit)
-        runner, flows = _flows()
+        url, opts, settings = repo_context(repo, option, config, download_limit=download_limit)
+        runner, flows = load_flows()
         result = runner.run_flow(flows.restore_flow, url, opts, not json_out, snapshot=snapshot, target=target,
                                  include=list(include or []) or None, connections=settings.backup.connections)
         if json_out:
             emit_json(result)
             return
-        typer.echo(f"restored {result['files']} files ({_human(result['bytes'])}) of snapshot "
+        typer.echo(f"restored {result['files']} files ({human_bytes(result['bytes'])}) of snapshot "
                    f"{result['snapshot_id'][:8]} into {result['target']} in {result['seconds']} s")
     run_guarded(go)
 
@@ -197,8 +145,8 @@ def verify(read_data: bool = typer.Option(False, "--read-data", help="Read back 
            json_out: bool = JSON_OPTION, config: Optional[str] = CONFIG_OPTION):
     """Check the repository as a Prefect flow run; names damaged snapshots and files."""
     def go():
-        url, opts, _ = _context(repo, option, config)
-        runner, flows = _flows()
+        url, opts, _ = repo_context(repo, option, config)
+        runner, flows = load_flows()
         try:
             report = runner.run_flow(flows.verify_flow, url, opts, not json_out, read_data=read_data)
         except Exception as exc:
@@ -215,7 +163,7 @@ def verify(read_data: bool = typer.Option(False, "--read-data", help="Read back 
             emit_json(report)
             return
         typer.echo(f"no problems found: {report['snapshots']} snapshots, {report['packs']} packs, "
-                   f"{report['chunks']} chunks" + (f", {_human(report['bytes_read'])} read" if read_data else ""))
+                   f"{report['chunks']} chunks" + (f", {human_bytes(report['bytes_read'])} read" if read_data else ""))
     run_guarded(go)
 
 
@@ -227,7 +175,7 @@ def export(snapshot: str = typer.Argument(..., help="Snapshot id, unique prefix,
            json_out: bool = JSON_OPTION, config: Optional[str] = CONFIG_OPTION):
     """Write a snapshot as a standard .tar.gz (restore it with plain `tar -xzf`)."""
     def go():
-        out = _open(repo, option, config).export_tar(snapshot, file, list(include or []) or None)
+        out = open_repository(repo, option, config).export_tar(snapshot, file, list(include or []) or None)
         emit_json(out) if json_out else typer.echo(f"wrote {out['files']} files of {out['snapshot_id'][:8]} to {out['file']}")
     run_guarded(go)
 
@@ -237,10 +185,10 @@ def stats(repo: Optional[str] = REPO_OPTION, option: Optional[List[str]] = OPTIO
           json_out: bool = JSON_OPTION, config: Optional[str] = CONFIG_OPTION):
     """Repository size, deduplication and compression."""
     def go():
-        s = _open(repo, option, config).stats()
+        s = open_repository(repo, option, config).stats()
         if json_out:
             emit_json(s)
             return
         for k, v in s.items():
-            typer.echo(f"{k:18} {_human(v) if k.startswith('bytes') else v}")
+            typer.echo(f"{k:18} {human_bytes(v) if k.startswith('bytes') else v}")
     run_guarded(go)

@@ -1,0 +1,61 @@
+"""Where a command's repository is and how its flows are loaded: flags, then the environment,
+then the config file; cloud keys from the config when no URL is given anywhere."""
+
+from __future__ import annotations
+
+import importlib
+import os
+from typing import Any
+
+from flows.cli.common import parse_options, resolve_repo
+from storage import Repository
+from storage.backend import scheme_of
+from storage.backend.cloud_config import cloud_destination
+from storage.config import Settings, load_settings
+
+
+def repo_context(repo: str | None, option: list[str] | None, config: str | None,
+             upload_limit: str | None = None, download_limit: str | None = None) -> tuple[str, dict[str, Any], Settings]:
+    """The repository URL and its options, from flags, environment and config (in that order)."""
+    settings = load_settings(config)
+    b = settings.backup
+    base: dict[str, Any] = dict(b.options)
+    cloud = None if (repo or os.environ.get("BACKUPFLOW_REPO") or b.repository) else cloud_destination(b)
+    if cloud is not None:
+        url = cloud.url
+        base.update(cloud.options)
+    else:
+        url = resolve_repo(repo, b.repository)
+        if scheme_of(url) == "s3":
+            if b.storage_class:
+                base["storage_class"] = b.storage_class
+            if b.object_lock_days:
+                base["object_lock_days"] = b.object_lock_days
+    opts = parse_options(option, base)
+    for key, flag, configured in (("upload_limit", upload_limit, b.upload_limit),
+                                  ("download_limit", download_limit, b.download_limit)):
+        if flag or (configured and key not in opts):
+            opts[key] = flag or configured
+    return url, opts, settings
+
+
+def open_repository(repo, option, config) -> Repository:
+    url, opts, _ = repo_context(repo, option, config)
+    return Repository.open(url, opts)
+
+
+def load_flows():
+    # Loaded here, not at module top: importing Prefect costs over a second that the
+    # read-only commands in this module must not pay.
+    return importlib.import_module("flows.cli.flow_runner"), importlib.import_module("flows")
+
+
+def human_bytes(n: int | None) -> str:
+    if n is None:
+        return "-"
+    size = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if size < 1024 or unit == "TiB":
+            return f"{int(size)} B" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return str(n)
