@@ -27,7 +27,7 @@ class BackupSettings(_Section):
     compression_level: int = Field(3, ge=0, le=22)  # 0 = stored uncompressed
     exclude: list[str] = []
     pack_size_mib: int = Field(16, ge=1, le=128)
-    connections: int | None = Field(None, ge=1, le=64)  # default: 2 on local disk, 4 in the cloud
+    connections: int | None = Field(None, ge=1, le=64)  # default: 1 upload on local disk, 4 in the cloud
     upload_limit: str | None = None
     download_limit: str | None = None
     options: dict[str, Any] = {}

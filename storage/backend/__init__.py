@@ -9,7 +9,4 @@ from storage.backend.base import Backend, ObjectInfo, display_url
 from storage.backend.factory import ensure_container, open_backend, scheme_of
 from storage.backend.memory import MemoryBackend
 
-# Importing the cloud modules registers their URL schemes in factory.PROVIDERS.
-from storage.backend import azure, gcs, s3  # noqa: E402,F401  (isort: skip)
-
 __all__ = ["Backend", "ObjectInfo", "MemoryBackend", "display_url", "ensure_container", "open_backend", "scheme_of"]

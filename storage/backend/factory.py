@@ -5,6 +5,7 @@ Wrappers are composed here and only here, so every caller gets the same stack.
 
 from __future__ import annotations
 
+import importlib
 import os
 from typing import Any, Callable
 from urllib.parse import urlsplit
@@ -20,6 +21,13 @@ from storage.errors import InvalidConfig
 
 # Cloud modules register here: scheme -> callable(url, options) -> Backend.
 PROVIDERS: dict[str, Callable[[str, dict[str, Any]], Backend]] = {}
+# ... and are imported the first time one of their schemes is opened: each pulls in a cloud
+# SDK, which a local backup (and every CLI start) need not pay for in time or memory.
+PROVIDER_MODULES = {
+    "s3": "storage.backend.s3",
+    "az": "storage.backend.azure", "abfs": "storage.backend.azure", "abfss": "storage.backend.azure",
+    "gs": "storage.backend.gcs", "gcs": "storage.backend.gcs",
+}
 
 _MEMORY: dict[str, MemoryBackend] = {}
 
@@ -41,6 +49,8 @@ def _open_raw(url: str, options: dict[str, Any]) -> Backend:
         path = url[len("file://"):] if url.startswith("file://") else url
         path = os.path.abspath(os.path.expanduser(path))
         return LocalBackend.from_url(path, options)
+    if scheme in PROVIDER_MODULES and scheme not in PROVIDERS:
+        importlib.import_module(PROVIDER_MODULES[scheme])
     if scheme in PROVIDERS:
         return PROVIDERS[scheme](url, options)
     try:

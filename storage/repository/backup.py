@@ -269,7 +269,7 @@ def store_files(repo, plan: BackupPlan, scan: ScanResult, progress: Progress | N
                 connections: int | None = None, workers: int | None = None) -> StoreResult:
     started = time.monotonic()
     if connections is None:
-        connections = 2 if repo.is_local else 4
+        connections = 1 if repo.is_local else 4  # one local write runs while the next pack fills
     packer = _Packer(repo, plan, set(), connections)
     recovered = recover_unindexed_packs(repo, plan, packer.index_writer)
     allowed, orphans = _allowed_packs(repo, plan)
