@@ -20,6 +20,7 @@ import socket
 import threading
 import time
 import uuid
+from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
@@ -311,10 +312,18 @@ def store_files(repo, plan: BackupPlan, scan: ScanResult, progress: Progress | N
             if progress:
                 progress(done["files"], done["bytes"])
 
+    nworkers = workers or (os.cpu_count() or 2) + 1
     try:
-        with ThreadPoolExecutor(workers or (os.cpu_count() or 2) + 1, thread_name_prefix="bf-read") as pool:
-            for f in [pool.submit(work, i) for i in scan.to_read]:
-                f.result()
+        with ThreadPoolExecutor(nworkers, thread_name_prefix="bf-read") as pool:
+            # A bounded window of files in flight, not one future per file up front
+            # (18,000 futures held 6.6 MiB on the benchmark workspace).
+            window: deque = deque()
+            for i in scan.to_read:
+                if len(window) >= nworkers * 8:
+                    window.popleft().result()
+                window.append(pool.submit(work, i))
+            while window:
+                window.popleft().result()
     finally:
         packer.finish()
 

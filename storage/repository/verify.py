@@ -38,7 +38,10 @@ class VerifyReport:
 
 
 def verify_repository(repo, read_data: bool = False, progress: Callable[[int, int], None] | None = None,
-                      workers: int = 4) -> VerifyReport:
+                      workers: int | None = None) -> VerifyReport:
+    # Each worker holds a whole pack (its hash covers all of it): two keep both cores busy on
+    # local disk; more hide the latency of a cloud store.
+    workers = workers or (2 if repo.is_local else 4)
     rep = VerifyReport(read_data=read_data)
     index = repo.index
     store = SnapshotStore(repo.backend)
