@@ -206,8 +206,17 @@ class Runner:
 
 
 # report column -> (header, how to render a list of per-repeat rows)
-def _med(key: str, fmt: str = "{:.2f}"):
-    return lambda rows: fmt.format(statistics.median(r[key] for r in rows))
+def _med(key: str, fmt: str = "{:.2f}", spread: bool = False):
+    """The median, and with `spread` the min-max over 3+ repeats when they differ by 5 % or more
+    (this machine is shared, so a single figure would hide how much it moved)."""
+    def render(rows: list[dict]) -> str:
+        values = [r[key] for r in rows]
+        text = fmt.format(statistics.median(values))
+        lo, hi = min(values), max(values)
+        if spread and len(values) >= 3 and hi - lo >= 0.05 * max(abs(hi), 1e-9):
+            text += f" ({fmt.format(lo)}-{fmt.format(hi)})"
+        return text
+    return render
 
 
 def _trio(suffix: str, fmt: str):
@@ -216,15 +225,15 @@ def _trio(suffix: str, fmt: str):
 
 
 COLUMNS = [
-    ("First backup (s)", _med("backup_s")),
-    ("MiB/s", _med("backup_mibs", "{:.1f}")),
+    ("First backup (s)", _med("backup_s", spread=True)),
+    ("MiB/s", _med("backup_mibs", "{:.1f}", spread=True)),
     ("Objects uploaded (packs)", lambda rows: f"{_med('objects_first', '{:.0f}')(rows)} "
                                               f"({_med('packs_added', '{:.0f}')(rows)})"),
-    ("Unchanged re-backup (s)", _med("rebackup_s")),
+    ("Unchanged re-backup (s)", _med("rebackup_s", spread=True)),
     ("Objects added", _med("objects_rebackup", "{:.0f}")),
-    ("Full restore (s)", _med("restore_s")),
-    ("Restore MiB/s", _med("restore_mibs", "{:.1f}")),
-    ("Verify --read-data (s)", _med("verify_s")),
+    ("Full restore (s)", _med("restore_s", spread=True)),
+    ("Restore MiB/s", _med("restore_mibs", "{:.1f}", spread=True)),
+    ("Verify --read-data (s)", _med("verify_s", spread=True)),
     ("Repository (MiB, objects)", lambda rows: f"{_med('repo_mib', '{:.0f}')(rows)}, "
                                                f"{_med('objects_total', '{:.0f}')(rows)}"),
     ("Peak RSS MiB: backup / restore / verify", _trio("rss", "{:.0f}")),
@@ -262,7 +271,10 @@ def report(results: dict[str, list[dict]], info: dict) -> str:
         lines.append(f"\n1-minute load average right after the timed steps: median {statistics.median(loads):.1f}, "
                      f"max {loads[-1]:.1f} on {os.cpu_count()} cores (above {os.cpu_count()}: something else "
                      "was competing for the CPU).")
-    lines.append(f"\nEngine: {info['engine']}.")
+    m = info["machine"]
+    lines.append(f"\nEngine: {info['engine']}. Machine: {m['nproc']} cores ({m['cpu']}), {m['ram_gib']} GiB RAM, "
+                 f"{m['disk']}, Linux {m['kernel']}; load average at start {info['load_at_start'][0]:.1f}. "
+                 f"Command: `{info['command']}`.")
     return "\n".join(lines) + "\n"
 
 
@@ -295,7 +307,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--json-out", help="write raw results (every repeat) as JSON here")
     p.add_argument("--engine-rev", default="HEAD",
                    help="git revision of storage/ and bench/ to run (a frozen copy; 'worktree' for the live tree)")
+    p.add_argument("--report-from", metavar="JSON", help="only print the report of an earlier --json-out file")
     args = p.parse_args(argv)
+    if args.report_from:
+        saved = json.loads(Path(args.report_from).read_text())
+        text = report(saved["results"], saved["info"])
+        print(text)
+        if args.out:
+            Path(args.out).write_text(text)
+        return 0
 
     work = Path(args.workdir or tempfile.mkdtemp(prefix="backupflow-cloud-bench-")).resolve()
     work.mkdir(parents=True, exist_ok=True)
