@@ -153,7 +153,7 @@ def scan_for_plan(repo, plan: BackupPlan) -> ScanResult:
     if plan.type != "full":
         chain = [s for s in repo.snapshots.all() if s.chain == plan.chain and _same_source(s, plan.source, plan.host)]
         if chain:
-            previous = {e["path"]: e for e in chain[-1].tree if e.get("type") == "file"}
+            previous = {e["path"]: e for e in repo.snapshots.load(chain[-1].id).tree if e.get("type") == "file"}
         if plan.type == "differential" and chain and chain[-1].id != plan.base_full:
             base_chunks = {c for e in repo.snapshots.load(plan.base_full).tree for c in e.get("chunks", ())}
             can_reuse = lambda e: all(c in base_chunks for c in e["chunks"])  # noqa: E731

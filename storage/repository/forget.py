@@ -89,7 +89,7 @@ def plan_forget(repo, refs: list[str], prune: bool = False, chain: bool = False)
     remaining = [s for s in snaps if s.id not in chosen]
     left_sources = {(s.host, s.source) for s in remaining}
     emptied = sorted({s.source for s in chosen.values() if (s.host, s.source) not in left_sources})
-    keep = needed_packs(repo.index, remaining)
+    keep = needed_packs(repo.index, remaining, repo.snapshots)
     sizes = stored_pack_sizes(repo.backend)
     freed = {p for s in chosen.values() for p in s.packs if p not in keep and p in sizes}
     # Dependants first, newest first: a crash part-way never leaves a snapshot whose full is gone.

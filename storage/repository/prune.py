@@ -35,7 +35,7 @@ from storage.backend import Backend
 from storage.errors import Locked, NotFound
 from storage.objects import Codec, Index, IndexWriter, pack_name
 from storage.repository import locks
-from storage.snapshots import Snapshot
+from storage.snapshots import Snapshot, SnapshotStore
 
 
 @dataclass
@@ -45,13 +45,16 @@ class PruneReport:
     packs_kept_live: int = 0       # unclaimed packs kept because their run is alive
     index_rewritten: int = 0       # index objects replaced by one without the deleted packs
     index_deleted: int = 0         # index objects that named only deleted packs
+    trees_deleted: int = 0         # tree objects no remaining snapshot names
     dry_run: bool = False
     packs: list[str] = field(default_factory=list)
+    trees: list[str] = field(default_factory=list, repr=False)
     index_changes: list[tuple[str, dict | None]] = field(default_factory=list, repr=False)
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
         out.pop("index_changes")
+        out.pop("trees")
         return out
 
 
@@ -59,13 +62,14 @@ def stored_pack_sizes(backend: Backend) -> dict[str, int]:
     return {o.name.rsplit("/", 1)[-1]: o.size for o in backend.list("data/")}
 
 
-def needed_packs(index: Index, snaps: list[Snapshot]) -> set[str]:
-    """Packs that must stay for ``snaps`` to restore (see the module docstring)."""
+def needed_packs(index: Index, snaps: list[Snapshot], store: SnapshotStore) -> set[str]:
+    """Packs that must stay for ``snaps`` to restore (see the module docstring).
+    Trees are read one at a time, so memory does not grow with the number of snapshots."""
     claimed = {p for s in snaps for p in s.packs}
     seen: set[str] = set()
     extra: set[str] = set()
     for s in snaps:
-        for e in s.tree:
+        for e in store.load_tree(s):
             for cid in e.get("chunks", ()):
                 if cid in seen:
                     continue
@@ -89,9 +93,15 @@ def find_garbage(repo, own_run: str | None = None) -> PruneReport:
     repo.refresh()
     index = repo.index
     sizes = stored_pack_sizes(repo.backend)
-    keep = needed_packs(index, repo.snapshots.all())
+    snaps = repo.snapshots.all()
+    keep = needed_packs(index, snaps, repo.snapshots)
     live = locks.live_runs(repo.backend) - {own_run}
     report = PruneReport()
+    # A backup writes its tree just before its manifest, under its lock; prune runs only when
+    # no backup is alive, so an unnamed tree is garbage.
+    named = {s.tree_id for s in snaps}
+    report.trees = sorted(o.name for o in repo.backend.list("trees/") if o.name.rsplit("/", 1)[-1] not in named)
+    report.trees_deleted = len(report.trees)
     doomed: set[str] = set()
     for pack, size in sizes.items():
         if pack in keep:
@@ -128,6 +138,11 @@ def _sweep(repo, report: PruneReport) -> None:
                 writer.add(pack, blobs)
             writer.flush()
     for name, _ in report.index_changes:
+        try:
+            repo.backend.remove(name)
+        except NotFound:
+            pass
+    for name in report.trees:
         try:
             repo.backend.remove(name)
         except NotFound:

@@ -48,7 +48,7 @@ def verify_repository(repo, read_data: bool = False, progress: Callable[[int, in
     snaps = []
     for sid in store.ids():
         try:
-            snaps.append(store.load(sid))
+            snaps.append(store.header(sid))
         except BackupError as exc:
             rep.problems.append(f"snapshot {sid[:8]}: {exc.message}")
             rep.damaged_snapshots.append(sid)
@@ -116,7 +116,13 @@ def verify_repository(repo, read_data: bool = False, progress: Callable[[int, in
         own = chain_packs[s.chain]
         damaged: list[str] = []
         outside = 0
-        for e in s.tree:
+        try:
+            tree = store.load_tree(s)  # one tree at a time: memory stays flat
+        except BackupError as exc:
+            rep.problems.append(f"snapshot {s.id[:8]}: {exc.message}")
+            rep.damaged_snapshots.append(s.id)
+            continue
+        for e in tree:
             for cid in e.get("chunks", ()):
                 locs = [loc for loc in index.locations(cid) if loc.pack in existing and (loc.pack, cid) not in bad_pairs]
                 if not locs:
