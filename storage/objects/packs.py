@@ -33,27 +33,30 @@ class PackWriter:
         # The run id goes into the header so that two chains never share a pack object, even
         # when they pack the same chunks in the same order: corruption stays inside one chain.
         self.run = run
-        self._buf = bytearray()
+        # Blobs are kept as a list and joined once: the result is ``bytes``, which backends
+        # pass on without another copy (a bytearray would be copied again by every cloud
+        # client, one more pack-sized buffer per upload in flight).
+        self._blobs: list[bytes] = []
+        self._size = 0
         self._entries: list[list] = []
 
     def __len__(self) -> int:
-        return len(self._buf)
+        return self._size
 
     @property
     def count(self) -> int:
         return len(self._entries)
 
     def add(self, chunk_id: str, stored: bytes, raw_length: int, flags: int) -> None:
-        self._entries.append([chunk_id, len(self._buf), len(stored), raw_length, flags])
-        self._buf += stored
+        self._entries.append([chunk_id, self._size, len(stored), raw_length, flags])
+        self._blobs.append(stored)
+        self._size += len(stored)
 
-    def finish(self) -> tuple[str, bytearray, list[list]]:
+    def finish(self) -> tuple[str, bytes, list[list]]:
         header = Codec.pack_doc(json.dumps({"v": 1, "run": self.run, "blobs": self._entries}, separators=(",", ":")).encode())
-        self._buf += header
-        self._buf += TRAILER.pack(len(header))
-        self._buf += MAGIC
-        data = self._buf  # handed over, not copied: a pack is the largest buffer a backup holds
-        self._buf = bytearray()
+        self._blobs += [header, TRAILER.pack(len(header)), MAGIC]
+        data = b"".join(self._blobs)
+        self._blobs = []
         return hashlib.sha256(data).hexdigest(), data, self._entries
 
 
