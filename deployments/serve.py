@@ -3,7 +3,7 @@
     .venv/bin/python -m deployments.serve --source ~/work --repo /backups/repo \
         --backup-cron "0 2 * * *" --verify-cron "0 4 * * 0"
 
-The nightly backup and the weekly full verify then appear under Deployments in the Prefect UI,
+The nightly backup, the weekly full verify and the weekly prune then appear under Deployments in the Prefect UI,
 run on schedule, and can be started by hand from there. prefect.yaml declares the same
 deployments for a work pool (`prefect deploy --all`).
 """
@@ -16,6 +16,7 @@ import os
 from prefect import serve
 
 from flows.backup import backup_flow
+from flows.forget import prune_flow
 from flows.verify import verify_flow
 
 
@@ -30,7 +31,11 @@ def build(source: str, repo: str, backup_cron: str, verify_cron: str):
         parameters={"repo": repo, "read_data": True},
         description="Read back every pack and check every chunk hash.",
     )
-    return [backup, verify]
+    prune = prune_flow.to_deployment(
+        name="weekly-prune", cron=verify_cron, tags=["backupflow"], parameters={"repo": repo},
+        description="Delete data no snapshot needs any more (skipped while a backup runs).",
+    )
+    return [backup, verify, prune]
 
 
 def main() -> None:
