@@ -7,10 +7,14 @@ they come from the cloud's standard environment variables or a Prefect Secret bl
 
 from __future__ import annotations
 
+import json
 import threading
 from typing import Any
 
+from prefect.blocks.system import Secret
+
 from storage import Repository
+from storage.errors import InvalidConfig
 
 _SECRETS: dict[str, dict[str, Any]] = {}
 _LOCK = threading.Lock()
@@ -31,7 +35,32 @@ def register_secret_options(url: str, secret: dict[str, Any]) -> None:
             _SECRETS.setdefault(url, {}).update(secret)
 
 
+def resolve_secret_block(options: dict[str, Any]) -> dict[str, Any]:
+    """Replace ``secret_block`` (the name of a Prefect Secret block, from config
+    ``backup.cloud_secret_block``) by the storage options it holds, a JSON object such as
+    ``{"key": ..., "secret": ...}``. Read at run time, inside the task, so the values never
+    travel as parameters."""
+    name = options.get("secret_block")
+    if not name:
+        return options
+    try:
+        value = Secret.load(name).get()
+    except ValueError:
+        raise InvalidConfig(f"The Prefect Secret block {name!r} (backup.cloud_secret_block) does not exist; "
+                            "create it or fix the name.") from None
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            value = None
+    if not isinstance(value, dict):
+        raise InvalidConfig(f"The Prefect Secret block {name!r} must hold a JSON object of storage options, "
+                            'such as {"key": "...", "secret": "..."}.')
+    rest = {k: v for k, v in options.items() if k != "secret_block"}
+    return {**rest, **value}
+
+
 def open_repo(url: str, options: dict[str, Any] | None = None, create: bool = False, **init_args) -> Repository:
     with _LOCK:
         merged = {**(options or {}), **_SECRETS.get(url, {})}
-    return Repository.open(url, merged, create=create, **init_args)
+    return Repository.open(url, resolve_secret_block(merged), create=create, **init_args)

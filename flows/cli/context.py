@@ -31,6 +31,8 @@ def repo_context(repo: str | None, option: list[str] | None, config: str | None,
                 base["storage_class"] = b.storage_class
             if b.object_lock_days:
                 base["object_lock_days"] = b.object_lock_days
+    if b.cloud_secret_block:
+        base["secret_block"] = b.cloud_secret_block
     opts = parse_options(option, base)
     for key, flag, configured in (("upload_limit", upload_limit, b.upload_limit),
                                   ("download_limit", download_limit, b.download_limit)):
@@ -41,6 +43,9 @@ def repo_context(repo: str | None, option: list[str] | None, config: str | None,
 
 def open_repository(repo, option, config) -> Repository:
     url, opts, _ = repo_context(repo, option, config)
+    if "secret_block" in opts:
+        # Only then is Prefect loaded: reading the block needs its client.
+        opts = importlib.import_module("tasks.repo_access").resolve_secret_block(opts)
     return Repository.open(url, opts)
 
 
