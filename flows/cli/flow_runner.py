@@ -28,6 +28,10 @@ def _bar() -> tuple[Progress, Callable]:
 
     def report(stage: str, done: int, total: int, nbytes: int, total_bytes: int) -> None:
         if stage not in ids:
+            # Drawn from the first report on, not around the whole run: before it, an
+            # approval prompt may be waiting for the person at this terminal.
+            if not ids:
+                bar.start()
             ids[stage] = bar.add_task(stage, total=total_bytes or None)
         bar.update(ids[stage], completed=nbytes, description=f"{stage} {done}/{total} files")
 
@@ -81,7 +85,7 @@ def run_flow(flow_fn, repo: str, options: dict[str, Any], show_progress: bool, *
         bar, report = _bar()
         task_progress.set_reporter(report)
         try:
-            with bar:
-                return flow_fn(repo=repo, options=plain, **params)
+            return flow_fn(repo=repo, options=plain, **params)
         finally:
             task_progress.set_reporter(None)
+            bar.stop()
