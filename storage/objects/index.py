@@ -45,7 +45,8 @@ class Index:
             return
         self.pack_run[pack_id] = run
         self.pack_chunks[pack_id] = len(blobs)
-        self._pack_bytes[pack_id] = max((b[1] + b[2] for b in blobs), default=0)
+        # Blobs are listed in pack order, so the last one ends the data.
+        self._pack_bytes[pack_id] = blobs[-1][1] + blobs[-1][2] if blobs else 0
         chunks = self._chunks
         for cid, off, length, raw, flags in blobs:
             loc = BlobLocation(pack_id, off, length, raw, flags)
