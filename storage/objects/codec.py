@@ -44,20 +44,21 @@ class Codec:
         return d
 
     def encode(self, data) -> tuple[bytes, int]:
-        """(stored bytes, flags). Stores raw when zstd saves under 3 % (random data, media).
+        """(stored bytes, flags). Stores raw when zstd saves under 3 % (random data, media);
+        raw data is returned as given, not copied (the pack copies it once).
 
         A large chunk is judged by a 32 KiB sample first: compressing incompressible data in
         full cost 30 % of a first backup's CPU on the benchmark workspace."""
         if self.level <= 0:
-            return bytes(data), 0
+            return data, 0
         if len(data) > 8 * SAMPLE:
             mid = len(data) // 2
             sample = data[mid:mid + SAMPLE]
             if len(self._probe().compress(sample)) > SAMPLE * 0.98:
-                return bytes(data), 0
+                return data, 0
         packed = self._cctx().compress(data)
         if len(packed) > len(data) * 0.97:
-            return bytes(data), 0
+            return data, 0
         return packed, FLAG_ZSTD
 
     def decode(self, stored, flags: int, raw_length: int) -> bytes:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import getpass
 import hashlib
 import os
+import queue
 import socket
 import threading
 import time
@@ -170,8 +171,12 @@ class _Packer:
         self.pack_size = repo.config.pack_size
         self.known = known
         self.lock = threading.Lock()
-        self.writer = PackWriter(plan.run)
         self.run = plan.run
+        # Local disk: pack buffers are reused (see PackWriter); at most connections in flight,
+        # one waiting to ship and one filling.
+        self.reuse_buffers = repo.is_local
+        self.buffers: queue.SimpleQueue = queue.SimpleQueue()
+        self.writer = self._new_writer()
         self.index_writer = IndexWriter(repo.backend, plan.run, plan.chain)
         self.uploads = ThreadPoolExecutor(connections, thread_name_prefix="bf-upload")
         # Each pack in flight holds pack_size bytes; this bound is most of the backup's memory.
@@ -181,6 +186,15 @@ class _Packer:
         self.new_chunks = 0
         self.new_raw = 0
         self.new_stored = 0
+
+    def _new_writer(self) -> PackWriter:
+        if not self.reuse_buffers:
+            return PackWriter(self.run)
+        try:
+            buf = self.buffers.get_nowait()
+        except queue.Empty:
+            buf = bytearray()
+        return PackWriter(self.run, buf)
 
     def add(self, cid: str, data) -> None:
         with self.lock:
@@ -194,7 +208,7 @@ class _Packer:
             self.new_raw += len(data)
             if len(self.writer) < self.pack_size:
                 return
-            full, self.writer = self.writer, PackWriter(self.run)
+            full, self.writer = self.writer, self._new_writer()
         self._ship(full)
 
     def _ship(self, writer: PackWriter) -> None:
@@ -202,11 +216,16 @@ class _Packer:
         pack_id, data, blobs = writer.finish()
         with self.lock:
             self.new_stored += len(data)
-        self.futures.append(self.uploads.submit(self._upload, pack_id, data, blobs))
+        self.futures.append(self.uploads.submit(self._upload, pack_id, data, blobs, writer.buffer))
 
-    def _upload(self, pack_id: str, data: bytes, blobs: list[list]) -> None:
+    def _upload(self, pack_id: str, data, blobs: list[list], buffer: bytearray | None) -> None:
         try:
-            self.backend.save(pack_name(pack_id), data)
+            try:
+                self.backend.save(pack_name(pack_id), data)
+            finally:
+                if buffer is not None:
+                    data.release()
+                    self.buffers.put(buffer)
             self.repo.index.add_pack(pack_id, self.index_writer.run, blobs)
             self.index_writer.add(pack_id, blobs)
             with self.lock:
@@ -218,7 +237,7 @@ class _Packer:
         """Ship the last pack, wait for every upload, write the remaining index entries."""
         try:
             if self.writer.count:
-                last, self.writer = self.writer, PackWriter(self.run)
+                last, self.writer = self.writer, self._new_writer()
                 self._ship(last)
             for f in self.futures:
                 f.result()
