@@ -16,7 +16,6 @@ from __future__ import annotations
 import getpass
 import hashlib
 import os
-import queue
 import socket
 import threading
 import time
@@ -172,10 +171,6 @@ class _Packer:
         self.known = known
         self.lock = threading.Lock()
         self.run = plan.run
-        # Local disk: pack buffers are reused (see PackWriter); at most connections in flight,
-        # one waiting to ship and one filling.
-        self.reuse_buffers = repo.is_local
-        self.buffers: queue.SimpleQueue = queue.SimpleQueue()
         self.writer = self._new_writer()
         self.index_writer = IndexWriter(repo.backend, plan.run, plan.chain)
         self.uploads = ThreadPoolExecutor(connections, thread_name_prefix="bf-upload")
@@ -188,13 +183,7 @@ class _Packer:
         self.new_stored = 0
 
     def _new_writer(self) -> PackWriter:
-        if not self.reuse_buffers:
-            return PackWriter(self.run)
-        try:
-            buf = self.buffers.get_nowait()
-        except queue.Empty:
-            buf = bytearray()
-        return PackWriter(self.run, buf)
+        return PackWriter(self.run)
 
     def add(self, cid: str, data) -> None:
         with self.lock:
@@ -216,16 +205,11 @@ class _Packer:
         pack_id, data, blobs = writer.finish()
         with self.lock:
             self.new_stored += len(data)
-        self.futures.append(self.uploads.submit(self._upload, pack_id, data, blobs, writer.buffer))
+        self.futures.append(self.uploads.submit(self._upload, pack_id, data, blobs))
 
-    def _upload(self, pack_id: str, data, blobs: list[list], buffer: bytearray | None) -> None:
+    def _upload(self, pack_id: str, data: bytes, blobs: list[list]) -> None:
         try:
-            try:
-                self.backend.save(pack_name(pack_id), data)
-            finally:
-                if buffer is not None:
-                    data.release()
-                    self.buffers.put(buffer)
+            self.backend.save(pack_name(pack_id), data)
             self.repo.index.add_pack(pack_id, self.index_writer.run, blobs)
             self.index_writer.add(pack_id, blobs)
             with self.lock:

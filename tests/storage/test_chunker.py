@@ -65,3 +65,28 @@ def test_insertion_in_the_middle_changes_only_nearby_chunks():
 def test_stream_cuts_like_buffer():
     streamed = [bytes(c) for c in Chunker(PARAMS).cut_stream(io.BytesIO(DATA))]
     assert ids(streamed) == ids(cuts(DATA))
+
+
+class _Trickle(io.RawIOBase):
+    """A file that hands out its bytes in short, uneven reads, as pipes and network mounts do."""
+
+    def __init__(self, data: bytes, seed: int):
+        self.data, self.pos, self.rng = data, 0, random.Random(seed)
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b) -> int:
+        n = min(len(b), self.rng.randint(1, 3 * 1024 * 1024), len(self.data) - self.pos)
+        b[:n] = self.data[self.pos:self.pos + n]
+        self.pos += n
+        return n
+
+
+def test_one_chunker_streams_many_files_with_the_same_cuts_as_whole_buffers():
+    chunker = Chunker(PARAMS)  # reused, like a backup thread's, so its window is reused too
+    text = b"".join(f"line {i} {random.Random(i).random()}\n".encode() for i in range(400_000))
+    for n, data in enumerate([DATA, text, DATA[: 2 * PARAMS.max_size], DATA[:PARAMS.max_size + 1], b"x" * 9_000_000]):
+        streamed = [bytes(c) for c in chunker.cut_stream(_Trickle(data, n))]
+        assert b"".join(streamed) == data
+        assert ids(streamed) == ids(cuts(data)), f"file {n} was cut differently when streamed"
