@@ -38,7 +38,6 @@ class Chunker:
     def __init__(self, params: ChunkerParams):
         self.params = params
         self._cdc = FastCDC(params.avg_size, min_size=params.min_size, max_size=params.max_size, seed=params.seed)
-        self._buf: bytearray | None = None
 
     def cut(self, data) -> Iterator[memoryview]:
         """Chunks of an in-memory buffer. A buffer no longer than ``min_size`` is one chunk."""
@@ -51,34 +50,8 @@ class Chunker:
     def cut_stream(self, f: BinaryIO) -> Iterator[memoryview]:
         """Chunks of a stream; each view is valid only until the next one is produced.
 
-        Reads into one buffer of twice the largest chunk, kept for the life of this chunker
-        (pyfastcdc's own cut_stream zeroes a new 8 MiB buffer per file: a fifth of a first
-        backup's page faults). Boundaries are the same as cutting the whole content at once:
-        only the last chunk of a window is uncertain, and it is carried into the next window.
-        """
-        if self._buf is None:
-            self._buf = bytearray(2 * self.params.max_size)
-        buf = self._buf
-        view = memoryview(buf)
-        filled = 0
-        eof = False
-        while True:
-            while not eof and filled < len(buf):
-                n = f.readinto(view[filled:])
-                if not n:
-                    eof = True
-                else:
-                    filled += n
-            if filled == 0:
-                return
-            start = 0
-            for c in self._cdc.cut_buf(view[:filled]):
-                end = c.offset + c.length
-                if end == filled and not eof:
-                    break  # the window's last chunk may grow: carry it over
-                yield view[c.offset:end]
-                start = end
-            if eof and start == filled:
-                return
-            buf[:filled - start] = buf[start:filled]
-            filled -= start
+        pyfastcdc reads through a window of twice the largest chunk, allocated per stream and
+        freed after it. (A window kept per thread saved page faults but raised the peak
+        memory of a backup by ~12 MiB in the benchmark, for no speed gain.)"""
+        for c in self._cdc.cut_stream(f):
+            yield c.data
