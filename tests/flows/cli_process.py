@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -57,3 +59,19 @@ def start(args: list[str], env: dict[str, str], cwd: Path, **kw) -> subprocess.P
 def run(args: list[str], env: dict[str, str], cwd: Path, timeout: float = 180) -> Result:
     proc = subprocess.run([BACKUPFLOW, *args], env=env, cwd=cwd, capture_output=True, text=True, timeout=timeout)
     return Result(args, proc.returncode, proc.stdout, proc.stderr)
+
+
+def wait_for_approval(proc: subprocess.Popen, what: str, timeout: float = 90) -> tuple[str, list[str]]:
+    """Read the command's stderr until it says which flow run waits for approval."""
+    seen: list[str] = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        line = proc.stderr.readline()
+        if not line:
+            break
+        seen.append(line)
+        match = re.search(r"Waiting for approval of flow run ([0-9a-f-]{36})", line)
+        if match:
+            return match.group(1), seen
+    proc.kill()
+    raise AssertionError(f"{what} never said it was waiting:\n" + "".join(seen))

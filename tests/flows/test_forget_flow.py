@@ -6,14 +6,13 @@ from __future__ import annotations
 
 import os
 import re
-import time
 from pathlib import Path
 
 import pytest
 
 from storage import Repository
 from storage.audit import AuditLog
-from tests.flows.cli_process import cli_env, run, start
+from tests.flows.cli_process import cli_env, run, start, wait_for_approval
 
 pytestmark = pytest.mark.prefect
 
@@ -41,26 +40,16 @@ def state(repo_dir: Path) -> tuple[set[str], set[str]]:
             {p.name for p in (repo_dir / "data").rglob("*") if p.is_file()})
 
 
-def wait_for_approval(proc) -> tuple[str, str]:
-    seen = []
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
-        line = proc.stderr.readline()
-        if not line:
-            break
-        seen.append(line)
-        match = re.search(r"Waiting for approval of flow run ([0-9a-f-]{36})", line)
-        if match:
-            return match.group(1), "".join(seen)
-    proc.kill()
-    raise AssertionError("forget never said it was waiting:\n" + "".join(seen))
+def _waiting(proc) -> tuple[str, str]:
+    run_id, seen = wait_for_approval(proc, "forget")
+    return run_id, "".join(seen)
 
 
 def test_forgetting_an_incremental_waits_for_approval_then_deletes_and_prunes(setup):
     env, work, repo_dir, full, inc, audit = setup
     before = state(repo_dir)
     proc = start(["forget", inc[:12], "--prune"], env, work)
-    run_id, said = wait_for_approval(proc)
+    run_id, said = _waiting(proc)
     assert "HIGH risk" in said and "deleting 1 snapshot" in said
     assert state(repo_dir) == before  # nothing goes before someone approves
     ok = run(["approve", run_id, "--as", "bob", "--reason", "old test data"], env, work)
@@ -82,7 +71,7 @@ def test_a_rejected_forget_deletes_nothing_and_exits_non_zero(setup):
     env, work, repo_dir, _, inc, audit = setup
     before = state(repo_dir)
     proc = start(["forget", inc, "--prune"], env, work)
-    run_id, _ = wait_for_approval(proc)
+    run_id, _ = _waiting(proc)
     no = run(["reject", run_id, "--as", "bob", "--reason", "still needed"], env, work)
     assert no.returncode == 0, no.stderr
     out, err = proc.communicate(timeout=90)
@@ -95,7 +84,7 @@ def test_forgetting_the_last_snapshot_is_critical_and_the_requester_cannot_appro
     env, work, repo_dir, full, _, audit = setup
     before = state(repo_dir)
     proc = start(["forget", full, "--chain", "--prune"], env, work)
-    run_id, said = wait_for_approval(proc)
+    run_id, said = _waiting(proc)
     assert "CRITICAL risk" in said
     mine = run(["approve", run_id, "--reason", "mine"], env, work)  # as the requester (this OS user)
     assert "may not approve their own critical request" in mine.one_sentence_error()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import subprocess
 import sys
 import time
@@ -14,6 +13,7 @@ import pytest
 
 from storage import Repository
 from storage.audit import AuditLog
+from tests.flows.cli_process import wait_for_approval
 
 pytestmark = pytest.mark.prefect
 
@@ -41,18 +41,8 @@ def setup(prefect_server, tmp_path, monkeypatch):
 def start_restore(env, target):
     proc = subprocess.Popen([BACKUPFLOW, "restore", "latest", str(target)], env=env, text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    seen = []
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
-        line = proc.stderr.readline()
-        if not line:
-            break
-        seen.append(line)
-        match = re.search(r"Waiting for approval of flow run ([0-9a-f-]{36})", line)
-        if match:
-            return proc, match.group(1), seen
-    proc.kill()
-    raise AssertionError("restore never said it was waiting:\n" + "".join(seen))
+    run_id, seen = wait_for_approval(proc, "restore")
+    return proc, run_id, seen
 
 
 def answer(env, *args):
