@@ -51,6 +51,7 @@ def measure_overhead(work: Path, source: Path, repeat: int) -> dict:
                 shutil.rmtree(repo, ignore_errors=True)
                 cmd, cwd = engine.init(repo)
                 measure.run(cmd, env=engine.env(), cwd=cwd)
+                measure.warm_up(source)  # a borg step before may have evicted it (bench/run.py)
                 for step in ("first", "again"):
                     if side == "engine":
                         cmd, cwd = engine.backup(repo, source)

@@ -6,9 +6,11 @@ Per repeat, every tool gets a fresh repository and the same steps, in a rotating
 first backup, unchanged re-backup, (the workspace is mutated once, ~2 % of files) backup after
 mutation, full restore of the latest snapshot into an empty directory (compared byte-for-byte
 with the source afterwards, outside the timing), verify with data read. Before every timed
-step on a changed tree the whole workspace is read once, so each tool sees a warm page cache
-(dropping the cache is not reliably possible here); every timed step starts after a sync(), so
-the write-back of an earlier step does not land in it. The report gives medians over repeats
+step that reads the workspace (first backup, backup after mutation) the whole workspace is
+read once, so each tool sees a warm page cache (dropping the cache is not reliably possible
+here). This has to happen before each tool, not once per repeat: borg drops the pages of every
+file it reads (posix_fadvise DONTNEED), so the tool after borg would otherwise read from disk.
+Every timed step starts after a sync(), so the write-back of an earlier step does not land in it. The report gives medians over repeats
 and the ratio of the subject (backupflow) to the better of the peers per metric.
 """
 
@@ -62,7 +64,6 @@ def run_repeat(tools: list[Tool], base: Path, work: Path, mutate_seed: int, resu
     src = work / "src"
     shutil.rmtree(src, ignore_errors=True)
     subprocess.run(["cp", "-a", str(base), str(src)], check=True)
-    measure.warm_up(src)
     repos = {t.name: work / f"repo-{t.name}" for t in tools}
     sizes: dict[str, dict[str, int]] = {t.name: {} for t in tools}
     rows: dict[str, dict] = {t.name: {"rss": {}, "load": []} for t in tools}
@@ -76,14 +77,15 @@ def run_repeat(tools: list[Tool], base: Path, work: Path, mutate_seed: int, resu
     for tool in tools:
         shutil.rmtree(repos[tool.name], ignore_errors=True)
         _step(tool, tool.init(repos[tool.name]))
+        measure.warm_up(src)  # borg evicts what it reads: each tool starts warm (module docstring)
         record(tool, "first_backup_s", _step(tool, tool.backup(repos[tool.name], src)))
         sizes[tool.name]["first"] = measure.tree_size(repos[tool.name])
         record(tool, "rebackup_s", _step(tool, tool.backup(repos[tool.name], src)))
         sizes[tool.name]["rebackup"] = measure.tree_size(repos[tool.name])
     summary = dataset.mutate(src, mutate_seed)
     log(f"  mutated: {summary}")
-    measure.warm_up(src)
     for tool in tools:
+        measure.warm_up(src)
         record(tool, "mutation_backup_s", _step(tool, tool.backup(repos[tool.name], src)))
         sizes[tool.name]["mutation"] = measure.tree_size(repos[tool.name])
     for tool in tools:
