@@ -23,10 +23,18 @@ class Codec:
         self.level = level
         self._local = threading.local()
 
-    def _cctx(self) -> zstandard.ZstdCompressor:
-        c = getattr(self._local, "c", None)
+    def _cctx(self, size: int) -> zstandard.ZstdCompressor:
+        # One context per size class: zstd sizes its tables to the input and frees a workspace
+        # that stays 3x too large for 128 calls, so one context fed small files and large
+        # chunks in turn reallocated (and zeroed) its tables over and over: an eighth of a
+        # first backup's page faults.
+        cls = 0 if size <= 16 * 1024 else 1 if size <= 256 * 1024 else 2
+        cs = getattr(self._local, "c", None)
+        if cs is None:
+            cs = self._local.c = [None, None, None]
+        c = cs[cls]
         if c is None:
-            c = self._local.c = zstandard.ZstdCompressor(level=self.level)
+            c = cs[cls] = zstandard.ZstdCompressor(level=self.level)
         return c
 
     def _probe(self) -> zstandard.ZstdCompressor:
@@ -56,7 +64,7 @@ class Codec:
             sample = data[mid:mid + SAMPLE]
             if len(self._probe().compress(sample)) > SAMPLE * 0.98:
                 return data, 0
-        packed = self._cctx().compress(data)
+        packed = self._cctx(len(data)).compress(data)
         if len(packed) > len(data) * 0.97:
             return data, 0
         return packed, FLAG_ZSTD
