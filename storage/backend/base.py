@@ -11,6 +11,9 @@ Contracts every backend keeps (the conformance suite in tests/storage/backend ch
   A missing object raises :class:`~storage.errors.NotFound`.
 - ``list(prefix)`` yields every object under the prefix exactly once, however many there are.
 - ``remove(name)`` deletes; removing a missing object raises NotFound.
+- ``open_sink()`` (optional, local disk only today) streams one object to storage piece by
+  piece and names it at the end, for objects named by their content hash (packs). Callers use
+  :func:`sink_for`, which returns ``None`` for backends that only take whole objects.
 - Backends translate their vendor exceptions into :mod:`storage.errors` and decide which are
   transient; retry layers above rely on that decision.
 """
@@ -45,6 +48,22 @@ class Backend(Protocol):
     def remove(self, name: str) -> None: ...
 
     def close(self) -> None: ...
+
+
+class Sink(Protocol):
+    """One object being written piece by piece; invisible to readers until ``commit``."""
+
+    def write(self, data) -> None: ...
+
+    def commit(self, name: str) -> None:
+        """Store what was written under ``name``, with ``save``'s write-once semantics."""
+
+    def abort(self) -> None: ...
+
+
+def sink_for(backend: Backend):
+    """A factory of :class:`Sink` for ``backend``, or None when it only takes whole objects."""
+    return getattr(backend, "open_sink", None)
 
 
 def display_url(url: str) -> str:

@@ -26,6 +26,12 @@ class RetryBackend:
         self.base_delay = base_delay
         self.max_delay = max_delay
 
+    @property
+    def open_sink(self):
+        # Streamed writes go to the local disk, which has no transient errors to retry; the
+        # attribute is None when the inner backend takes whole objects only (base.sink_for).
+        return getattr(self.inner, "open_sink", None)
+
     def _call(self, what: str, fn: Callable[[], T]) -> T:
         deadline = time.monotonic() + self.max_seconds
         attempt = 0

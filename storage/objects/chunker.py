@@ -33,11 +33,17 @@ def chunk_id(data) -> str:
 
 
 class Chunker:
-    """Cuts buffers and streams into chunks. One instance per thread (pyfastcdc is not re-entrant)."""
+    """Cuts buffers and files into chunks. One instance per thread (pyfastcdc is not re-entrant).
+
+    Files are read into one window of twice the largest chunk, kept for the life of the
+    chunker: a fresh buffer per file (pyfastcdc's cut_stream zeroes a new 8 MiB one; ``read()``
+    maps new pages for every file over 1 MiB) cost half of a first backup's page faults.
+    """
 
     def __init__(self, params: ChunkerParams):
         self.params = params
         self._cdc = FastCDC(params.avg_size, min_size=params.min_size, max_size=params.max_size, seed=params.seed)
+        self._buf: bytearray | None = None
 
     def cut(self, data) -> Iterator[memoryview]:
         """Chunks of an in-memory buffer. A buffer no longer than ``min_size`` is one chunk."""
@@ -47,11 +53,57 @@ class Chunker:
         for c in self._cdc.cut_buf(data):
             yield c.data
 
+    def window(self) -> int:
+        """Size of the read window: a file shorter than this is read and cut in one piece."""
+        return 2 * self.params.max_size
+
+    def cut_file(self, f: BinaryIO, size: int) -> Iterator[memoryview]:
+        """Chunks of an open file of about ``size`` bytes. A file shorter than the window is
+        read whole and its views stay valid until the next file; for a longer one, each view
+        is valid only until the next one is produced. Stops at the window's end if a short
+        file grew (the caller sees fewer bytes than the file holds)."""
+        if size < self.window():
+            view = memoryview(self._window())
+            yield from self.cut(view[:_fill(f, view, 0)])
+        else:
+            yield from self.cut_stream(f)
+
     def cut_stream(self, f: BinaryIO) -> Iterator[memoryview]:
         """Chunks of a stream; each view is valid only until the next one is produced.
 
-        pyfastcdc reads through a window of twice the largest chunk, allocated per stream and
-        freed after it. (A window kept per thread saved page faults but raised the peak
-        memory of a backup by ~12 MiB in the benchmark, for no speed gain.)"""
-        for c in self._cdc.cut_stream(f):
-            yield c.data
+        Boundaries are the same as cutting the whole content at once: only the last chunk of a
+        window is uncertain, and it is carried into the next window."""
+        buf = self._window()
+        view = memoryview(buf)
+        filled = 0
+        while True:
+            filled = _fill(f, view, filled)
+            eof = filled < len(buf)
+            if filled == 0:
+                return
+            start = 0
+            for c in self._cdc.cut_buf(view[:filled]):
+                end = c.offset + c.length
+                if end == filled and not eof:
+                    break  # the window's last chunk may grow: carry it over
+                yield view[c.offset:end]
+                start = end
+            if eof and start == filled:
+                return
+            buf[:filled - start] = buf[start:filled]
+            filled -= start
+
+    def _window(self) -> bytearray:
+        if self._buf is None:
+            self._buf = bytearray(self.window())
+        return self._buf
+
+
+def _fill(f: BinaryIO, view: memoryview, filled: int) -> int:
+    """Read into ``view[filled:]`` until it is full or the file ends; the new fill level."""
+    while filled < len(view):
+        n = f.readinto(view[filled:])
+        if not n:
+            break
+        filled += n
+    return filled

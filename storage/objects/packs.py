@@ -29,15 +29,18 @@ def pack_name(pack_id: str) -> str:
 class PackWriter:
     """Accumulates blobs; ``finish`` returns (pack_id, bytes, entries). Not thread-safe.
 
-    Blobs are kept as a list and joined once: the result is ``bytes``, which backends pass on
-    without another copy. (Reusing one buffer per pack on local disk saved page faults but
-    held more memory at peak in the benchmark, so it was dropped.)
+    With a ``sink`` (storage.backend.Sink), blobs go to storage as they are added and ``finish``
+    commits the pack under its name and returns (pack_id, None, entries): no copy of the pack is
+    held in memory. Without one, blobs are kept as a list and joined once: the result is
+    ``bytes``, which backends pass on without another copy.
     """
 
-    def __init__(self, run: str = ""):
+    def __init__(self, run: str = "", sink=None):
         # The run id goes into the header so that two chains never share a pack object, even
         # when they pack the same chunks in the same order: corruption stays inside one chain.
         self.run = run
+        self._sink = sink
+        self._hash = hashlib.sha256() if sink is not None else None
         self._blobs: list[bytes] = []
         self._size = 0
         self._entries: list[list] = []
@@ -49,21 +52,36 @@ class PackWriter:
     def count(self) -> int:
         return len(self._entries)
 
-    def add(self, chunk_id: str, stored: bytes, raw_length: int, flags: int) -> None:
+    def add(self, chunk_id: str, stored, raw_length: int, flags: int) -> None:
+        """``stored`` may be a view of a buffer about to be reused: it is copied or written now."""
         self._entries.append([chunk_id, self._size, len(stored), raw_length, flags])
         self._put(stored)
 
     def _put(self, data) -> None:
-        self._blobs.append(bytes(data))  # data may be a view of a buffer about to be reused
+        if self._sink is None:
+            self._blobs.append(bytes(data))
+        else:
+            self._sink.write(data)
+            self._hash.update(data)
         self._size += len(data)
 
-    def finish(self) -> tuple[str, bytes, list[list]]:
+    def finish(self) -> tuple[str, bytes | None, list[list]]:
         header = Codec.pack_doc(json.dumps({"v": 1, "run": self.run, "blobs": self._entries}, separators=(",", ":")).encode())
         for part in (header, TRAILER.pack(len(header)), MAGIC):
             self._put(part)
+        if self._sink is not None:
+            pack_id = self._hash.hexdigest()
+            self._sink.commit(pack_name(pack_id))
+            return pack_id, None, self._entries
         data = b"".join(self._blobs)
         self._blobs = []
         return hashlib.sha256(data).hexdigest(), data, self._entries
+
+    def abort(self) -> None:
+        """Drop an unfinished pack (its temporary object, with a sink)."""
+        self._blobs = []
+        if self._sink is not None:
+            self._sink.abort()
 
 
 def load_pack_header(backend, pack_id: str) -> list[list]:

@@ -26,6 +26,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Callable
 
+from storage.backend import sink_for
 from storage.errors import BackupError, InvalidInput, Locked
 from storage.objects import Chunker, Codec, IndexWriter, PackWriter, load_pack_header, pack_name
 from storage.repository import locks
@@ -33,7 +34,6 @@ from storage.snapshots import ScanResult, Snapshot, scan_workspace
 from storage.snapshots.manifest import SNAPSHOT_TYPES
 
 Progress = Callable[[int, int], None]  # (files done, bytes done)
-READ_WHOLE_LIMIT = 4 * 1024 * 1024  # larger files stream through an 8 MiB window
 EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
 
 
@@ -161,7 +161,12 @@ def scan_for_plan(repo, plan: BackupPlan) -> ScanResult:
 
 
 class _Packer:
-    """Shared state of one store step: known chunks, the open pack, uploads in flight."""
+    """Shared state of one store step: known chunks, the open pack, uploads in flight.
+
+    On a backend that takes streamed objects (local disk), blobs are written to the open pack's
+    temporary object as they are added and a full pack is committed by the thread that filled
+    it; otherwise a full pack is joined in memory and uploaded on ``connections`` threads.
+    """
 
     def __init__(self, repo, plan: BackupPlan, known: set[str], connections: int):
         self.repo = repo
@@ -171,7 +176,8 @@ class _Packer:
         self.known = known
         self.lock = threading.Lock()
         self.run = plan.run
-        self.writer = self._new_writer()
+        self.open_sink = sink_for(repo.backend)
+        self.writer: PackWriter | None = self._new_writer()
         self.index_writer = IndexWriter(repo.backend, plan.run, plan.chain)
         self.uploads = ThreadPoolExecutor(connections, thread_name_prefix="bf-upload")
         # Each pack in flight holds pack_size bytes; this bound is most of the backup's memory.
@@ -183,7 +189,7 @@ class _Packer:
         self.new_stored = 0
 
     def _new_writer(self) -> PackWriter:
-        return PackWriter(self.run)
+        return PackWriter(self.run, self.open_sink() if self.open_sink else None)
 
     def add(self, cid: str, data) -> None:
         with self.lock:
@@ -201,6 +207,12 @@ class _Packer:
         self._ship(full)
 
     def _ship(self, writer: PackWriter) -> None:
+        if self.open_sink:
+            pack_id, _, blobs = writer.finish()  # written already; this commits it
+            with self.lock:
+                self.new_stored += len(writer)
+            self._indexed(pack_id, blobs)
+            return
         self.in_flight.acquire()
         pack_id, data, blobs = writer.finish()
         with self.lock:
@@ -210,22 +222,28 @@ class _Packer:
     def _upload(self, pack_id: str, data: bytes, blobs: list[list]) -> None:
         try:
             self.backend.save(pack_name(pack_id), data)
-            self.repo.index.add_pack(pack_id, self.index_writer.run, blobs)
-            self.index_writer.add(pack_id, blobs)
-            with self.lock:
-                self.packs.append(pack_id)
+            self._indexed(pack_id, blobs)
         finally:
             self.in_flight.release()
+
+    def _indexed(self, pack_id: str, blobs: list[list]) -> None:
+        self.repo.index.add_pack(pack_id, self.index_writer.run, blobs)
+        self.index_writer.add(pack_id, blobs)
+        with self.lock:
+            self.packs.append(pack_id)
 
     def finish(self) -> None:
         """Ship the last pack, wait for every upload, write the remaining index entries."""
         try:
             if self.writer.count:
-                last, self.writer = self.writer, self._new_writer()
+                last, self.writer = self.writer, None
                 self._ship(last)
             for f in self.futures:
                 f.result()
         finally:
+            if self.writer is not None:
+                self.writer.abort()  # empty, or left unfinished by a failure
+                self.writer = None
             self.uploads.shutdown(wait=True)
             # Whatever landed is indexed even when the step fails, so a retry reuses it.
             self.index_writer.flush()
@@ -241,9 +259,8 @@ def _read_file(path: str, entry: dict, chunker: Chunker, packer: _Packer) -> tup
         first = None
         whole = None
         read = 0
-        streaming = st.st_size > READ_WHOLE_LIMIT
-        pieces = chunker.cut_stream(f) if streaming else chunker.cut(f.read())
-        for piece in pieces:
+        streaming = st.st_size >= chunker.window()  # else the views last the whole file
+        for piece in chunker.cut_file(f, st.st_size):
             cid = hashlib.sha256(piece).hexdigest()
             # The whole-file hash is only needed when a file has more than one chunk; a
             # one-chunk file's sha256 is its chunk id, so small files are hashed once.
