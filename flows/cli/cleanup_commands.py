@@ -23,8 +23,10 @@ def _ids(ids: list[str]) -> str:
 
 
 def _pruned(report: dict) -> str:
-    kept = report["packs_kept_live"]
-    return (f"{report['packs_deleted']} pack(s), {human_bytes(report['bytes_freed'])}"
+    kept, partial = report["packs_kept_live"], report.get("temporaries_deleted", 0)
+    return (f"{report['packs_deleted']} pack(s)"
+            + (f" and {partial} half-written object(s) of killed backups" if partial else "")
+            + f", {human_bytes(report['bytes_freed'])}"
             + (f" ({kept} pack(s) of running backups kept)" if kept else ""))
 
 

@@ -5,8 +5,8 @@ Vocabulary: a *backend* stores named, write-once byte *objects*; a *name* is a r
 protocol and are composed by :func:`open_backend`. Invariants are listed in ``base.py``.
 """
 
-from storage.backend.base import Backend, ObjectInfo, Sink, display_url, sink_for
+from storage.backend.base import Backend, ObjectInfo, Sink, display_url, innermost, sink_for
 from storage.backend.factory import ensure_container, open_backend, scheme_of
 from storage.backend.memory import MemoryBackend
 
-__all__ = ["Backend", "ObjectInfo", "MemoryBackend", "Sink", "display_url", "sink_for", "ensure_container", "open_backend", "scheme_of"]
+__all__ = ["Backend", "ObjectInfo", "MemoryBackend", "Sink", "display_url", "innermost", "sink_for", "ensure_container", "open_backend", "scheme_of"]

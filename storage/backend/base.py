@@ -13,7 +13,9 @@ Contracts every backend keeps (the conformance suite in tests/storage/backend ch
 - ``remove(name)`` deletes; removing a missing object raises NotFound.
 - ``open_sink()`` (optional, local disk only today) streams one object to storage piece by
   piece and names it at the end, for objects named by their content hash (packs). Callers use
-  :func:`sink_for`, which returns ``None`` for backends that only take whole objects.
+  :func:`sink_for`, which returns ``None`` for backends that only take whole objects. Such a
+  backend also offers ``temporaries()`` and ``remove_temporary(name)``: what writes killed
+  half-way left behind, for prune to clean up while no backup runs.
 - Backends translate their vendor exceptions into :mod:`storage.errors` and decide which are
   transient; retry layers above rely on that decision.
 """
@@ -64,6 +66,13 @@ class Sink(Protocol):
 def sink_for(backend: Backend):
     """A factory of :class:`Sink` for ``backend``, or None when it only takes whole objects."""
     return getattr(backend, "open_sink", None)
+
+
+def innermost(backend: Backend) -> Backend:
+    """The raw backend under the wrappers (retry, limits, faults), for housekeeping only."""
+    while hasattr(backend, "inner"):
+        backend = backend.inner
+    return backend
 
 
 def display_url(url: str) -> str:

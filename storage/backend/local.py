@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import uuid
 
-from storage.backend.base import display_url
+from storage.backend.base import ObjectInfo, display_url
 from storage.backend.fsspec_backend import FsspecBackend
 from storage.errors import AlreadyExists, BackupError
 
@@ -55,6 +55,27 @@ class LocalBackend(FsspecBackend):
         """Stream a pack straight into a temporary file: no copy of it is held in memory, and
         incompressible chunks go from the read buffer to the page cache without one either."""
         return _FileSink(self)
+
+    def temporaries(self) -> list[ObjectInfo]:
+        """The hidden temporary files of writes that never finished (a process killed while
+        it wrote a pack or another object). Only garbage while no backup is running."""
+        found = []
+        for dirpath, _, files in os.walk(self._path("data")):
+            for f in files:
+                if f.startswith(".tmp-"):
+                    path = os.path.join(dirpath, f)
+                    try:
+                        size = os.lstat(path).st_size
+                    except FileNotFoundError:
+                        continue
+                    found.append(ObjectInfo(os.path.relpath(path, self.root).replace(os.sep, "/"), size))
+        return found
+
+    def remove_temporary(self, name: str) -> None:
+        try:
+            os.unlink(self._path(name))
+        except FileNotFoundError:
+            pass
 
     def load(self, name: str, offset: int = 0, length: int | None = None) -> bytes:
         try:

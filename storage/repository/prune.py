@@ -31,7 +31,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from storage.backend import Backend
+from storage.backend import Backend, innermost
 from storage.errors import Locked, NotFound
 from storage.objects import Codec, Index, IndexWriter, pack_name
 from storage.repository import locks
@@ -46,15 +46,18 @@ class PruneReport:
     index_rewritten: int = 0       # index objects replaced by one without the deleted packs
     index_deleted: int = 0         # index objects that named only deleted packs
     trees_deleted: int = 0         # tree objects no remaining snapshot names
+    temporaries_deleted: int = 0   # half-written objects of killed runs (local disk)
     dry_run: bool = False
     packs: list[str] = field(default_factory=list)
     trees: list[str] = field(default_factory=list, repr=False)
+    temporaries: list[str] = field(default_factory=list, repr=False)
     index_changes: list[tuple[str, dict | None]] = field(default_factory=list, repr=False)
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
         out.pop("index_changes")
         out.pop("trees")
+        out.pop("temporaries")
         return out
 
 
@@ -116,6 +119,14 @@ def find_garbage(repo, own_run: str | None = None) -> PruneReport:
         report.bytes_freed += size
     report.packs = sorted(doomed)
     report.packs_deleted = len(doomed)
+    # Half-written objects (a killed backup's open pack) belong to no live run once none is
+    # alive: then they are garbage too.
+    list_temporaries = getattr(innermost(repo.backend), "temporaries", None)
+    if list_temporaries and not live:
+        for info in list_temporaries():
+            report.temporaries.append(info.name)
+            report.bytes_freed += info.size
+        report.temporaries_deleted = len(report.temporaries)
     # Index entries for packs that are gone already (and not needed) are dropped as well.
     dropped = doomed | {p for p, run in index.pack_run.items() if p not in sizes and p not in keep and run not in live}
     names = list(index.index_names)
@@ -152,6 +163,8 @@ def _sweep(repo, report: PruneReport) -> None:
             repo.backend.remove(pack_name(pack))
         except NotFound:
             pass  # a second prune (or a retry) got there first: the pack is gone either way
+    for name in report.temporaries:
+        innermost(repo.backend).remove_temporary(name)
     repo.refresh()
 
 

@@ -1,5 +1,6 @@
 """A backup killed with SIGKILL during upload leaves no snapshot; verify is clean; the next backup
-completes, reuses the packs the killed run had uploaded, and restores identically."""
+completes, reuses the packs the killed run had uploaded, and restores identically; prune then
+removes the half-written pack the killed run left behind."""
 
 from __future__ import annotations
 
@@ -14,6 +15,10 @@ from tests.treegen import assert_same_tree
 
 FILES = 16
 FILE_SIZE = 8 * 1024 * 1024
+
+
+def _half_written(repo_dir) -> list[str]:
+    return [p.name for p in (repo_dir / "data").rglob(".tmp-*")]
 
 
 def _packs(repo_dir) -> list[str]:
@@ -46,6 +51,7 @@ def test_killed_backup_then_clean_verify_and_a_backup_that_reuses_its_packs(pref
     assert proc.returncode == -signal.SIGKILL, (
         f"the backup ended on its own (exit {proc.returncode}) before it could be killed; make the tree larger")
     assert len(uploaded) >= 3
+    assert _half_written(repo_dir), "the killed run was filling a pack; its temporary file should be there"
 
     # no snapshot from the killed run, and the repository is consistent
     repo = Repository.open(str(repo_dir))
@@ -71,3 +77,9 @@ def test_killed_backup_then_clean_verify_and_a_backup_that_reuses_its_packs(pref
     out = tmp_path / "restored"
     run(["restore", "latest", str(out), "-r", str(repo_dir)], env, tmp_path).ok()
     assert_same_tree(src, out)
+
+    pruned = run(["prune", "-r", str(repo_dir)], env, tmp_path).ok()
+    assert "half-written object(s) of killed backups" in pruned.stdout, pruned.stdout
+    assert _half_written(repo_dir) == []
+    report = run(["verify", "--read-data", "-r", str(repo_dir), "--json"], env, tmp_path).json()
+    assert report["ok"] is True and report["snapshots"] == 1
