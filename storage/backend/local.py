@@ -8,6 +8,7 @@ object appears whole or not at all.
 
 from __future__ import annotations
 
+import filecmp
 import os
 import uuid
 
@@ -123,7 +124,7 @@ class _FileSink:
             try:
                 os.link(self.tmp, path)
             except FileExistsError:
-                if not _same_file(self.tmp, path):
+                if not filecmp.cmp(self.tmp, path, shallow=False):
                     raise AlreadyExists(f"{name} already exists in {display_url(self.backend.url)} with other content.") from None
         except BackupError:
             raise
@@ -140,15 +141,3 @@ class _FileSink:
             os.unlink(self.tmp)
         except FileNotFoundError:
             pass
-
-
-def _same_file(a: str, b: str) -> bool:
-    if os.path.getsize(a) != os.path.getsize(b):
-        return False
-    with open(a, "rb") as fa, open(b, "rb") as fb:
-        while True:
-            x, y = fa.read(1 << 20), fb.read(1 << 20)
-            if x != y:
-                return False
-            if not x:
-                return True
