@@ -3,11 +3,15 @@
 fsspec's local ``pipe_file`` writes in place, so a killed process could leave half an object
 under its final name. Here every object is written to a temporary file in the same folder and
 then hard-linked into place: ``link`` fails if the name exists (exclusive create) and the
-object appears whole or not at all.
+object appears whole or not at all. On a filesystem without hard links (FAT, exFAT, some SMB
+mounts) the file is renamed into place after a check that the name is free: still whole or
+not at all, and exclusive except against a writer racing for the same name, who (names being
+content hashes, ``config`` being written once by init) writes the same bytes.
 """
 
 from __future__ import annotations
 
+import errno
 import filecmp
 import os
 import uuid
@@ -15,6 +19,26 @@ import uuid
 from storage.backend.base import ObjectInfo, display_url
 from storage.backend.fsspec_backend import FsspecBackend
 from storage.errors import AlreadyExists, BackupError
+
+
+_NO_HARD_LINKS = {errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.ENOSYS, errno.EMLINK}
+
+
+def _place(tmp: str, path: str) -> bool:
+    """Give the finished file ``tmp`` the name ``path``; False when the name is taken.
+    ``tmp`` may remain afterwards (the caller removes it)."""
+    try:
+        os.link(tmp, path)
+        return True
+    except FileExistsError:
+        return False
+    except OSError as exc:
+        if exc.errno not in _NO_HARD_LINKS:
+            raise
+    if os.path.lexists(path):
+        return False
+    os.replace(tmp, path)
+    return True
 
 
 class LocalBackend(FsspecBackend):
@@ -27,13 +51,13 @@ class LocalBackend(FsspecBackend):
         try:
             with os.fdopen(fd, "wb") as f:
                 f.write(data)
-            try:
-                os.link(tmp, path)
-            except FileExistsError:
-                return False  # a concurrent writer won; save() compares its content with ours
-            return True
+            # False: a concurrent writer won; save() compares its content with ours
+            return _place(tmp, path)
         finally:
-            os.unlink(tmp)
+            try:
+                os.unlink(tmp)
+            except FileNotFoundError:
+                pass  # renamed into place
 
     def save(self, name: str, data: bytes, exclusive: bool = True) -> None:
         path = self._path(name)
@@ -121,9 +145,7 @@ class _FileSink:
             os.close(self.fd)
             self.fd = -1
             os.makedirs(os.path.dirname(path), exist_ok=True)
-            try:
-                os.link(self.tmp, path)
-            except FileExistsError:
+            if not _place(self.tmp, path):
                 if not filecmp.cmp(self.tmp, path, shallow=False):
                     raise AlreadyExists(f"{name} already exists in {display_url(self.backend.url)} with other content.") from None
         except BackupError:

@@ -1,16 +1,20 @@
-"""Streamed writes on local disk (packs): invisible until committed, write-once, nothing left behind."""
+"""Local disk: streamed writes (packs) are invisible until committed, write-once, leave nothing
+behind; and all of it holds on a filesystem without hard links."""
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import random
 
 import pytest
 
+from storage import Repository
 from storage.backend import open_backend, sink_for
 from storage.errors import AlreadyExists
 from storage.objects import Codec, PackWriter, parse_pack
+from tests.treegen import assert_same_tree, make_tree
 
 
 def _files(root) -> list[str]:
@@ -74,3 +78,38 @@ def test_streamed_pack_is_the_same_object_as_a_buffered_one(tmp_path):
     assert none is None and (pack_id, entries) == (expected_id, expected_entries)
     stored = backend.load(f"data/{pack_id[:2]}/{pack_id}")
     assert stored == data and parse_pack(stored, pack_id) == entries
+
+
+def _refuse_link(src, dst, *args, **kwargs):
+    """link(2) as on a filesystem without hard links (FAT, exFAT, some SMB mounts). No such
+    filesystem can be mounted on the test machines, so this one failure is forced."""
+    raise OSError(errno.EPERM, "Operation not permitted", src, None, dst)
+
+
+def test_a_repository_on_a_filesystem_without_hard_links_backs_up_and_verifies(monkeypatch, tmp_path):
+    src = tmp_path / "src"
+    make_tree(src, seed=4)  # before links fail: the tree has hard links of its own
+    with monkeypatch.context() as m:
+        m.setattr(os, "link", _refuse_link)
+        repo = Repository.init(str(tmp_path / "repo"))
+        first = repo.backup(str(src))
+        assert repo.backup(str(src)).stats["bytes_added"] < first.stats["bytes_added"]
+        assert Repository.open(str(tmp_path / "repo")).verify(read_data=True).ok
+        assert not [p for p in (tmp_path / "repo").rglob(".tmp-*")], "temporary files left behind"
+    Repository.open(str(tmp_path / "repo")).restore("latest", str(tmp_path / "out"))  # to a normal disk
+    assert_same_tree(src, tmp_path / "out")
+
+
+def test_objects_stay_write_once_without_hard_links(monkeypatch, tmp_path):
+    monkeypatch.setattr(os, "link", _refuse_link)
+    backend = open_backend(str(tmp_path))
+    backend.save("index/abc", b"one")
+    backend.save("index/abc", b"one")  # identical: fine
+    with pytest.raises(AlreadyExists):
+        backend.save("index/abc", b"two")
+    sink = sink_for(backend)()
+    sink.write(b"other")
+    with pytest.raises(AlreadyExists):
+        sink.commit("index/abc")
+    assert backend.load("index/abc") == b"one"
+    assert _files(tmp_path) == ["index/abc"]
