@@ -9,6 +9,8 @@ Transient errors are the only ones any retry layer may retry; everything else fa
 
 from __future__ import annotations
 
+import errno
+
 
 class BackupError(Exception):
     """Something went wrong in backupflow."""
@@ -101,3 +103,7 @@ class ApprovalTimeout(ApprovalRejected):
 def is_retryable(exc: BaseException) -> bool:
     """True only for errors that a retry may cure (used by every retry layer)."""
     return isinstance(exc, BackupError) and exc.transient
+
+
+# What link(2) fails with on a filesystem that has no hard links (FAT, exFAT, some SMB mounts).
+NO_HARD_LINKS = frozenset({errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.ENOSYS, errno.EMLINK})

@@ -11,17 +11,13 @@ content hashes, ``config`` being written once by init) writes the same bytes.
 
 from __future__ import annotations
 
-import errno
 import filecmp
 import os
 import uuid
 
 from storage.backend.base import ObjectInfo, display_url
 from storage.backend.fsspec_backend import FsspecBackend
-from storage.errors import AlreadyExists, BackupError
-
-
-_NO_HARD_LINKS = {errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.ENOSYS, errno.EMLINK}
+from storage.errors import NO_HARD_LINKS, AlreadyExists, BackupError
 
 
 def _place(tmp: str, path: str) -> bool:
@@ -33,7 +29,7 @@ def _place(tmp: str, path: str) -> bool:
     except FileExistsError:
         return False
     except OSError as exc:
-        if exc.errno not in _NO_HARD_LINKS:
+        if exc.errno not in NO_HARD_LINKS:
             raise
     if os.path.lexists(path):
         return False

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import stat as stat_mod
 import threading
 import time
@@ -22,7 +23,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable
 
-from storage.errors import IntegrityError, InvalidInput, NotFound, PathEscape
+from storage.errors import NO_HARD_LINKS, IntegrityError, InvalidInput, NotFound, PathEscape
 from storage.objects import BlobLocation, Codec, pack_name
 from storage.snapshots import Snapshot
 
@@ -318,12 +319,20 @@ def restore_snapshot(repo, snap: Snapshot, target: str, include: list[str] | Non
         for f in [pool.submit(do_pack, p) for p in by_pack]:
             f.result()
 
+    copied_links = 0
     for e in hardlinks:
         dirs.ensure(e["path"].rpartition("/")[0])
         path = os.path.join(t, e["path"])
         if os.path.lexists(path):
             os.unlink(path)
-        os.link(os.path.join(t, e["link"]), path)
+        try:
+            os.link(os.path.join(t, e["link"]), path)
+        except OSError as exc:
+            if exc.errno not in NO_HARD_LINKS:
+                raise
+            # A target without hard links (FAT, exFAT, some SMB mounts): same content, own copy.
+            shutil.copy2(os.path.join(t, e["link"]), path)
+            copied_links += 1
     for e in entries:
         if e["type"] != "symlink":
             continue
@@ -345,4 +354,5 @@ def restore_snapshot(repo, snap: Snapshot, target: str, include: list[str] | Non
     return {
         "snapshot_id": snap.id, "target": t, "files": len(files) + len(hardlinks),
         "bytes": sum(e.get("size", 0) for e in files), "seconds": round(time.monotonic() - started, 3),
+        "hardlinks_copied": copied_links,
     }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import uuid
 from pathlib import Path
@@ -11,7 +12,7 @@ import pytest
 from storage import Repository
 from storage.errors import IntegrityError, NotFound, PathEscape
 from storage.objects import pack_name
-from tests.treegen import assert_same_tree, fingerprint, make_tree
+from tests.treegen import Fingerprint, assert_same_tree, fingerprint, make_tree
 
 
 @pytest.fixture(scope="module")
@@ -34,6 +35,23 @@ def test_whole_snapshot_restores_identically(backed_up, tmp_path):
     result = repo.restore(sid[:10], str(tmp_path / "out"))
     assert result["snapshot_id"] == sid
     assert_same_tree(tree.root, tmp_path / "out")
+
+
+def test_a_target_without_hard_links_gets_copies_of_the_linked_files(backed_up, tmp_path, monkeypatch):
+    """A FAT, exFAT or SMB target cannot hold hard links (none can be mounted on the test
+    machines, so link(2) is made to fail as there); each link becomes a copy of its file."""
+    repo, tree, sid = backed_up
+    expected = fingerprint(tree.root)
+
+    def refuse(src, dst, *args, **kwargs):
+        raise OSError(errno.EPERM, "Operation not permitted", src, None, dst)
+
+    with monkeypatch.context() as m:
+        m.setattr(os, "link", refuse)
+        result = repo.restore(sid, str(tmp_path / "out"))
+    groups = sum(len(g) - 1 for g in expected.hardlinks)
+    assert groups and result["hardlinks_copied"] == groups
+    assert_same_tree(Fingerprint(expected.entries, set()), tmp_path / "out")  # same content, no links
 
 
 def test_restore_over_a_changed_copy_brings_the_snapshot_back(backed_up, tmp_path):
