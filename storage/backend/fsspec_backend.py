@@ -37,6 +37,9 @@ def default_error_map(exc: BaseException, where: str) -> BackupError | None:
         return TransientError(f"The connection failed while accessing {where}: {exc}")
     if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
         return PermanentError(f"No space is left on the device holding {where}.")
+    if isinstance(exc, OSError) and exc.errno == errno.EFBIG:
+        return PermanentError(f"Writing {where} went past the largest file this file system or a limit on "
+                              "this process (ulimit -f) allows; lower pack_size_mib or lift the limit.")
     return None
 
 

@@ -187,6 +187,7 @@ class _Packer:
         self.new_chunks = 0
         self.new_raw = 0
         self.new_stored = 0
+        self.broken = False
 
     def _new_writer(self) -> PackWriter:
         return PackWriter(self.run, self.open_sink() if self.open_sink else None)
@@ -198,7 +199,11 @@ class _Packer:
             self.known.add(cid)
         stored, flags = self.codec.encode(data)
         with self.lock:
-            self.writer.add(cid, stored, len(data), flags)
+            try:
+                self.writer.add(cid, stored, len(data), flags)
+            except BaseException:
+                self.broken = True  # the open pack lost a write: drop it, never ship it
+                raise
             self.new_chunks += 1
             self.new_raw += len(data)
             if len(self.writer) < self.pack_size:
@@ -235,7 +240,7 @@ class _Packer:
     def finish(self) -> None:
         """Ship the last pack, wait for every upload, write the remaining index entries."""
         try:
-            if self.writer.count:
+            if self.writer.count and not self.broken:
                 last, self.writer = self.writer, None
                 self._ship(last)
             for f in self.futures:

@@ -8,7 +8,10 @@ back the tree exactly as it was then.
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import uuid
+from pathlib import Path
 
 import pytest
 
@@ -138,3 +141,37 @@ def test_backup_records_metadata(src):
     assert snap.source == str(src) and snap.host
     assert snap.stats["files"] == len(SIZES) and snap.stats["bytes_total"] == sum(SIZES.values())
     assert snap.stats["dirs"] == 1
+
+
+_LIMITED_BACKUP = """
+import resource, signal, sys
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # so a write past the limit fails with EFBIG
+resource.setrlimit(resource.RLIMIT_FSIZE, (1 << 20, 1 << 20))
+from storage import Repository
+from storage.errors import BackupError
+try:
+    Repository.open(sys.argv[1]).backup(sys.argv[2])
+except BackupError as exc:
+    print(type(exc).__name__, exc)
+    sys.exit(3)
+"""
+
+
+def test_a_failed_write_is_one_clear_error_and_the_repository_stays_whole(src, tmp_path):
+    """A real write failure (the process's file-size limit, which ulimit -f sets): the error
+    names the cause, not a knock-on one, and the earlier snapshot still restores."""
+    root = tmp_path / "repo"
+    first = Repository.init(str(root)).backup(str(src))
+    big = tmp_path / "big"
+    _write(big, "random.bin", 3 << 20)  # > 1 MiB of new, incompressible data into one pack
+    child = subprocess.run([sys.executable, "-c", _LIMITED_BACKUP, str(root), str(big)],
+                           capture_output=True, text=True, cwd=Path(__file__).resolve().parents[2], timeout=120)
+    assert child.returncode == 3, child.stdout + child.stderr
+    assert child.stdout.startswith("PermanentError") and "ulimit -f" in child.stdout, child.stdout
+    assert "Bad file descriptor" not in child.stdout
+    repo = Repository.open(str(root))
+    assert [s.id for s in repo.snapshots.all()] == [first.snapshot_id]
+    assert repo.verify(read_data=True).ok
+    assert not list(root.rglob(".tmp-*")), "the failed pack's temporary file was left behind"
+    repo.restore("latest", str(tmp_path / "out"))
+    assert_same_tree(src, tmp_path / "out")
