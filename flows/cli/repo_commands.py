@@ -136,6 +136,9 @@ def restore(snapshot: str = typer.Argument(..., help="Snapshot id, unique prefix
             return
         typer.echo(f"restored {result['files']} files ({human_bytes(result['bytes'])}) of snapshot "
                    f"{result['snapshot_id'][:8]} into {result['target']} in {result['seconds']} s")
+        if result.get("hardlinks_copied"):
+            typer.echo(f"{result['hardlinks_copied']} hard link(s) restored as copies: the target's file system "
+                       "cannot hold hard links")
     run_guarded(go)
 
 
