@@ -57,6 +57,9 @@ class Sink(Protocol):
 
     def write(self, data) -> None: ...
 
+    def sha256(self) -> str:
+        """The hex SHA-256 of everything written so far (to name a content-addressed object)."""
+
     def commit(self, name: str) -> None:
         """Store what was written under ``name``, with ``save``'s write-once semantics."""
 

@@ -12,6 +12,7 @@ content hashes, ``config`` being written once by init) writes the same bytes.
 from __future__ import annotations
 
 import filecmp
+import hashlib
 import os
 import uuid
 
@@ -122,7 +123,7 @@ class _FileSink:
         try:
             os.makedirs(folder, exist_ok=True)
             self.tmp = os.path.join(folder, f".tmp-{uuid.uuid4().hex}")
-            self.fd = os.open(self.tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+            self.fd = os.open(self.tmp, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o644)
         except Exception as exc:
             raise backend._translate(exc, "data/") from exc
 
@@ -134,6 +135,21 @@ class _FileSink:
         except Exception as exc:
             self.abort()
             raise self.backend._translate(exc, "data/") from exc
+
+    def sha256(self) -> str:
+        """Read back from the page cache: hashing here, outside the packer's lock, let the
+        other reader thread go on writing (hashing as blobs were written serialised it)."""
+        h = hashlib.sha256()
+        buf = bytearray(1 << 20)
+        view = memoryview(buf)
+        offset = 0
+        try:
+            while n := os.preadv(self.fd, [buf], offset):
+                h.update(view[:n])
+                offset += n
+        except Exception as exc:
+            raise self.backend._translate(exc, "data/") from exc
+        return h.hexdigest()
 
     def commit(self, name: str) -> None:
         path = self.backend._path(name)

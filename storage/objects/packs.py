@@ -30,7 +30,7 @@ class PackWriter:
     """Accumulates blobs; ``finish`` returns (pack_id, bytes, entries). Not thread-safe.
 
     With a ``sink`` (storage.backend.Sink), blobs go to storage as they are added and ``finish``
-    commits the pack under its name and returns (pack_id, None, entries): no copy of the pack is
+    commits the pack under its name (the sink hashes what it holds) and returns (pack_id, None, entries): no copy of the pack is
     held in memory. Without one, blobs are kept as a list and joined once: the result is
     ``bytes``, which backends pass on without another copy.
     """
@@ -40,7 +40,6 @@ class PackWriter:
         # when they pack the same chunks in the same order: corruption stays inside one chain.
         self.run = run
         self._sink = sink
-        self._hash = hashlib.sha256() if sink is not None else None
         self._blobs: list[bytes] = []
         self._size = 0
         self._entries: list[list] = []
@@ -62,7 +61,6 @@ class PackWriter:
             self._blobs.append(bytes(data))
         else:
             self._sink.write(data)
-            self._hash.update(data)
         self._size += len(data)
 
     def finish(self) -> tuple[str, bytes | None, list[list]]:
@@ -70,7 +68,7 @@ class PackWriter:
         for part in (header, TRAILER.pack(len(header)), MAGIC):
             self._put(part)
         if self._sink is not None:
-            pack_id = self._hash.hexdigest()
+            pack_id = self._sink.sha256()
             self._sink.commit(pack_name(pack_id))
             return pack_id, None, self._entries
         data = b"".join(self._blobs)
