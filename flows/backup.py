@@ -5,15 +5,13 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from prefect import flow
-
-from flows.runtime import current_flow_run_id
+from flows.runtime import current_flow_run_id, plain_flow
 from storage.backend import display_url
 from tasks.audit import audited
 from tasks.backup import abandon_backup, commit_snapshot, plan_backup, publish_backup_report, scan_workspace, upload_packs
 
 
-@flow(name="backup", flow_run_name="backup {source}", validate_parameters=False)
+@plain_flow(name="backup", flow_run_name="backup {source}", validate_parameters=False)
 def backup_flow(source: str, repo: str, type: str | None = None, excludes: list[str] | None = None,
                 tags: list[str] | None = None, description: str = "", options: dict[str, Any] | None = None,
                 compression_level: int = 3, connections: int | None = None, pack_size_mib: int = 16) -> dict[str, Any]:

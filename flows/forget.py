@@ -12,9 +12,7 @@ from __future__ import annotations
 import getpass
 from typing import Any
 
-from prefect import flow
-
-from flows.runtime import current_flow_run_id
+from flows.runtime import current_flow_run_id, plain_flow
 from storage.backend import display_url
 from storage.errors import Locked
 from tasks.audit import audited
@@ -22,7 +20,7 @@ from tasks.forget import forget_snapshots, plan_forget, prune_packs, publish_cle
 from tasks.guardian import request_approval
 
 
-@flow(name="forget", flow_run_name="forget {snapshots}", validate_parameters=False)
+@plain_flow(name="forget", flow_run_name="forget {snapshots}", validate_parameters=False)
 def forget_flow(snapshots: list[str], repo: str, prune: bool = False, chain: bool = False, dry_run: bool = False,
                 options: dict[str, Any] | None = None, requester: str | None = None) -> dict[str, Any]:
     """Forget ``snapshots`` (ids or unique prefixes) of ``repo``; with ``chain`` also every
@@ -57,7 +55,7 @@ def forget_flow(snapshots: list[str], repo: str, prune: bool = False, chain: boo
     return result
 
 
-@flow(name="prune", flow_run_name="prune", validate_parameters=False)
+@plain_flow(name="prune", flow_run_name="prune", validate_parameters=False)
 def prune_flow(repo: str, dry_run: bool = False, options: dict[str, Any] | None = None,
                requester: str | None = None) -> dict[str, Any]:
     """Delete the packs of ``repo`` that no snapshot and no running backup needs."""

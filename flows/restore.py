@@ -5,16 +5,14 @@ from __future__ import annotations
 import getpass
 from typing import Any
 
-from prefect import flow
-
-from flows.runtime import current_flow_run_id
+from flows.runtime import current_flow_run_id, plain_flow
 from storage.backend import display_url
 from tasks.audit import audited
 from tasks.guardian import request_approval
 from tasks.restore import fetch_snapshot, plan_restore, write_files
 
 
-@flow(name="restore", flow_run_name="restore {snapshot} to {target}", validate_parameters=False)
+@plain_flow(name="restore", flow_run_name="restore {snapshot} to {target}", validate_parameters=False)
 def restore_flow(snapshot: str, target: str, repo: str, include: list[str] | None = None,
                  options: dict[str, Any] | None = None, requester: str | None = None,
                  connections: int | None = None) -> dict[str, Any]:

@@ -4,15 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from prefect import flow
-
-from flows.runtime import current_flow_run_id
+from flows.runtime import current_flow_run_id, plain_flow
 from storage.backend import display_url
 from storage.errors import IntegrityError
 from tasks.verify import publish_verify_report, verify_repository
 
 
-@flow(name="verify", flow_run_name="verify {repo}", validate_parameters=False)
+@plain_flow(name="verify", flow_run_name="verify {repo}", validate_parameters=False)
 def verify_flow(repo: str, read_data: bool = False, options: dict[str, Any] | None = None) -> dict[str, Any]:
     """Verify the repository at ``repo``; with ``read_data`` read back and hash every chunk.
 

@@ -64,3 +64,16 @@ def test_failed_backup_flow_leaves_no_snapshot(flow_env, tmp_path):
     with pytest.raises(InvalidInput, match="does not exist"):
         backup_flow(source=str(tmp_path / "missing"), repo=repo)
     assert Repository.open(repo).snapshots.all() == []
+
+
+def test_plain_parameters_are_stored_as_given_and_anything_else_still_serialises():
+    from pathlib import PurePosixPath
+
+    from flows import backup_flow
+
+    plain = {"source": "/src", "repo": "s3://bucket/r", "excludes": ["*.log"], "options": {"region": "x"},
+             "connections": None, "compression_level": 3}
+    assert backup_flow.serialize_parameters(plain) == plain
+    # not plain JSON: Prefect's own encoder takes it, as for any flow
+    odd = backup_flow.serialize_parameters({"source": PurePosixPath("/src"), "tags": {"a"}})
+    assert odd == {"source": "/src", "tags": ["a"]}
