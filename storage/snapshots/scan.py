@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import fnmatch
 import os
+import re
 import stat
 from typing import Any, Callable
 
@@ -36,15 +37,20 @@ class ScanResult:
         return sum(self.entries[i]["size"] for i in self.to_read)
 
 
-def _excluded(rel: str, name: str, patterns: list[str]) -> bool:
-    for pat in patterns:
-        pat = pat.rstrip("/")
-        if "/" in pat:
-            if fnmatch.fnmatchcase(rel, pat) or fnmatch.fnmatchcase(rel, pat + "/*"):
-                return True
-        elif fnmatch.fnmatchcase(name, pat):
-            return True
-    return False
+class _Excludes:
+    """Exclude globs: a pattern without ``/`` matches a name anywhere, one with ``/`` the path
+    relative to the source (and everything below it). Compiled once into two regexes: matching
+    each pattern in turn cost a quarter of an unchanged re-backup's scan."""
+
+    def __init__(self, patterns: list[str]):
+        names = [p.rstrip("/") for p in patterns if "/" not in p.rstrip("/")]
+        paths = [p.rstrip("/") for p in patterns if "/" in p.rstrip("/")]
+        paths += [p + "/*" for p in paths]
+        self._name = re.compile("|".join(fnmatch.translate(p) for p in names)) if names else None
+        self._path = re.compile("|".join(fnmatch.translate(p) for p in paths)) if paths else None
+
+    def __call__(self, rel: str, name: str) -> bool:
+        return bool((self._name and self._name.match(name)) or (self._path and self._path.match(rel)))
 
 
 def scan_workspace(
@@ -57,7 +63,7 @@ def scan_workspace(
     if not os.path.isdir(root):
         what = "does not exist" if not os.path.lexists(root) else "is not a directory"
         raise InvalidInput(f"The source {source} {what}; give a directory to back up.")
-    patterns = list(excludes or [])
+    excluded = _Excludes(list(excludes or [])) if excludes else None
     previous = previous or {}
     entries: list[Entry] = []
     warnings: list[str] = []
@@ -73,7 +79,7 @@ def scan_workspace(
         with it:
             for de in it:
                 rel = f"{rel_dir}/{de.name}" if rel_dir else de.name
-                if patterns and _excluded(rel, de.name, patterns):
+                if excluded and excluded(rel, de.name):
                     continue
                 try:
                     st = de.stat(follow_symlinks=False)
