@@ -57,8 +57,10 @@ def measure_overhead(work: Path, source: Path, repeat: int) -> dict:
                         cmd, cwd = engine.backup(repo, source)
                         m = measure.run(cmd, env=engine.env(), cwd=cwd)
                     else:
+                        # From the work folder: a config/config.toml in the caller's folder (this
+                        # checkout has one, with excludes) would make the CLI do other work.
                         m = measure.run([str(cli_path()), "backup", str(source), "--repo", str(repo), "--json"],
-                                        env=cli_env)
+                                        env=cli_env, cwd=work)
                         out = json.loads(m.stdout.strip().splitlines()[-1])
                         assert out.get("snapshot_id") and out.get("flow_run_id"), out
                     times[f"{side}_{step}"].append(m.wall_s)
