@@ -34,12 +34,24 @@ def test_sink_object_appears_whole_on_commit_and_only_then(tmp_path):
     assert _files(tmp_path) == ["data/ab/object"]
 
 
-def test_sink_commit_is_write_once(tmp_path):
+def _refuse_link(src, dst, *args, **kwargs):
+    """link(2) as on a filesystem without hard links (FAT, exFAT, some SMB mounts). No such
+    filesystem can be mounted on the test machines, so this one failure is forced."""
+    raise OSError(errno.EPERM, "Operation not permitted", src, None, dst)
+
+
+@pytest.mark.parametrize("hard_links", [True, False], ids=["hard-links", "no-hard-links"])
+def test_save_and_sink_are_write_once(hard_links, monkeypatch, tmp_path):
+    if not hard_links:
+        monkeypatch.setattr(os, "link", _refuse_link)
     backend = open_backend(str(tmp_path))
     backend.save("data/ab/object", b"same")
+    backend.save("data/ab/object", b"same")  # identical content: a retried upload is harmless
+    with pytest.raises(AlreadyExists):
+        backend.save("data/ab/object", b"different")
     sink = sink_for(backend)()
     sink.write(b"same")
-    sink.commit("data/ab/object")  # identical content: a retried upload is harmless
+    sink.commit("data/ab/object")
     sink = sink_for(backend)()
     sink.write(b"different")
     with pytest.raises(AlreadyExists):
@@ -80,12 +92,6 @@ def test_streamed_pack_is_the_same_object_as_a_buffered_one(tmp_path):
     assert stored == data and parse_pack(stored, pack_id) == entries
 
 
-def _refuse_link(src, dst, *args, **kwargs):
-    """link(2) as on a filesystem without hard links (FAT, exFAT, some SMB mounts). No such
-    filesystem can be mounted on the test machines, so this one failure is forced."""
-    raise OSError(errno.EPERM, "Operation not permitted", src, None, dst)
-
-
 def test_a_repository_on_a_filesystem_without_hard_links_backs_up_and_verifies(monkeypatch, tmp_path):
     src = tmp_path / "src"
     make_tree(src, seed=4)  # before links fail: the tree has hard links of its own
@@ -98,18 +104,3 @@ def test_a_repository_on_a_filesystem_without_hard_links_backs_up_and_verifies(m
         assert not [p for p in (tmp_path / "repo").rglob(".tmp-*")], "temporary files left behind"
     Repository.open(str(tmp_path / "repo")).restore("latest", str(tmp_path / "out"))  # to a normal disk
     assert_same_tree(src, tmp_path / "out")
-
-
-def test_objects_stay_write_once_without_hard_links(monkeypatch, tmp_path):
-    monkeypatch.setattr(os, "link", _refuse_link)
-    backend = open_backend(str(tmp_path))
-    backend.save("index/abc", b"one")
-    backend.save("index/abc", b"one")  # identical: fine
-    with pytest.raises(AlreadyExists):
-        backend.save("index/abc", b"two")
-    sink = sink_for(backend)()
-    sink.write(b"other")
-    with pytest.raises(AlreadyExists):
-        sink.commit("index/abc")
-    assert backend.load("index/abc") == b"one"
-    assert _files(tmp_path) == ["index/abc"]
