@@ -5,6 +5,7 @@ Imported only by the commands that change data, so read-only commands never load
 
 from __future__ import annotations
 
+import gc
 import os
 import sys
 from typing import Any, Callable
@@ -72,6 +73,9 @@ EXIT_HOOKS.append(fast_exit)
 
 
 def run_flow(flow_fn, repo: str, options: dict[str, Any], show_progress: bool, **params) -> Any:
+    # The ~130,000 objects Prefect's import leaves are never garbage: keep the collector from
+    # walking them again during the run (it spent 0.1 s of a first backup doing so).
+    gc.freeze()
     get_guardian().set_waiting_notifier(announce_wait)
     plain, secret = split_secret_options(options)
     register_secret_options(repo, secret)
