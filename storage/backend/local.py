@@ -7,10 +7,17 @@ object appears whole or not at all. On a filesystem without hard links (FAT, exF
 mounts) the file is renamed into place after a check that the name is free: still whole or
 not at all, and exclusive except against a writer racing for the same name, who (names being
 content hashes, ``config`` being written once by init) writes the same bytes.
+
+Durable before visible, as restic and borg are: an object's data is flushed to disk (fsync)
+before it gets its name, and the folder holding the name is flushed after. A snapshot manifest
+is written only after every pack, index and tree it needs, so after a power cut a snapshot
+that exists can be restored. Filesystems that cannot sync (some network mounts) are written
+to without it.
 """
 
 from __future__ import annotations
 
+import errno
 import filecmp
 import hashlib
 import os
@@ -21,20 +28,55 @@ from storage.backend.fsspec_backend import FsspecBackend
 from storage.errors import NO_HARD_LINKS, AlreadyExists, BackupError
 
 
+_CANNOT_SYNC = {errno.EINVAL, errno.ENOTSUP, errno.EOPNOTSUPP, errno.ENOSYS}
+
+
+def _sync(fd: int) -> None:
+    try:
+        os.fsync(fd)
+    except OSError as exc:
+        if exc.errno not in _CANNOT_SYNC:
+            raise
+
+
+def _sync_folder(folder: str) -> None:
+    try:
+        fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    except OSError:
+        return  # a platform or filesystem that cannot open folders: nothing to flush
+    try:
+        _sync(fd)
+    finally:
+        os.close(fd)
+
+
+def _make_folder(folder: str) -> None:
+    """Create ``folder`` (and parents) if missing, durably: a new folder's name is flushed."""
+    if os.path.isdir(folder):
+        return
+    parent = os.path.dirname(folder)
+    _make_folder(parent)
+    try:
+        os.mkdir(folder)
+    except FileExistsError:
+        return
+    _sync_folder(parent)
+
+
 def _place(tmp: str, path: str) -> bool:
-    """Give the finished file ``tmp`` the name ``path``; False when the name is taken.
-    ``tmp`` may remain afterwards (the caller removes it)."""
+    """Give the finished, synced file ``tmp`` the name ``path`` durably; False when the name
+    is taken. ``tmp`` may remain afterwards (the caller removes it)."""
     try:
         os.link(tmp, path)
-        return True
     except FileExistsError:
         return False
     except OSError as exc:
         if exc.errno not in NO_HARD_LINKS:
             raise
-    if os.path.lexists(path):
-        return False
-    os.replace(tmp, path)
+        if os.path.lexists(path):
+            return False
+        os.replace(tmp, path)
+    _sync_folder(os.path.dirname(path))
     return True
 
 
@@ -42,12 +84,14 @@ class LocalBackend(FsspecBackend):
     def _write(self, path: str, data: bytes) -> bool:
         """Write ``data`` under ``path``; False when another writer's object got there first."""
         folder = os.path.dirname(path)
-        os.makedirs(folder, exist_ok=True)
+        _make_folder(folder)
         tmp = os.path.join(folder, f".tmp-{uuid.uuid4().hex}")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
         try:
             with os.fdopen(fd, "wb") as f:
                 f.write(data)
+                f.flush()
+                _sync(f.fileno())
             # False: a concurrent writer won; save() compares its content with ours
             return _place(tmp, path)
         finally:
@@ -121,7 +165,7 @@ class _FileSink:
         self.backend = backend
         folder = backend._path("data")
         try:
-            os.makedirs(folder, exist_ok=True)
+            _make_folder(folder)
             self.tmp = os.path.join(folder, f".tmp-{uuid.uuid4().hex}")
             self.fd = os.open(self.tmp, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o644)
         except Exception as exc:
@@ -154,9 +198,10 @@ class _FileSink:
     def commit(self, name: str) -> None:
         path = self.backend._path(name)
         try:
+            _sync(self.fd)
             os.close(self.fd)
             self.fd = -1
-            os.makedirs(os.path.dirname(path), exist_ok=True)
+            _make_folder(os.path.dirname(path))
             if not _place(self.tmp, path):
                 if not filecmp.cmp(self.tmp, path, shallow=False):
                     raise AlreadyExists(f"{name} already exists in {display_url(self.backend.url)} with other content.") from None

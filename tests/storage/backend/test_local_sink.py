@@ -104,3 +104,32 @@ def test_a_repository_on_a_filesystem_without_hard_links_backs_up_and_verifies(m
         assert not [p for p in (tmp_path / "repo").rglob(".tmp-*")], "temporary files left behind"
     Repository.open(str(tmp_path / "repo")).restore("latest", str(tmp_path / "out"))  # to a normal disk
     assert_same_tree(src, tmp_path / "out")
+
+
+def test_every_object_is_on_disk_before_it_has_a_name_and_its_name_after(monkeypatch, tmp_path):
+    """What a power cut needs (restic and borg do the same): a file's data is flushed before it
+    is linked into place, and the folder holding the new name is flushed after. A power cut
+    cannot be staged here, so the real calls are watched (and still made), not replaced."""
+    src = tmp_path / "src"
+    make_tree(src, seed=5)
+    events: list[tuple] = []
+    real_fsync, real_link = os.fsync, os.link
+
+    def fsync(fd):
+        events.append(("sync", os.fstat(fd).st_ino))
+        return real_fsync(fd)
+
+    def link(a, b, *args, **kwargs):
+        events.append(("link", os.stat(a).st_ino, os.stat(os.path.dirname(b)).st_ino))
+        return real_link(a, b, *args, **kwargs)
+
+    repo = Repository.init(str(tmp_path / "repo"))
+    with monkeypatch.context() as m:
+        m.setattr(os, "fsync", fsync)
+        m.setattr(os, "link", link)
+        repo.backup(str(src))
+    links = [(i, e) for i, e in enumerate(events) if e[0] == "link"]
+    assert len(links) >= 5  # packs, index, tree, snapshot manifest, lock
+    for i, (_, file_ino, folder_ino) in links:
+        assert ("sync", file_ino) in events[:i], "an object was named before its data was flushed"
+        assert ("sync", folder_ino) in events[i + 1:], "a folder was not flushed after a new name"
