@@ -45,6 +45,7 @@ def measure_overhead(work: Path, source: Path, repeat: int) -> dict:
     try:
         cli_env = {**engine.env(), **server.env()}
         times: dict[str, list[float]] = {"engine_first": [], "engine_again": [], "cli_first": [], "cli_again": []}
+        kept: list[Path] = []
         for i in range(repeat):
             for side in ("engine", "cli"):
                 repo = work / f"e2e-repo-{side}-{i}"
@@ -65,9 +66,14 @@ def measure_overhead(work: Path, source: Path, repeat: int) -> dict:
                         assert out.get("snapshot_id") and out.get("flow_run_id"), out
                     times[f"{side}_{step}"].append(m.wall_s)
                     print(f"  e2e {side:6} {step:5} {m.wall_s:7.2f} s", file=sys.stderr, flush=True)
-                shutil.rmtree(repo, ignore_errors=True)
+                # Kept until the end: deleting a repository slows the writes of the next step
+                # for seconds (this disk is mounted with discard), and only the CLI side of the
+                # first repeat came right after a deletion.
+                kept.append(repo)
     finally:
         server.stop()
+        for repo in kept:
+            shutil.rmtree(repo, ignore_errors=True)
     med = {k: statistics.median(v) for k, v in times.items()}
     return {"times": times, "medians": med,
             "overhead_first": med["cli_first"] - med["engine_first"],

@@ -97,7 +97,8 @@ def run_repeat(tools: list[Tool], base: Path, work: Path, mutate_seed: int, resu
         rows[tool.name]["restore_check"] = diff.summary()
         rows[tool.name]["restore_identical"] = diff.identical
         log(f"  {tool.name:10} restored tree: {diff.summary()}")
-        shutil.rmtree(target, ignore_errors=True)
+        # Kept until the repeat ends: a restore right after a deleted GiB ran ~1.5x slower
+        # (8.5-8.7 s against 5.1-6.7 s, one tool, same repository), for whichever tool came next.
     for tool in tools:
         record(tool, "verify_s", _step(tool, tool.verify(repos[tool.name])))
     for tool in tools:
@@ -110,6 +111,7 @@ def run_repeat(tools: list[Tool], base: Path, work: Path, mutate_seed: int, resu
         row["peak_rss"] = max(row["rss"].values()) / MiB
         results.setdefault(tool.name, []).append(row)
         shutil.rmtree(repos[tool.name], ignore_errors=True)
+        shutil.rmtree(work / f"restore-{tool.name}", ignore_errors=True)
     return summary
 
 
