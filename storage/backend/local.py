@@ -82,23 +82,14 @@ def _place(tmp: str, path: str) -> bool:
 
 class LocalBackend(FsspecBackend):
     def _write(self, path: str, data: bytes) -> bool:
-        """Write ``data`` under ``path``; False when another writer's object got there first."""
-        folder = os.path.dirname(path)
-        _make_folder(folder)
-        tmp = os.path.join(folder, f".tmp-{uuid.uuid4().hex}")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        """Write ``data`` under ``path``; False when another writer's object got there first
+        (save() then compares its content with ours)."""
+        sink = _FileSink(self, os.path.dirname(path))
         try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(data)
-                f.flush()
-                _sync(f.fileno())
-            # False: a concurrent writer won; save() compares its content with ours
-            return _place(tmp, path)
+            sink.write(data)
+            return sink.place(path)
         finally:
-            try:
-                os.unlink(tmp)
-            except FileNotFoundError:
-                pass  # renamed into place
+            sink.abort()
 
     def save(self, name: str, data: bytes, exclusive: bool = True) -> None:
         path = self._path(name)
@@ -159,17 +150,19 @@ class LocalBackend(FsspecBackend):
 
 
 class _FileSink:
-    """A temporary file under ``data/`` (hidden from ``list``), hard-linked into place on commit."""
+    """A hidden temporary file in ``folder`` (``data/`` for packs, whose final folder is known
+    only once they are hashed), synced and linked into place when finished."""
 
-    def __init__(self, backend: LocalBackend):
+    def __init__(self, backend: LocalBackend, folder: str | None = None):
         self.backend = backend
-        folder = backend._path("data")
+        folder = folder or backend._path("data")
+        self.where = os.path.relpath(folder, backend.root).replace(os.sep, "/") + "/"
         try:
             _make_folder(folder)
             self.tmp = os.path.join(folder, f".tmp-{uuid.uuid4().hex}")
             self.fd = os.open(self.tmp, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o644)
         except Exception as exc:
-            raise backend._translate(exc, "data/") from exc
+            raise backend._translate(exc, self.where) from exc
 
     def write(self, data) -> None:
         view = memoryview(data).cast("B")
@@ -178,7 +171,7 @@ class _FileSink:
                 view = view[os.write(self.fd, view):]
         except Exception as exc:
             self.abort()
-            raise self.backend._translate(exc, "data/") from exc
+            raise self.backend._translate(exc, self.where) from exc
 
     def sha256(self) -> str:
         """Read back from the page cache: hashing here, outside the packer's lock, let the
@@ -192,19 +185,22 @@ class _FileSink:
                 h.update(view[:n])
                 offset += n
         except Exception as exc:
-            raise self.backend._translate(exc, "data/") from exc
+            raise self.backend._translate(exc, self.where) from exc
         return h.hexdigest()
+
+    def place(self, path: str) -> bool:
+        """Flush the file and give it the name ``path`` durably; False when the name is taken."""
+        _sync(self.fd)
+        os.close(self.fd)
+        self.fd = -1
+        _make_folder(os.path.dirname(path))
+        return _place(self.tmp, path)
 
     def commit(self, name: str) -> None:
         path = self.backend._path(name)
         try:
-            _sync(self.fd)
-            os.close(self.fd)
-            self.fd = -1
-            _make_folder(os.path.dirname(path))
-            if not _place(self.tmp, path):
-                if not filecmp.cmp(self.tmp, path, shallow=False):
-                    raise AlreadyExists(f"{name} already exists in {display_url(self.backend.url)} with other content.") from None
+            if not self.place(path) and not filecmp.cmp(self.tmp, path, shallow=False):
+                raise AlreadyExists(f"{name} already exists in {display_url(self.backend.url)} with other content.")
         except BackupError:
             raise
         except Exception as exc:
