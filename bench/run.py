@@ -10,8 +10,9 @@ step that reads the workspace (first backup, backup after mutation) the whole wo
 read once, so each tool sees a warm page cache (dropping the cache is not reliably possible
 here). This has to happen before each tool, not once per repeat: borg drops the pages of every
 file it reads (posix_fadvise DONTNEED), so the tool after borg would otherwise read from disk.
-Every timed step starts after a sync(), so the write-back of an earlier step does not land in it. The report gives medians over repeats
-and the ratio of the subject (backupflow) to the better of the peers per metric.
+Every timed step starts after a sync(), so the write-back of an earlier step does not land in
+it. The report gives medians over repeats and the ratio of the subject (backupflow) to the
+better of the peers per metric.
 """
 
 from __future__ import annotations

@@ -30,8 +30,8 @@ class PackWriter:
     """Accumulates blobs; ``finish`` returns (pack_id, bytes, entries). Not thread-safe.
 
     With a ``sink`` (storage.backend.Sink), blobs go to storage as they are added and ``finish``
-    commits the pack under its name (the sink hashes what it holds) and returns (pack_id, None, entries): no copy of the pack is
-    held in memory. Without one, blobs are kept as a list and joined once: the result is
+    commits the pack under its name (the sink hashes what it holds) and returns
+    (pack_id, None, entries): no copy of the pack is held in memory. Without one, blobs are kept as a list and joined once: the result is
     ``bytes``, which backends pass on without another copy.
     """
 
