@@ -14,8 +14,8 @@ import os
 from typing import Any
 
 from prefect import Flow
+from prefect.context import SettingsContext, get_settings_context
 from prefect.runtime import flow_run
-from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
 
 
 class PlainDataFlow(Flow):
@@ -40,7 +40,12 @@ def plain_flow(**options: Any):
 @contextlib.contextmanager
 def in_process_run():
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-    with temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
+    # A copy of the current settings with one field changed. Prefect's temporary_settings()
+    # would re-read every settings source (environment, profile, .env), 50-90 ms per CLI run.
+    current = get_settings_context()
+    settings = current.settings
+    quiet = settings.model_copy(update={"flows": settings.flows.model_copy(update={"heartbeat_frequency": None})})
+    with SettingsContext(profile=current.profile, settings=quiet):
         yield
 
 

@@ -77,3 +77,18 @@ def test_plain_parameters_are_stored_as_given_and_anything_else_still_serialises
     # not plain JSON: Prefect's own encoder takes it, as for any flow
     odd = backup_flow.serialize_parameters({"source": PurePosixPath("/src"), "tags": {"a"}})
     assert odd == {"source": "/src", "tags": ["a"]}
+
+
+def test_in_process_runs_turn_the_heartbeat_off_and_restore_the_settings_after():
+    # A heartbeat thread makes each sync run wait up to a second at exit (a CLI run's budget).
+    from prefect.settings import get_current_settings
+
+    from flows.runtime import in_process_run
+
+    before = get_current_settings()
+    assert before.flows.heartbeat_frequency is not None
+    with in_process_run():
+        inside = get_current_settings()
+        assert inside.flows.heartbeat_frequency is None
+        assert inside.api.url == before.api.url  # everything else as it was
+    assert get_current_settings().flows.heartbeat_frequency == before.flows.heartbeat_frequency
