@@ -4,8 +4,8 @@ Prefect server, against the engine call alone on the same data, to price the orc
 Both sides are separate processes on a repository initialised beforehand (not timed): the
 engine side is `python -m bench.engine_driver backup`, the CLI side the installed `backupflow`
 command with PREFECT_API_URL pointing at a Prefect server started here (as the test suite does).
-Overhead per run = median(CLI) - median(engine), for a first backup and for an unchanged
-re-backup (where the data work is small, so the orchestration share is clearest).
+Overhead per run = the median over interleaved pairs of CLI minus engine, for a first backup and
+for an unchanged re-backup (where the data work is small, so the orchestration share is clearest).
 """
 
 from __future__ import annotations
@@ -39,15 +39,18 @@ def cli_pending() -> str | None:
     return None
 
 
-def measure_overhead(work: Path, source: Path, repeat: int) -> dict:
+def measure_overhead(work: Path, source: Path, pairs: int) -> dict:
+    """``pairs`` interleaved pairs of engine and CLI runs (first backup, then unchanged re-backup),
+    the order alternating from pair to pair so that a drift of the machine (this disk slows as
+    it fills) falls on both sides alike. The overhead is the median of the per-pair differences."""
     engine = Backupflow(work / "scratch" / "e2e", rev=None)  # the same code the installed CLI runs
     server = PrefectServer(work / "prefect-home").start()
     try:
         cli_env = {**engine.env(), **server.env()}
         times: dict[str, list[float]] = {"engine_first": [], "engine_again": [], "cli_first": [], "cli_again": []}
         kept: list[Path] = []
-        for i in range(repeat):
-            for side in ("engine", "cli"):
+        for i in range(pairs):
+            for side in (("engine", "cli") if i % 2 == 0 else ("cli", "engine")):
                 repo = work / f"e2e-repo-{side}-{i}"
                 shutil.rmtree(repo, ignore_errors=True)
                 cmd, cwd = engine.init(repo)
@@ -67,39 +70,47 @@ def measure_overhead(work: Path, source: Path, repeat: int) -> dict:
                     times[f"{side}_{step}"].append(m.wall_s)
                     print(f"  e2e {side:6} {step:5} {m.wall_s:7.2f} s", file=sys.stderr, flush=True)
                 # Kept until the end: deleting a repository slows the writes of the next step
-                # for seconds (this disk is mounted with discard), and only the CLI side of the
-                # first repeat came right after a deletion.
+                # for seconds (this disk is mounted with discard).
                 kept.append(repo)
     finally:
         server.stop()
         for repo in kept:
             shutil.rmtree(repo, ignore_errors=True)
-    med = {k: statistics.median(v) for k, v in times.items()}
-    return {"times": times, "medians": med,
-            "overhead_first": med["cli_first"] - med["engine_first"],
-            "overhead_again": med["cli_again"] - med["engine_again"]}
+    return summarise(times)
+
+
+def summarise(times: dict[str, list[float]]) -> dict:
+    result: dict = {"times": times, "medians": {k: statistics.median(v) for k, v in times.items()}}
+    for step in ("first", "again"):
+        diffs = [c - e for c, e in zip(times[f"cli_{step}"], times[f"engine_{step}"])]
+        result[f"differences_{step}"] = diffs
+        result[f"overhead_{step}"] = statistics.median(diffs)
+    return result
 
 
 def report(result: dict) -> str:
     med = result["medians"]
-    rows = ["| Run | Engine alone (s) | CLI + Prefect server (s) | Orchestration overhead (s) | Target | Met |",
-            "|---|---|---|---|---|---|"]
+    rows = ["| Run | Engine alone, median (s) | CLI + Prefect server, median (s) | Overhead, median of pairs (s) "
+            "| Overhead per pair (s) | Target | Met |",
+            "|---|---|---|---|---|---|---|"]
     for step, label in (("first", "First backup"), ("again", "Unchanged re-backup")):
         over = result[f"overhead_{step}"]
-        rows.append(f"| {label} | {med[f'engine_{step}']:.2f} | {med[f'cli_{step}']:.2f} | {over:.2f} "
+        pairs = ", ".join(f"{d:.2f}" for d in result[f"differences_{step}"])
+        rows.append(f"| {label} | {med[f'engine_{step}']:.2f} | {med[f'cli_{step}']:.2f} | {over:.2f} | {pairs} "
                     f"| <= {TARGET_OVERHEAD_S} | {'yes' if over <= TARGET_OVERHEAD_S else '**no**'} |")
     return "\n".join(rows) + "\n"
 
 
-def run_and_report(work: Path, source: Path, repeat: int) -> str:
+def run_and_report(work: Path, source: Path, pairs: int) -> tuple[str, dict | None]:
     why = cli_pending()
     if why:
-        return f"End-to-end orchestration overhead: pending ({why}).\n"
-    return "End to end through the CLI against a running Prefect server:\n\n" + \
-        report(measure_overhead(work, source, repeat))
+        return f"End-to-end orchestration overhead: pending ({why}).\n", None
+    result = measure_overhead(work, source, pairs)
+    return f"End to end through the CLI against a running Prefect server ({pairs} interleaved pairs):\n\n" + \
+        report(result), result
 
 
-if __name__ == "__main__":  # python -m bench.e2e SOURCE_DIR [REPEAT]
+if __name__ == "__main__":  # python -m bench.e2e SOURCE_DIR [PAIRS]
     _work = Path(os.environ.get("BENCH_WORKDIR", "/tmp/backupflow-e2e"))
     _work.mkdir(parents=True, exist_ok=True)
-    print(run_and_report(_work, Path(sys.argv[1]), int(sys.argv[2]) if len(sys.argv) > 2 else 3))
+    print(run_and_report(_work, Path(sys.argv[1]), int(sys.argv[2]) if len(sys.argv) > 2 else 5)[0])

@@ -216,6 +216,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--json-out", help="write raw results (every repeat) as JSON here")
     p.add_argument("--workdir", help="where datasets and repositories go (default: a new temp dir)")
     p.add_argument("--e2e", action="store_true", help="also measure CLI + Prefect server overhead")
+    p.add_argument("--e2e-pairs", type=int, default=5, metavar="N",
+                   help="interleaved engine/CLI pairs for --e2e (its differences are noisier than the steps)")
     p.add_argument("--grow", type=int, default=0, metavar="N",
                    help="also record peak memory over N+1 backups of distinct workspaces into one repository")
     p.add_argument("--engine-rev", default="HEAD",
@@ -227,6 +229,8 @@ def main(argv: list[str] | None = None) -> int:
         text = report(saved["results"], args.subject, saved["info"])
         if saved["info"].get("growth"):
             text += "\n" + growth.report(saved["info"]["growth"])
+        if saved["info"].get("e2e"):
+            text += "\n" + e2e.report(saved["info"]["e2e"])
         print(text)
         if args.out:
             Path(args.out).write_text(text)
@@ -265,7 +269,8 @@ def main(argv: list[str] | None = None) -> int:
         info["growth"] = growth.measure_growth(tools, base, work, args.scale, args.grow, args.seed)
         text += "\n" + growth.report(info["growth"])
     if args.e2e:
-        text += "\n" + e2e.run_and_report(work, base, args.repeat)
+        e2e_text, info["e2e"] = e2e.run_and_report(work, base, args.e2e_pairs)
+        text += "\n" + e2e_text
     print(text)
     if args.out:
         Path(args.out).write_text(text)

@@ -122,3 +122,33 @@ def test_one_run_reports_ratios_for_every_metric(tmp_path):
     assert re.search(r"backupflow: 1/1 identical.*restic: 1/1 identical.*borg: 1/1 identical", text), text
     results = json.loads(raw.read_text())["results"]
     assert results["backupflow"][0]["mutation_growth"] > 0, "the mutated data was stored"
+
+
+def test_e2e_overhead_is_the_median_of_paired_differences():
+    from bench.e2e import report, summarise
+
+    times = {"engine_first": [5.0, 4.0, 6.0], "cli_first": [6.2, 5.1, 9.0],
+             "engine_again": [0.5, 0.6, 0.5], "cli_again": [1.7, 1.8, 1.6]}
+    result = summarise(times)
+    # pairs (6.2-5.0, 5.1-4.0, 9.0-6.0) = (1.2, 1.1, 3.0): median 1.2; medians of the sides would give 1.2 too
+    # only by accident, so check the pairing itself as well
+    assert result["differences_first"] == pytest.approx([1.2, 1.1, 3.0])
+    assert result["overhead_first"] == pytest.approx(1.2)
+    assert result["overhead_again"] == pytest.approx(1.2)
+    text = report(result)
+    assert "| First backup | 5.00 | 6.20 | 1.20 | 1.20, 1.10, 3.00 | <= 1.5 | yes |" in text
+    slow = summarise({**times, "cli_again": [2.5, 2.6, 2.0]})
+    assert "| Unchanged re-backup | 0.50 | 2.50 | 2.00 | 2.00, 2.00, 1.50 |" in report(slow) and "**no**" in report(slow)
+
+
+@pytest.mark.timeout(180)
+def test_e2e_runs_the_installed_cli_against_its_own_prefect_server(tree, tmp_path):
+    root, _ = tree
+    proc = subprocess.run([sys.executable, "-m", "bench.e2e", str(root), "2"], cwd=ROOT, capture_output=True,
+                          text=True, env={**os.environ, "BENCH_WORKDIR": str(tmp_path / "w")})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "(2 interleaved pairs)" in proc.stdout
+    for label in ("First backup", "Unchanged re-backup"):
+        row = next(line for line in proc.stdout.splitlines() if line.startswith(f"| {label} |"))
+        assert re.search(r"\| -?\d+\.\d\d, -?\d+\.\d\d \| <= 1\.5 \| (yes|\*\*no\*\*) \|$", row), row
+    assert not list((tmp_path / "w").glob("e2e-repo-*")), "repositories removed at the end"
