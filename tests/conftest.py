@@ -27,6 +27,11 @@ def prefect_server(tmp_path_factory):
     # would ignore PREFECT_API_URL and start their own ephemeral server.
     refresh_global_settings_context()
     yield server
+    # Send what the flows logged while the server is still there (else: "Error logging to API").
+    from prefect.events.worker import EventsWorker
+    from prefect.logging.handlers import APILogWorker
+    EventsWorker.drain_all(timeout=10)
+    APILogWorker.drain_all(timeout=10)
     for k, v in old.items():
         if v is None:
             os.environ.pop(k, None)
