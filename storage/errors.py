@@ -107,3 +107,5 @@ def is_retryable(exc: BaseException) -> bool:
 
 # What link(2) fails with on a filesystem that has no hard links (FAT, exFAT, some SMB mounts).
 NO_HARD_LINKS = frozenset({errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.ENOSYS, errno.EMLINK})
+# What symlink(2) fails with on a filesystem that has no symlinks (FAT, exFAT).
+NO_SYMLINKS = frozenset({errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.ENOSYS})

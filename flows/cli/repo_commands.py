@@ -139,6 +139,11 @@ def restore(snapshot: str = typer.Argument(..., help="Snapshot id, unique prefix
         if result.get("hardlinks_copied"):
             typer.echo(f"{result['hardlinks_copied']} hard link(s) restored as copies: the target's file system "
                        "cannot hold hard links")
+        skipped = result.get("symlinks_skipped") or []
+        if skipped:
+            shown = ", ".join(skipped[:3]) + (f" and {len(skipped) - 3} more" if len(skipped) > 3 else "")
+            typer.echo(f"warning: {len(skipped)} symlink(s) not restored ({shown}): the target's file system "
+                       "cannot hold symlinks; restore into another file system to get them", err=True)
     run_guarded(go)
 
 

@@ -23,7 +23,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable
 
-from storage.errors import NO_HARD_LINKS, IntegrityError, InvalidInput, NotFound, PathEscape
+from storage.errors import NO_HARD_LINKS, NO_SYMLINKS, IntegrityError, InvalidInput, NotFound, PathEscape
 from storage.objects import BlobLocation, Codec, pack_name
 from storage.snapshots import Snapshot
 
@@ -320,6 +320,7 @@ def restore_snapshot(repo, snap: Snapshot, target: str, include: list[str] | Non
             f.result()
 
     copied_links = 0
+    skipped_symlinks: list[str] = []
     for e in hardlinks:
         dirs.ensure(e["path"].rpartition("/")[0])
         path = os.path.join(t, e["path"])
@@ -342,7 +343,15 @@ def restore_snapshot(repo, snap: Snapshot, target: str, include: list[str] | Non
             if os.path.isdir(path) and not os.path.islink(path):
                 raise InvalidInput(f"{path} is a folder where the snapshot has a symlink; move it away first.")
             os.unlink(path)
-        os.symlink(e["target"], path)
+        try:
+            os.symlink(e["target"], path)
+        except OSError as exc:
+            if exc.errno not in NO_SYMLINKS:
+                raise
+            # A target without symlinks (FAT, exFAT): a link has no content to lose; it is named
+            # in the result so the caller can tell the person restoring.
+            skipped_symlinks.append(e["path"])
+            continue
         try:
             os.utime(path, ns=(e["mtime_ns"], e["mtime_ns"]), follow_symlinks=False)
         except (NotImplementedError, OSError):
@@ -354,5 +363,5 @@ def restore_snapshot(repo, snap: Snapshot, target: str, include: list[str] | Non
     return {
         "snapshot_id": snap.id, "target": t, "files": len(files) + len(hardlinks),
         "bytes": sum(e.get("size", 0) for e in files), "seconds": round(time.monotonic() - started, 3),
-        "hardlinks_copied": copied_links,
+        "hardlinks_copied": copied_links, "symlinks_skipped": skipped_symlinks,
     }

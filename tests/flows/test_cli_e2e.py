@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -97,6 +98,26 @@ def test_restore_latest_and_older_snapshot_byte_for_byte(e2e):
     assert_same_tree(e2e["tree"].root, work / "latest")
     cli(e2e, "restore", e2e["first"]["snapshot_id"][:12], str(work / "older"), "--repo", e2e["repo"]).ok()
     assert_same_tree(e2e["fp_first"], work / "older")
+
+
+def test_restore_onto_a_file_system_without_symlinks_warns_and_names_them(e2e, tmp_path):
+    # FAT/exFAT cannot be mounted here: the CLI process gets a symlink(2) that fails as there.
+    (tmp_path / "sitecustomize.py").write_text(
+        "import errno, os\n"
+        "def _refuse(src, dst, *a, **k):\n"
+        "    raise OSError(errno.EPERM, 'Operation not permitted', src, None, dst)\n"
+        "os.symlink = _refuse\n")
+    env = {**e2e["env"], "PYTHONPATH": str(tmp_path)}
+    out = tmp_path / "fat"
+    res = run(["restore", "latest", str(out), "--repo", e2e["repo"]], env, e2e["work"]).ok()
+    links = sorted(p for p, e in fingerprint(e2e["tree"].root).entries.items() if e[0] == "symlink")
+    shown = re.search(rf"warning: {len(links)} symlink\(s\) not restored \(([^)]*)\)", res.stderr)
+    assert links and shown, res.stderr
+    assert set(shown.group(1).split(" and ")[0].split(", ")) <= set(links)
+    assert "cannot hold symlinks" in res.stderr and "Traceback" not in res.stderr
+    assert not any(p.is_symlink() for p in out.rglob("*"))
+    assert sum(1 for p in out.rglob("*") if p.is_file()) == sum(1 for p in e2e["tree"].root.rglob("*")
+                                                                 if p.is_file() and not p.is_symlink())
 
 
 def test_restore_selected_paths(e2e):

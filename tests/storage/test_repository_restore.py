@@ -54,6 +54,25 @@ def test_a_target_without_hard_links_gets_copies_of_the_linked_files(backed_up, 
     assert_same_tree(Fingerprint(expected.entries, set()), tmp_path / "out")  # same content, no links
 
 
+def test_a_target_without_symlinks_gets_everything_else_and_names_the_links_it_left_out(backed_up, tmp_path,
+                                                                                      monkeypatch):
+    """FAT and exFAT have no symlinks (symlink(2) fails with EPERM there; none can be mounted on
+    the test machines). The rest of the snapshot is restored and each left-out link is named."""
+    repo, tree, sid = backed_up
+    expected = fingerprint(tree.root)
+    links = sorted(p for p, e in expected.entries.items() if e[0] == "symlink")
+
+    def refuse(src, dst, *args, **kwargs):
+        raise OSError(errno.EPERM, "Operation not permitted", src, None, dst)
+
+    with monkeypatch.context() as m:
+        m.setattr(os, "symlink", refuse)
+        result = repo.restore(sid, str(tmp_path / "out"))
+    assert links and sorted(result["symlinks_skipped"]) == links
+    rest = {p: e for p, e in expected.entries.items() if p not in links}
+    assert_same_tree(Fingerprint(rest, expected.hardlinks), tmp_path / "out")
+
+
 def test_restore_over_a_changed_copy_brings_the_snapshot_back(backed_up, tmp_path):
     repo, tree, sid = backed_up
     out = tmp_path / "out"
