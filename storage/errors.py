@@ -82,6 +82,15 @@ class TransientError(BackupError):
     transient = True
 
 
+class Unreachable(TransientError):
+    """A network failure before the storage service ever answered, after retrying for the
+    first-contact time (storage.backend.retry): most likely a wrong endpoint or a network that
+    is down. Exit code 9 like any network failure, but not retried again by the layers above,
+    so the person who mistyped an endpoint hears of it in seconds, not minutes."""
+
+    transient = False
+
+
 class PathEscape(BackupError):
     """A snapshot entry would be written outside the restore target."""
 

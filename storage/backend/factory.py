@@ -59,6 +59,37 @@ def _open_raw(url: str, options: dict[str, Any]) -> Backend:
         raise InvalidConfig(f"The repository URL {url!r} uses a scheme backupflow cannot open ({exc}).") from exc
 
 
+# Options that configure backupflow's wrappers rather than the filesystem. They may arrive
+# inside the options (``--option upload_limit=20MiB/s``, or a flow parameter), which keeps
+# every way of opening a repository plain data.
+WRAPPER_OPTIONS = ("upload_limit", "download_limit", "first_contact_seconds")
+
+
+def _open_configured(url: str, options: dict[str, Any] | None) -> tuple[Backend, dict[str, Any]]:
+    """The raw backend, opened with the filesystem's options, and backupflow's own options."""
+    options, ours = _split_options(options)
+    backend = _open_raw(url, options)
+    if "first_contact_seconds" in ours and hasattr(backend, "first_contact_seconds"):
+        backend.first_contact_seconds = ours["first_contact_seconds"]
+    return backend, ours
+
+
+def _split_options(options: dict[str, Any] | None) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(the filesystem's options, backupflow's own) from one options mapping."""
+    options = dict(options or {})
+    ours = {k: options.pop(k) for k in WRAPPER_OPTIONS if k in options}
+    if "first_contact_seconds" in ours:
+        try:
+            seconds = float(ours["first_contact_seconds"])
+        except (TypeError, ValueError):
+            seconds = 0.0
+        if not seconds > 0:
+            raise InvalidConfig(f"first_contact_seconds must be a number of seconds above 0, not "
+                                f"{ours['first_contact_seconds']!r}.")
+        ours["first_contact_seconds"] = seconds
+    return options, ours
+
+
 def open_backend(
     url: str,
     options: dict[str, Any] | None = None,
@@ -77,12 +108,9 @@ def open_backend(
     and retry outermost, so that every retried attempt passes through the limiter again (a
     re-upload really uses the link again) and meets faults the way a real retry would.
     """
-    options = dict(options or {})
-    # Rates may also arrive inside the options (``--option upload_limit=20MiB/s``, or a flow
-    # parameter), which keeps every way of opening a repository plain data.
-    upload_limit = options.pop("upload_limit", None) or upload_limit
-    download_limit = options.pop("download_limit", None) or download_limit
-    backend = _open_raw(url, options)
+    backend, ours = _open_configured(url, options)
+    upload_limit = ours.get("upload_limit") or upload_limit
+    download_limit = ours.get("download_limit") or download_limit
     if fault_rate is None and os.environ.get("BACKUPFLOW_FAULT_RATE"):
         try:
             fault_rate = float(os.environ["BACKUPFLOW_FAULT_RATE"])
@@ -105,7 +133,7 @@ def ensure_container(url: str, options: dict[str, Any] | None = None) -> bool:
     Used by ``backupflow init``. When it cannot be created (no permission, name taken), raises
     PermanentError naming the bucket and what to check.
     """
-    backend = _open_raw(url, dict(options or {}))
+    backend, _ = _open_configured(url, options)
     try:
         create = getattr(backend, "ensure_container", None)
         if create is not None:

@@ -64,6 +64,8 @@ class FsspecBackend:
         return f"{self.root}/{name}" if self.root else name
 
     def _translate(self, exc: BaseException, name: str) -> BackupError:
+        if isinstance(exc, BackupError):  # already ours (e.g. the first-contact timeout)
+            return exc
         where = f"{name} in {display_url(self.url)}"
         mapped = None
         if self._error_map is not None:

@@ -8,6 +8,7 @@ for an emulator, which needs no credentials (token ``anon``).
 
 from __future__ import annotations
 
+import logging
 import os
 from typing import Any
 
@@ -20,6 +21,19 @@ from storage.errors import BackupError, InvalidConfig, PermanentError, Transient
 # which stalls ~60 s per call against an emulator. Backups use flat object names, so the
 # probe buys nothing; it must be switched off before gcsfs is first imported.
 os.environ.setdefault("GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT", "false")
+
+
+
+class _NoRetryTracebacks(logging.Filter):
+    """gcsfs logs each request that ran out of retries, with its whole traceback, before raising
+    it; the error then reaches the user once, as one sentence (gcs_error_map). Without this the
+    CLI printed a traceback per attempt."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.exc_info
+
+
+logging.getLogger("gcsfs").addFilter(_NoRetryTracebacks())
 
 CHECK = ("the Google credentials (GOOGLE_APPLICATION_CREDENTIALS or --option token=PATH-TO-KEY.json), "
          "the project and the bucket's IAM permissions")

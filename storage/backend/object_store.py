@@ -13,14 +13,23 @@ the repository URL.
   once. A missing container is a :class:`PermanentError` naming it, never an empty repository.
 - Vendor errors are classified by HTTP status where the SDK exposes one: 401/403 permanent,
   408/429/5xx transient; connection resets and timeouts are transient.
+- First contact: until the service has answered once (anything, even "not found"), each call
+  is cut off after ``first_contact_seconds`` (fsspec's own call timeout) and the retry layer
+  gives up after as long (:mod:`storage.backend.retry`). The SDKs retry a refused connection
+  for 4-80 s per call on their own, so a wrong endpoint or a network that is down used to take
+  two minutes to report; now it takes ``first_contact_seconds``. Once the service has answered,
+  failures are retried for the full budget: a blip in the middle of a long backup is
+  survived, a mistyped endpoint is reported while the person is still waiting.
 """
 
 from __future__ import annotations
 
 import errno
+import time
 from typing import Any, Callable, Iterable, Iterator
 
 import fsspec
+from fsspec.exceptions import FSTimeoutError
 
 from storage.backend.base import ObjectInfo, display_url
 from storage.backend.fsspec_backend import ErrorMap, FsspecBackend
@@ -36,6 +45,10 @@ TRANSIENT_CLASS_NAMES = {
     "ChunkedEncodingError", "ProxyError", "TransportError",
 }
 TRANSIENT_STATUS = {408, 429, 500, 502, 503, 504}
+FIRST_CONTACT_SECONDS = 20.0
+# The fsspec calls the object-store backends make; all are synchronous wrappers of the
+# filesystems' async methods, which take fsspec's ``timeout`` (and cancel the call on expiry).
+_TIMED_CALLS = frozenset({"cat_file", "pipe_file", "info", "find", "exists", "rm_file", "mkdir", "call_s3"})
 # Options that are credentials: never shown in messages or reprs.
 SECRET_OPTION_NAMES = {"secret", "key", "token", "account_key", "connection_string", "sas_token",
                        "client_secret", "password", "credential", "credentials", "session_token"}
@@ -106,6 +119,39 @@ def open_filesystem(url: str, options: dict[str, Any], example: str, check: str)
     return fs, root
 
 
+class _FirstContact:
+    """Stands in for the filesystem until the service has answered once (see the module text)."""
+
+    def __init__(self, backend: "ObjectStoreBackend"):
+        self._backend = backend
+
+    def __getattr__(self, name: str) -> Any:
+        backend = self._backend
+        attr = getattr(backend._raw_fs, name)
+        if name not in _TIMED_CALLS or backend.answered:
+            return attr
+
+        def timed(*args: Any, **kwargs: Any) -> Any:
+            if backend.first_call_at is None:
+                backend.first_call_at = time.monotonic()
+            # What is left of the first-contact time: retried calls share it.
+            left = backend.first_contact_seconds - (time.monotonic() - backend.first_call_at)
+            try:
+                result = attr(*args, timeout=max(1.0, left), **kwargs)
+            except FSTimeoutError:
+                raise TransientError(
+                    f"No answer from {display_url(backend.url)} within {backend.first_contact_seconds:g} s; check "
+                    f"the endpoint, the network and any proxy.") from None
+            except Exception as exc:
+                if not is_network_failure(exc):
+                    backend.answered = True  # "not found", "forbidden"...: the service is there
+                raise
+            backend.answered = True
+            return result
+
+        return timed
+
+
 class ObjectStoreBackend(FsspecBackend):
     """An fsspec backend on an object store whose first path segment is the container."""
 
@@ -114,11 +160,25 @@ class ObjectStoreBackend(FsspecBackend):
     container_word = "bucket"
 
     def __init__(self, url: str, fs: Any, root: str, error_map: ErrorMap | None = None,
-                 put_options: Callable[[str], dict[str, Any]] | None = None):
+                 put_options: Callable[[str], dict[str, Any]] | None = None,
+                 first_contact_seconds: float = FIRST_CONTACT_SECONDS):
+        #: False until the service has answered a call; read by the retry layer too.
+        self.answered = False
+        self.first_contact_seconds = first_contact_seconds
+        self.first_call_at: float | None = None
+        self._first_contact = _FirstContact(self)
         super().__init__(url, fs, root, error_map)
         self.container = self.root.split("/", 1)[0]
         self._container_seen = False
         self._put_options = put_options or (lambda name: {})
+
+    @property
+    def fs(self) -> Any:
+        return self._raw_fs if self.answered else self._first_contact
+
+    @fs.setter
+    def fs(self, value: Any) -> None:
+        self._raw_fs = value
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({display_url(self.url)!r})"

@@ -11,8 +11,8 @@ import random
 import time
 from typing import Callable, TypeVar
 
-from storage.backend.base import Backend, ObjectInfo
-from storage.errors import is_retryable
+from storage.backend.base import Backend, ObjectInfo, display_url, innermost
+from storage.errors import BackupError, Unreachable, is_retryable
 
 log = logging.getLogger("backupflow.backend")
 T = TypeVar("T")
@@ -32,18 +32,40 @@ class RetryBackend:
         # attribute is None when the inner backend takes whole objects only (base.sink_for).
         return getattr(self.inner, "open_sink", None)
 
+    def _answered(self) -> bool:
+        return getattr(innermost(self.inner), "answered", True)
+
+    def _budget(self) -> float:
+        # Until a cloud service has answered once, a failure is most likely a wrong endpoint or
+        # a network that is down: report it within the backend's first-contact time, not after
+        # the whole budget (storage.backend.object_store).
+        if self._answered():
+            return self.max_seconds
+        return min(self.max_seconds, getattr(innermost(self.inner), "first_contact_seconds", self.max_seconds))
+
+    def _unreachable(self, why: str, budget: float) -> Unreachable:
+        return Unreachable(f"No answer from {display_url(self.url)} within {budget:g} s ({why}); check the "
+                           "endpoint, the network and any proxy.")
+
     def _call(self, what: str, fn: Callable[[], T]) -> T:
-        deadline = time.monotonic() + self.max_seconds
+        started = time.monotonic()
         attempt = 0
+        why = "no reply"
         while True:
             try:
                 return fn()
             except Exception as exc:
                 if not is_retryable(exc):
                     raise
+                cause = exc.__cause__  # the SDK's error; ours (a call cut off at the time limit) has none
+                if cause is not None and not isinstance(cause, BackupError):
+                    why = type(cause).__name__
                 attempt += 1
                 delay = min(self.max_delay, self.base_delay * 2 ** (attempt - 1)) * (0.5 + random.random())
-                if time.monotonic() + delay > deadline:
+                budget = self._budget()
+                if time.monotonic() + delay > started + budget:
+                    if not self._answered():
+                        raise self._unreachable(why, budget) from exc
                     raise
                 log.warning("%s failed (%s); retry %d in %.1fs", what, exc, attempt, delay)
                 time.sleep(delay)

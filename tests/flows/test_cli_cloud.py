@@ -113,3 +113,26 @@ def test_backup_through_20_percent_transient_faults_restores_identically(s3_serv
     with Repository.open(dest.url, dest.options) as r:
         assert {s.id for s in r.snapshots.all()} == {first["snapshot_id"], second["snapshot_id"]}
     shutil.rmtree(target)
+
+
+def test_a_mistyped_endpoint_is_one_sentence_in_seconds_not_minutes(env, tmp_path):
+    # Nobody listens on the port. The backup task must not retry what already had its
+    # first-contact time: three task retries would add 42 s of delays and three more waits.
+    import time
+
+    from tests.cloud_servers import free_port
+
+    source = tmp_path / "src"
+    source.mkdir()
+    (source / "a.txt").write_text("a")
+    opts = ["--option", f"endpoint_url=http://127.0.0.1:{free_port()}", "--option", "key=k", "--option", "secret=s",
+            "--option", "first_contact_seconds=3"]
+    for args in (["snapshots", "--repo", "s3://backups/repo"], ["backup", str(source), "--repo", "s3://backups/repo"]):
+        started = time.monotonic()
+        proc = subprocess.run([BACKUPFLOW, *args, *opts], env=env, capture_output=True, text=True, timeout=300)
+        elapsed = time.monotonic() - started
+        lines = [line for line in proc.stderr.splitlines() if line.strip()]
+        assert proc.returncode == 9, proc.stderr
+        # (lines before it, if any, are the retry layer's "retry N in S s" notes)
+        assert lines[-1].startswith("backupflow: No answer from s3://backups/repo within 3 s"), proc.stderr
+        assert "Traceback" not in proc.stderr and elapsed < 30, (elapsed, args[0])

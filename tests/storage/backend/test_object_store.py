@@ -16,8 +16,8 @@ from storage.backend import ensure_container, open_backend
 from storage.backend.azure import azure_error_map
 from storage.backend.gcs import gcs_error_map
 from storage.backend.s3 import s3_error_map
-from storage.errors import InvalidConfig, NotFound, PermanentError, TransientError
-from tests.cloud_servers import free_port, moto
+from storage.errors import InvalidConfig, NotFound, PermanentError, TransientError, Unreachable
+from tests.cloud_servers import AZURITE_ACCOUNT, AZURITE_KEY, free_port, moto
 
 SERVERS = ["s3", "azure", "gcs"]
 
@@ -119,6 +119,70 @@ def test_unreachable_s3_endpoint_is_transient():
     with pytest.raises(TransientError) as info:
         backend.load("config")
     assert "s3://backups/repo" in info.value.message
+
+
+def _nobody_listening(kind: str) -> tuple[str, dict]:
+    """A repository URL and options whose endpoint is a port on this machine nobody listens on."""
+    endpoint = f"http://127.0.0.1:{free_port()}"
+    if kind == "s3":
+        return "s3://backups/repo", {"endpoint_url": endpoint, "key": "k", "secret": "s"}
+    if kind == "azure":
+        return "az://backups/repo", {"connection_string": f"DefaultEndpointsProtocol=http;AccountName={AZURITE_ACCOUNT};"
+                                                          f"AccountKey={AZURITE_KEY};BlobEndpoint={endpoint}/{AZURITE_ACCOUNT};"}
+    return "gs://backups/repo", {"endpoint_url": endpoint, "token": "anon"}
+
+
+@pytest.mark.parametrize("kind", SERVERS)
+def test_an_endpoint_that_never_answers_is_reported_within_the_first_contact_time(kind):
+    # The SDKs alone retry a refused connection for 4 s (S3), 33 s (GCS) or 79 s (Azure) per
+    # call, and our retry layer used to add two minutes on top.
+    url, options = _nobody_listening(kind)
+    backend = open_backend(url, {**options, "first_contact_seconds": "3"})  # the default retry budget
+    started = time.monotonic()
+    with pytest.raises(Unreachable) as info:
+        backend.load("config")
+    assert time.monotonic() - started < 8
+    msg = info.value.message
+    assert msg.startswith(f"No answer from {url} within 3 s") and "check the endpoint" in msg, msg
+    assert one_sentence(msg) and not info.value.transient, "reported, not retried again by the task layer"
+
+
+def test_once_the_service_has_answered_a_failure_gets_the_whole_retry_budget(tmp_path):
+    server = moto().start(tmp_path / "moto")
+    try:
+        options = {"endpoint_url": server.endpoint, "key": "k", "secret": "s", "first_contact_seconds": 1}
+        ensure_container("s3://blips/repo", options)
+        backend = open_backend("s3://blips/repo", options, retry_seconds=6)
+        backend.save("config", b"x")
+    finally:
+        server.stop()  # the network goes away in the middle of the run
+    started = time.monotonic()
+    with pytest.raises(TransientError) as info:
+        backend.load("config")
+    assert not isinstance(info.value, Unreachable) and info.value.transient
+    assert time.monotonic() - started > 3, "retried beyond the first-contact time"
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "soon"])
+def test_first_contact_seconds_must_be_a_positive_number(value):
+    with pytest.raises(InvalidConfig, match="first_contact_seconds must be a number of seconds above 0"):
+        open_backend("s3://backups/repo", {"first_contact_seconds": value})
+
+
+def test_gcsfs_retry_tracebacks_are_not_printed(caplog):
+    # gcsfs logs each request that ran out of retries with its traceback; the error reaches the
+    # user once, in one sentence, through the error mapping.
+    import logging
+
+    import storage.backend.gcs  # noqa: F401  (installs the filter)
+
+    with caplog.at_level(logging.DEBUG, logger="gcsfs"):
+        try:
+            raise ConnectionRefusedError(111, "Connect call failed")
+        except ConnectionRefusedError as exc:
+            logging.getLogger("gcsfs").error("_request out of retries on exception: %s", exc, exc_info=True)
+        logging.getLogger("gcsfs").warning("a plain warning still shows")
+    assert [r.getMessage() for r in caplog.records] == ["a plain warning still shows"]
 
 
 # Servers do not answer 503 or throttle on demand, so these build the vendors' own exception
