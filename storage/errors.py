@@ -91,6 +91,11 @@ class Unreachable(TransientError):
     transient = False
 
 
+def no_answer(where: str, seconds: float, why: str) -> str:
+    """The sentence for a storage service that did not answer within its first-contact time."""
+    return f"No answer from {where} within {seconds:g} s ({why}); check the endpoint, the network and any proxy."
+
+
 class PathEscape(BackupError):
     """A snapshot entry would be written outside the restore target."""
 

@@ -9,4 +9,5 @@ from storage.backend.base import Backend, ObjectInfo, Sink, display_url, innermo
 from storage.backend.factory import ensure_container, open_backend, scheme_of
 from storage.backend.memory import MemoryBackend
 
-__all__ = ["Backend", "ObjectInfo", "MemoryBackend", "Sink", "display_url", "innermost", "sink_for", "ensure_container", "open_backend", "scheme_of"]
+__all__ = ["Backend", "ObjectInfo", "MemoryBackend", "Sink", "display_url", "innermost", "sink_for",
+           "ensure_container", "open_backend", "scheme_of"]

@@ -23,7 +23,6 @@ from storage.errors import BackupError, InvalidConfig, PermanentError, Transient
 os.environ.setdefault("GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT", "false")
 
 
-
 class _NoRetryTracebacks(logging.Filter):
     """gcsfs logs each request that ran out of retries, with its whole traceback, before raising
     it; the error then reaches the user once, as one sentence (gcs_error_map). Without this the

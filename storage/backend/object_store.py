@@ -33,7 +33,7 @@ from fsspec.exceptions import FSTimeoutError
 
 from storage.backend.base import ObjectInfo, display_url
 from storage.backend.fsspec_backend import ErrorMap, FsspecBackend
-from storage.errors import AlreadyExists, BackupError, InvalidConfig, NotFound, PermanentError, TransientError
+from storage.errors import AlreadyExists, BackupError, InvalidConfig, NotFound, PermanentError, TransientError, no_answer
 
 # Exception class names (anywhere in an error's cause chain or MRO) that mean the network, not
 # the request, failed. Matched by name so this module needs neither aiohttp nor the SDKs.
@@ -139,9 +139,8 @@ class _FirstContact:
             try:
                 result = attr(*args, timeout=max(1.0, left), **kwargs)
             except FSTimeoutError:
-                raise TransientError(
-                    f"No answer from {display_url(backend.url)} within {backend.first_contact_seconds:g} s; check "
-                    f"the endpoint, the network and any proxy.") from None
+                raise TransientError(no_answer(display_url(backend.url), backend.first_contact_seconds,
+                                               "no reply")) from None
             except Exception as exc:
                 if not is_network_failure(exc):
                     backend.answered = True  # "not found", "forbidden"...: the service is there

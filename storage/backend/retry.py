@@ -12,7 +12,7 @@ import time
 from typing import Callable, TypeVar
 
 from storage.backend.base import Backend, ObjectInfo, display_url, innermost
-from storage.errors import BackupError, Unreachable, is_retryable
+from storage.errors import BackupError, Unreachable, is_retryable, no_answer
 
 log = logging.getLogger("backupflow.backend")
 T = TypeVar("T")
@@ -43,10 +43,6 @@ class RetryBackend:
             return self.max_seconds
         return min(self.max_seconds, getattr(innermost(self.inner), "first_contact_seconds", self.max_seconds))
 
-    def _unreachable(self, why: str, budget: float) -> Unreachable:
-        return Unreachable(f"No answer from {display_url(self.url)} within {budget:g} s ({why}); check the "
-                           "endpoint, the network and any proxy.")
-
     def _call(self, what: str, fn: Callable[[], T]) -> T:
         started = time.monotonic()
         attempt = 0
@@ -65,7 +61,7 @@ class RetryBackend:
                 budget = self._budget()
                 if time.monotonic() + delay > started + budget:
                     if not self._answered():
-                        raise self._unreachable(why, budget) from exc
+                        raise Unreachable(no_answer(display_url(self.url), budget, why)) from exc
                     raise
                 log.warning("%s failed (%s); retry %d in %.1fs", what, exc, attempt, delay)
                 time.sleep(delay)

@@ -31,8 +31,9 @@ class PackWriter:
 
     With a ``sink`` (storage.backend.Sink), blobs go to storage as they are added and ``finish``
     commits the pack under its name (the sink hashes what it holds) and returns
-    (pack_id, None, entries): no copy of the pack is held in memory. Without one, blobs are kept as a list and joined once: the result is
-    ``bytes``, which backends pass on without another copy.
+    (pack_id, None, entries): no copy of the pack is held in memory. Without one, blobs are
+    kept as a list and joined once: the result is ``bytes``, which backends pass on without
+    another copy.
     """
 
     def __init__(self, run: str = "", sink=None):
