@@ -5,6 +5,10 @@ references is indexed, in a pack of its own chain; every indexed pack exists.
 Data (``read_data``): every pack is read back, its hash checked, its header compared with the
 index, and every blob decompressed and its chunk hash checked. Problems name the damaged
 snapshots and files, so a user knows what is at risk.
+
+Workers: :class:`_Verifier` holds what the steps share (the report, the packs present, the
+chunks found damaged); :class:`_PackChecker` reads and checks one pack (``read_data``);
+``_check_snapshot`` walks one snapshot's tree against what survived.
 """
 
 from __future__ import annotations
@@ -16,8 +20,11 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Callable
 
 from storage.errors import BackupError, NotFound
-from storage.objects import Codec, pack_name, parse_pack
+from storage.objects import Codec, Index, pack_name, parse_pack
+from storage.snapshots import Snapshot
 from storage.snapshots.manifest import SnapshotStore
+
+Progress = Callable[[int, int], None]  # (packs read, bytes read)
 
 
 @dataclass
@@ -37,106 +44,157 @@ class VerifyReport:
         return asdict(self)
 
 
-def verify_repository(repo, read_data: bool = False, progress: Callable[[int, int], None] | None = None,
-                      workers: int | None = None) -> VerifyReport:
-    # Each worker holds a whole pack (its hash covers all of it): two keep both cores busy on
-    # local disk; more hide the latency of a cloud store.
-    workers = workers or (2 if repo.is_local else 4)
-    rep = VerifyReport(read_data=read_data)
-    index = repo.index
-    store = SnapshotStore(repo.backend)
-    snaps = []
-    for sid in store.ids():
-        try:
-            snaps.append(store.header(sid))
-        except BackupError as exc:
-            rep.problems.append(f"snapshot {sid[:8]}: {exc.message}")
-            rep.damaged_snapshots.append(sid)
-    rep.snapshots = len(snaps)
-    existing = {o.name.rsplit("/", 1)[-1]: o.size for o in repo.backend.list("data/")}
-    missing_packs = [p for p in index.pack_run if p not in existing]
-    for p in missing_packs:
-        rep.problems.append(f"pack {p[:12]} is indexed but missing from the repository")
-    bad_pairs: set[tuple[str, str]] = set()
-    bad_packs = set(missing_packs)
+@dataclass
+class PackCheck:
+    """What reading one pack back found."""
 
-    if read_data:
-        blobs_by_pack: dict[str, dict[str, tuple]] = defaultdict(dict)
+    pack: str
+    problems: list[str]
+    bad_chunks: list[str]
+    bytes_read: int
+
+
+class _PackChecker:
+    """Reads one pack, checks its hash and header, decodes and hashes every indexed blob."""
+
+    def __init__(self, repo, index: Index):
+        self.backend = repo.backend
+        self.codec = Codec(repo.config.compression_level)
+        self.blobs: dict[str, dict[str, tuple[int, int, int, int]]] = defaultdict(dict)
         for cid, loc in index.items():
-            blobs_by_pack[loc.pack][cid] = (loc.offset, loc.length, loc.raw_length, loc.flags)
-        codec = Codec(repo.config.compression_level)
-        todo = [p for p in index.pack_run if p in existing]
-        done = [0, 0]
+            self.blobs[loc.pack][cid] = (loc.offset, loc.length, loc.raw_length, loc.flags)
 
-        def check_pack(pack: str) -> tuple[str, list[str], list[str], int]:
-            problems, bad = [], []
+    def _blob_ok(self, data: bytes, cid: str, off: int, length: int, raw_len: int, flags: int) -> bool:
+        try:
+            raw = self.codec.decode(data[off:off + length], flags, raw_len)
+        except BackupError:
+            return False
+        return len(raw) == raw_len and hashlib.sha256(raw).hexdigest() == cid
+
+    def check(self, pack: str) -> PackCheck:
+        expected = self.blobs[pack]
+        try:
+            data = self.backend.load(pack_name(pack))
+        except NotFound:
+            return PackCheck(pack, [f"pack {pack[:12]} disappeared during verify"], list(expected), 0)
+        problems: list[str] = []
+        entries = None
+        try:
+            entries = parse_pack(data, pack)
+        except BackupError as exc:
+            problems.append(f"pack {pack[:12]}: {exc.message}")
+        bad = [cid for cid, where in expected.items() if not self._blob_ok(data, cid, *where)]
+        if bad and not problems:
+            problems.append(f"pack {pack[:12]}: {len(bad)} chunk(s) do not match their hash")
+        elif entries is not None and len(entries) != len(expected):
+            problems.append(f"pack {pack[:12]}: header lists {len(entries)} chunks, index {len(expected)}")
+        return PackCheck(pack, problems, bad, len(data))
+
+
+class _Verifier:
+    """The state one verify run shares between its steps."""
+
+    def __init__(self, repo, read_data: bool):
+        self.repo = repo
+        self.index: Index = repo.index
+        self.store = SnapshotStore(repo.backend)
+        self.report = VerifyReport(read_data=read_data)
+        self.existing: dict[str, int] = {}
+        self.bad_pairs: set[tuple[str, str]] = set()
+        self.bad_packs: set[str] = set()
+
+    def problem(self, text: str) -> None:
+        self.report.problems.append(text)
+
+    def load_snapshots(self) -> list[Snapshot]:
+        snaps = []
+        for sid in self.store.ids():
             try:
-                data = repo.backend.load(pack_name(pack))
-            except NotFound:
-                return pack, [f"pack {pack[:12]} disappeared during verify"], list(blobs_by_pack[pack]), 0
-            try:
-                entries = parse_pack(data, pack)
+                snaps.append(self.store.header(sid))
             except BackupError as exc:
-                problems.append(f"pack {pack[:12]}: {exc.message}")
-                entries = None
-            for cid, (off, length, raw_len, flags) in blobs_by_pack[pack].items():
-                try:
-                    raw = codec.decode(data[off:off + length], flags, raw_len)
-                    ok = len(raw) == raw_len and hashlib.sha256(raw).hexdigest() == cid
-                except BackupError:
-                    ok = False
-                if not ok:
-                    bad.append(cid)
-            if bad and not problems:
-                problems.append(f"pack {pack[:12]}: {len(bad)} chunk(s) do not match their hash")
-            elif entries is not None and len(entries) != len(blobs_by_pack[pack]):
-                problems.append(f"pack {pack[:12]}: header lists {len(entries)} chunks, index {len(blobs_by_pack[pack])}")
-            return pack, problems, bad, len(data)
+                self.problem(f"snapshot {sid[:8]}: {exc.message}")
+                self.report.damaged_snapshots.append(sid)
+        self.report.snapshots = len(snaps)
+        return snaps
 
+    def check_packs_present(self) -> None:
+        self.existing = {o.name.rsplit("/", 1)[-1]: o.size for o in self.repo.backend.list("data/")}
+        missing = [p for p in self.index.pack_run if p not in self.existing]
+        for p in missing:
+            self.problem(f"pack {p[:12]} is indexed but missing from the repository")
+        self.bad_packs.update(missing)
+        self.report.packs = sum(1 for p in self.index.pack_run if p in self.existing)
+
+    def read_packs(self, workers: int, progress: Progress | None) -> None:
+        checker = _PackChecker(self.repo, self.index)
+        todo = [p for p in self.index.pack_run if p in self.existing]
+        self.report.packs = 0
         with ThreadPoolExecutor(workers, thread_name_prefix="bf-verify") as pool:
-            for pack, problems, bad, n in pool.map(check_pack, todo):
-                rep.packs += 1
-                rep.bytes_read += n
-                rep.problems.extend(problems)
-                if problems or bad:
-                    bad_packs.add(pack)
-                bad_pairs.update((pack, c) for c in bad)
-                done[0] += 1
-                done[1] += n
+            for result in pool.map(checker.check, todo):
+                self._record_pack(result)
                 if progress:
-                    progress(done[0], done[1])
-    else:
-        rep.packs = sum(1 for p in index.pack_run if p in existing)
-    rep.chunks = len(index)
+                    progress(self.report.packs, self.report.bytes_read)
 
-    chain_packs: dict[str, set[str]] = defaultdict(set)
-    for s in snaps:
-        chain_packs[s.chain].update(s.packs)
-    for s in snaps:
-        own = chain_packs[s.chain]
+    def _record_pack(self, result: PackCheck) -> None:
+        self.report.packs += 1
+        self.report.bytes_read += result.bytes_read
+        self.report.problems.extend(result.problems)
+        if result.problems or result.bad_chunks:
+            self.bad_packs.add(result.pack)
+        self.bad_pairs.update((result.pack, c) for c in result.bad_chunks)
+
+    def check_snapshots(self, snaps: list[Snapshot]) -> None:
+        chain_packs: dict[str, set[str]] = defaultdict(set)
+        for s in snaps:
+            chain_packs[s.chain].update(s.packs)
+        for s in snaps:
+            self._check_snapshot(s, chain_packs[s.chain])
+
+    def _intact_locations(self, cid: str) -> list:
+        return [loc for loc in self.index.locations(cid)
+                if loc.pack in self.existing and (loc.pack, cid) not in self.bad_pairs]
+
+    def _check_snapshot(self, s: Snapshot, own: set[str]) -> None:
+        try:
+            tree = self.store.load_tree(s)  # one tree at a time: memory stays flat
+        except BackupError as exc:
+            self.problem(f"snapshot {s.id[:8]}: {exc.message}")
+            self.report.damaged_snapshots.append(s.id)
+            return
         damaged: list[str] = []
         outside = 0
-        try:
-            tree = store.load_tree(s)  # one tree at a time: memory stays flat
-        except BackupError as exc:
-            rep.problems.append(f"snapshot {s.id[:8]}: {exc.message}")
-            rep.damaged_snapshots.append(s.id)
-            continue
         for e in tree:
             for cid in e.get("chunks", ()):
-                locs = [loc for loc in index.locations(cid) if loc.pack in existing and (loc.pack, cid) not in bad_pairs]
+                locs = self._intact_locations(cid)
                 if not locs:
                     damaged.append(e["path"])
                     break
                 if not any(loc.pack in own for loc in locs):
                     outside += 1
         if outside:
-            rep.problems.append(f"snapshot {s.id[:8]}: {outside} chunk reference(s) lie outside its chain")
+            self.problem(f"snapshot {s.id[:8]}: {outside} chunk reference(s) lie outside its chain")
         if damaged:
-            rep.damaged_snapshots.append(s.id)
-            rep.damaged_files[s.id] = damaged
+            self.report.damaged_snapshots.append(s.id)
+            self.report.damaged_files[s.id] = damaged
             shown = ", ".join(damaged[:5]) + (f" and {len(damaged) - 5} more" if len(damaged) > 5 else "")
-            rep.problems.append(f"snapshot {s.id[:8]} cannot restore {len(damaged)} file(s): {shown}")
-    rep.damaged_packs = sorted(bad_packs)
-    rep.ok = not rep.problems
-    return rep
+            self.problem(f"snapshot {s.id[:8]} cannot restore {len(damaged)} file(s): {shown}")
+
+    def finish(self) -> VerifyReport:
+        self.report.chunks = len(self.index)
+        self.report.damaged_packs = sorted(self.bad_packs)
+        self.report.ok = not self.report.problems
+        return self.report
+
+
+def verify_repository(repo, read_data: bool = False, progress: Progress | None = None,
+                      workers: int | None = None) -> VerifyReport:
+    # Each worker holds a whole pack (its hash covers all of it): two keep both cores busy on
+    # local disk; more hide the latency of a cloud store.
+    workers = workers or (2 if repo.is_local else 4)
+    v = _Verifier(repo, read_data)
+    snaps = v.load_snapshots()
+    v.check_packs_present()
+    if read_data:
+        v.read_packs(workers, progress)
+    v.check_snapshots(snaps)
+    return v.finish()
