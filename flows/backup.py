@@ -7,7 +7,7 @@ from typing import Any
 
 from flows.runtime import current_flow_run_id, plain_flow
 from storage.backend import display_url
-from tasks.audit import audited
+from tasks.audit_events import audited
 from tasks.backup import abandon_backup, commit_snapshot, plan_backup, publish_backup_report, scan_workspace, upload_packs
 
 

@@ -15,9 +15,9 @@ from typing import Any
 from flows.runtime import current_flow_run_id, plain_flow
 from storage.backend import display_url
 from storage.errors import Locked
-from tasks.audit import audited
+from tasks.approval_gate import request_approval
+from tasks.audit_events import audited
 from tasks.forget import forget_snapshots, plan_forget, prune_packs, publish_cleanup_report
-from tasks.guardian import request_approval
 
 
 @plain_flow(name="forget", flow_run_name="forget {snapshots}", validate_parameters=False)

@@ -7,8 +7,8 @@ from typing import Any
 
 from flows.runtime import current_flow_run_id, plain_flow
 from storage.backend import display_url
-from tasks.audit import audited
-from tasks.guardian import request_approval
+from tasks.approval_gate import request_approval
+from tasks.audit_events import audited
 from tasks.restore import fetch_snapshot, plan_restore, write_files
 
 

@@ -12,7 +12,7 @@ from typing import Any, Callable
 
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
 
-from flows.guardian import get_guardian
+from flows.approvals import get_guardian
 from prefect.events.worker import EventsWorker
 from prefect.logging.handlers import APILogWorker
 

@@ -11,9 +11,9 @@ from flows.cli.common import JSON_OPTION, emit_json, run_guarded
 
 
 def get_guardian():
-    # Loaded on use, not at import: flows.guardian needs Prefect, whose import costs over a
+    # Loaded on use, not at import: flows.approvals needs Prefect, whose import costs over a
     # second that every other command (snapshots, ls, ...) must not pay.
-    return importlib.import_module("flows.guardian").get_guardian()
+    return importlib.import_module("flows.approvals").get_guardian()
 
 REASON_OPTION = typer.Option("", "--reason", help="Why (recorded in the audit log).")
 AS_OPTION = typer.Option(None, "--as", help="Approver name (default: your OS user); checked against the policy.")

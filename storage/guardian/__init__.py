@@ -1,7 +1,7 @@
 """storage.guardian: who may do what destructive thing, decided without Prefect.
 
 Purpose: assess how much an operation can destroy, and decide, from the configured policy and
-the decisions people have made, whether it may go ahead. The flows (``tasks/guardian.py``)
+the decisions people have made, whether it may go ahead. The flows (``tasks/approval_gate.py``)
 collect the decisions (a paused Prefect run, a callback, a terminal prompt); this package only
 judges them, so every rule is testable as a pure function.
 

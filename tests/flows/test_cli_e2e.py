@@ -209,7 +209,7 @@ def test_read_only_commands_do_not_import_prefect():
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "False", (
         "importing the CLI's read-only commands loads Prefect (>1 s): flows/cli/__init__.py imports "
-        "guardian_commands, which imports flows.guardian -> prefect at module top")
+        "guardian_commands, which imports flows.approvals -> prefect at module top")
 
 
 # --- damage and hostile snapshots through the CLI ---------------------------------------------

@@ -1,7 +1,7 @@
 """The Python front door to approvals: ``get_guardian()``.
 
 ``approve``/``reject`` answer a paused run from any process by resuming it with the
-:class:`~tasks.guardian.ApprovalInput` the run waits for (``resume_flow_run(run_id,
+:class:`~tasks.approval_gate.ApprovalInput` the run waits for (``resume_flow_run(run_id,
 run_input={...})``; the server stores it under the pause's keyset, so the caller needs no key).
 Before resuming, the decision is checked against the policy recorded with the request, so a
 refused approval (self-approval of a critical request, an approver not on the list, the same
@@ -9,7 +9,7 @@ person twice) is reported at once and audited, and the run keeps waiting. The ru
 on its side, which covers answers given in the Prefect UI.
 
 ``set_approval_callback`` and ``set_auto_approve`` configure how requests are answered when
-there is no Prefect server (see :mod:`tasks.guardian`).
+there is no Prefect server (see :mod:`tasks.approval_gate`).
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from storage.audit import AuditLog, current_user
 from storage.config import GuardianSettings, load_settings
 from storage.errors import ApprovalTimeout, InvalidConfig, InvalidInput, NotFound
 from storage.guardian import ApprovalRequest, Decision, decide, refusal, summary_line
-from tasks.guardian import (
+from tasks.approval_gate import (
     LOCAL, REQUEST_KEY, RESPONSE_KEY_PREFIX, ApprovalInput, request_approval, run_ui_url, server_url,
 )
 

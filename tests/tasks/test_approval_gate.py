@@ -6,11 +6,11 @@ import logging
 
 import pytest
 
-from flows.guardian import get_guardian
+from flows.approvals import get_guardian
 from storage.audit import AuditLog
 from storage.config import AuditSettings, Settings
 from storage.errors import ApprovalRejected
-from tasks.guardian import request_approval
+from tasks.approval_gate import request_approval
 
 OVERWRITE = {"kind": "restore", "repo": "/repo", "snapshot": "s1", "target": "/ws", "requester": "alice",
              "preview": {"create": [], "overwrite": ["a.txt"], "delete": [], "bytes": 10}}

@@ -15,9 +15,9 @@ import pytest
 from prefect import flow, get_client
 from prefect.flow_runs import resume_flow_run
 
-from flows.guardian import get_guardian
+from flows.approvals import get_guardian
 from storage.audit import AuditLog
-from tasks.guardian import request_approval
+from tasks.approval_gate import request_approval
 
 pytestmark = pytest.mark.prefect
 
