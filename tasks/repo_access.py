@@ -14,21 +14,11 @@ from typing import Any
 from prefect.blocks.system import Secret
 
 from storage import Repository
+from storage.backend.credentials import split_secret_options
 from storage.errors import InvalidConfig
 
 _SECRETS: dict[str, dict[str, Any]] = {}
 _LOCK = threading.Lock()
-SECRET_WORDS = ("key", "secret", "password", "token", "credential", "connection_string", "sas")
-
-
-def split_secret_options(options: dict[str, Any] | None) -> tuple[dict[str, Any], dict[str, Any]]:
-    """(plain options, secret options) by key name."""
-    plain, secret = {}, {}
-    for k, v in (options or {}).items():
-        (secret if any(w in k.lower() for w in SECRET_WORDS) else plain)[k] = v
-    return plain, secret
-
-
 def register_secret_options(url: str, secret: dict[str, Any]) -> None:
     if secret:
         with _LOCK:

@@ -9,7 +9,7 @@ from typing import Any
 
 from flows.cli.common import parse_options, resolve_repo
 from storage import Repository
-from storage.backend import scheme_of
+from storage.backend import refuse_option_credentials, refuse_url_credentials, scheme_of
 from storage.backend.cloud_config import cloud_destination
 from storage.config import Settings, load_settings
 
@@ -33,7 +33,9 @@ def repo_context(repo: str | None, option: list[str] | None, config: str | None,
                 base["object_lock_days"] = b.object_lock_days
     if b.cloud_secret_block:
         base["secret_block"] = b.cloud_secret_block
+    refuse_url_credentials(url)
     opts = parse_options(option, base)
+    refuse_option_credentials(opts)
     for key, flag, configured in (("upload_limit", upload_limit, b.upload_limit),
                                   ("download_limit", download_limit, b.download_limit)):
         if flag or (configured and key not in opts):

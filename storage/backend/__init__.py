@@ -6,8 +6,12 @@ protocol and are composed by :func:`open_backend`. Invariants are listed in ``ba
 """
 
 from storage.backend.base import Backend, ObjectInfo, Sink, display_url, innermost, sink_for
+from storage.backend.credentials import (
+    is_secret_name, redact_options, refuse_option_credentials, refuse_url_credentials, split_secret_options,
+)
 from storage.backend.factory import ensure_container, open_backend, scheme_of
 from storage.backend.memory import MemoryBackend
 
 __all__ = ["Backend", "ObjectInfo", "MemoryBackend", "Sink", "display_url", "innermost", "sink_for",
-           "ensure_container", "open_backend", "scheme_of"]
+           "ensure_container", "open_backend", "scheme_of", "is_secret_name", "redact_options",
+           "refuse_option_credentials", "refuse_url_credentials", "split_secret_options"]

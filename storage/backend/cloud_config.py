@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from storage.backend.base import display_url
-from storage.backend.object_store import redact_options
+from storage.backend.credentials import redact_options
 from storage.errors import InvalidConfig
 
 SCHEMES = {"s3": "s3", "azure": "az", "gcs": "gs"}

@@ -11,6 +11,7 @@ from typing import Any, Callable
 from urllib.parse import urlsplit
 
 from storage.backend.base import Backend
+from storage.backend.credentials import refuse_option_credentials, refuse_url_credentials
 from storage.backend.faulty import FaultyBackend
 from storage.backend.fsspec_backend import FsspecBackend
 from storage.backend.limiter import LimitedBackend, parse_rate
@@ -67,6 +68,8 @@ WRAPPER_OPTIONS = ("upload_limit", "download_limit", "first_contact_seconds")
 
 def _open_configured(url: str, options: dict[str, Any] | None) -> tuple[Backend, dict[str, Any]]:
     """The raw backend, opened with the filesystem's options, and backupflow's own options."""
+    refuse_url_credentials(url)
+    refuse_option_credentials(options)
     options, ours = _split_options(options)
     backend = _open_raw(url, options)
     if "first_contact_seconds" in ours and hasattr(backend, "first_contact_seconds"):

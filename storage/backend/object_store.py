@@ -32,6 +32,7 @@ import fsspec
 from fsspec.exceptions import FSTimeoutError
 
 from storage.backend.base import ObjectInfo, display_url
+from storage.backend.credentials import redact_options
 from storage.backend.fsspec_backend import ErrorMap, FsspecBackend
 from storage.errors import AlreadyExists, BackupError, InvalidConfig, NotFound, PermanentError, TransientError, no_answer
 
@@ -49,9 +50,6 @@ FIRST_CONTACT_SECONDS = 20.0
 # The fsspec calls the object-store backends make; all are synchronous wrappers of the
 # filesystems' async methods, which take fsspec's ``timeout`` (and cancel the call on expiry).
 _TIMED_CALLS = frozenset({"cat_file", "pipe_file", "info", "find", "exists", "rm_file", "mkdir", "call_s3"})
-# Options that are credentials: never shown in messages or reprs.
-SECRET_OPTION_NAMES = {"secret", "key", "token", "account_key", "connection_string", "sas_token",
-                       "client_secret", "password", "credential", "credentials", "session_token"}
 
 
 def cause_chain(exc: BaseException) -> Iterable[BaseException]:
@@ -85,11 +83,6 @@ def classify_status(status: int | None, code: str, where: str, check: str) -> Ba
     if status in TRANSIENT_STATUS or status >= 500:
         return TransientError(f"The storage service failed while accessing {where} ({label}); it may succeed on a retry.")
     return None
-
-
-def redact_options(options: dict[str, Any]) -> dict[str, Any]:
-    """A copy of ``options`` safe to print: credential values replaced by ``***``."""
-    return {k: ("***" if k.lower() in SECRET_OPTION_NAMES and v else v) for k, v in options.items()}
 
 
 def open_filesystem(url: str, options: dict[str, Any], example: str, check: str) -> tuple[Any, str]:
