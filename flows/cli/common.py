@@ -50,6 +50,13 @@ def emit_json(obj: Any) -> None:
     sys.stdout.flush()
 
 
+def warn_damaged(damaged: dict[str, str]) -> None:
+    """One line on stderr per snapshot left out because its manifest cannot be read."""
+    for sid, why in sorted(damaged.items()):
+        typer.echo(f"warning: skipped snapshot {sid[:8]}: {why} (`backupflow repair snapshots` or "
+                   f"`backupflow forget {sid[:8]}` removes it)", err=True)
+
+
 def run_guarded(fn, *args, **kwargs):
     """Call fn; turn our errors into one sentence and an exit code."""
     try:

@@ -13,7 +13,8 @@ from rich.console import Console
 from rich.table import Table
 
 from flows.cli.app import app
-from flows.cli.common import CONFIG_OPTION, JSON_OPTION, OPTION_OPTION, REPO_OPTION, emit_json, run_guarded
+from flows.cli.common import (CONFIG_OPTION, JSON_OPTION, OPTION_OPTION, REPO_OPTION, emit_json, run_guarded,
+                              warn_damaged)
 from flows.cli.context import human_bytes, load_flows, open_repository, repo_context
 from storage import Repository
 from storage.backend import display_url, ensure_container
@@ -70,9 +71,11 @@ def snapshots(repo: Optional[str] = REPO_OPTION, option: Optional[List[str]] = O
               json_out: bool = JSON_OPTION, config: Optional[str] = CONFIG_OPTION):
     """List snapshots, oldest first."""
     def go():
-        snaps = [s.summary() for s in open_repository(repo, option, config).snapshots.all()]
+        store = open_repository(repo, option, config).snapshots
+        snaps = [s.summary() for s in store.all()]
+        warn_damaged(store.damaged)
         if json_out:
-            emit_json({"snapshots": snaps})
+            emit_json({"snapshots": snaps, **({"damaged": store.damaged} if store.damaged else {})})
             return
         table = Table("id", "time", "type", "parent", "files", "size", "source")
         for s in snaps:
@@ -194,9 +197,11 @@ def stats(repo: Optional[str] = REPO_OPTION, option: Optional[List[str]] = OPTIO
     """Repository size, deduplication and compression."""
     def go():
         s = open_repository(repo, option, config).stats()
+        warn_damaged(s.get("damaged_snapshots") or {})
         if json_out:
             emit_json(s)
             return
+        s.pop("damaged_snapshots", None)
         for k, v in s.items():
             typer.echo(f"{k:18} {human_bytes(v) if k.startswith('bytes') else v}")
     run_guarded(go)

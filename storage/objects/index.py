@@ -13,13 +13,18 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from storage.backend import Backend
-from storage.errors import IntegrityError, NotFound
+from storage.errors import BackupError, IntegrityError, NotFound
 from storage.objects.codec import Codec
+from storage.objects.packs import load_pack_header_doc
+
+
+_OBJECT_ID = re.compile(r"[0-9a-f]{64}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +43,10 @@ class Index:
         self.pack_chunks: dict[str, int] = {}   # pack id -> number of blobs
         self._pack_bytes: dict[str, int] = {}   # pack id -> bytes of blobs (header excluded)
         self.index_names: list[str] = []
+        # Index objects that could not be read (name -> why), and the packs whose entries were
+        # read from their own headers instead (damage stays local: see ``load``).
+        self.damaged: dict[str, str] = {}
+        self.recovered: list[str] = []
 
     # --- building --------------------------------------------------------------------------
     def add_pack(self, pack_id: str, run: str, blobs: list[list]) -> None:
@@ -60,22 +69,45 @@ class Index:
 
     @classmethod
     def load(cls, backend: Backend, threads: int = 8) -> "Index":
+        """The union of every readable index object. A damaged one is skipped and named in
+        ``damaged``; the packs it may have listed are then indexed from their own headers
+        (two ranged reads per pack not otherwise indexed), so readers go on working."""
         idx = cls()
         names = [o.name for o in backend.list("index/")]
 
-        def fetch(name: str) -> dict:
-            raw = backend.load(name)
-            if hashlib.sha256(raw).hexdigest() != name.rsplit("/", 1)[-1]:
-                raise IntegrityError(f"index object {name} does not match its hash; run `backupflow verify`.")
-            return json.loads(Codec.unpack_doc(raw))
+        def fetch(name: str) -> dict | None:
+            try:
+                return read_index_object(backend, name)
+            except IntegrityError as exc:
+                idx.damaged[name] = exc.message
+            except NotFound:
+                pass  # rewritten by a prune between the listing and the read
+            return None
 
         with ThreadPoolExecutor(threads) as pool:
             docs = list(pool.map(fetch, names))
         for name, doc in zip(names, docs):
+            if doc is None:
+                continue
             idx.index_names.append(name)
             for pack_id, blobs in doc["packs"].items():
                 idx.add_pack(pack_id, doc["run"], blobs)
+        if idx.damaged:
+            idx.recover_from_headers(backend)
         return idx
+
+    def recover_from_headers(self, backend: Backend) -> None:
+        """Index every stored pack that no readable index object names, from its header."""
+        for o in backend.list("data/"):
+            pack = o.name.rsplit("/", 1)[-1]
+            if pack in self.pack_run or not _OBJECT_ID.fullmatch(pack):
+                continue
+            try:
+                header = load_pack_header_doc(backend, pack)
+            except BackupError:
+                continue  # a damaged pack: verify names it
+            self.add_pack(pack, str(header.get("run", "")), header["blobs"])
+            self.recovered.append(pack)
 
     # --- queries ---------------------------------------------------------------------------
     def __contains__(self, cid: str) -> bool:
@@ -115,6 +147,21 @@ class Index:
         for cid, cur in self._chunks.items():
             for loc in (cur if isinstance(cur, list) else (cur,)):
                 yield cid, loc
+
+
+def read_index_object(backend: Backend, name: str) -> dict:
+    """One index object, checked against its name; IntegrityError names what is wrong."""
+    raw = backend.load(name)
+    short = name.rsplit("/", 1)[-1][:12]
+    if hashlib.sha256(raw).hexdigest() != name.rsplit("/", 1)[-1]:
+        raise IntegrityError(f"index object {short} is damaged: it does not match its hash.")
+    try:
+        doc = json.loads(Codec.unpack_doc(raw))
+    except (ValueError, IntegrityError) as exc:
+        raise IntegrityError(f"index object {short} is damaged: it cannot be decoded.") from exc
+    if not isinstance(doc, dict) or not isinstance(doc.get("packs"), dict):
+        raise IntegrityError(f"index object {short} is damaged: it lists no packs.")
+    return doc
 
 
 class IndexWriter:

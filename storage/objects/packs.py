@@ -85,6 +85,11 @@ class PackWriter:
 
 def load_pack_header(backend, pack_id: str) -> list[list]:
     """The blob entries of a stored pack, read from its tail alone (two ranged reads)."""
+    return load_pack_header_doc(backend, pack_id)["blobs"]
+
+
+def load_pack_header_doc(backend, pack_id: str) -> dict:
+    """The whole header (``v``, ``run``, ``blobs``) of a stored pack, from its tail alone."""
     name = pack_name(pack_id)
     size = backend.stat(name).size
     if size < 12:
@@ -97,9 +102,11 @@ def load_pack_header(backend, pack_id: str) -> list[list]:
         raise IntegrityError(f"pack {pack_id[:12]} header length is out of range")
     try:
         header = json.loads(Codec.unpack_doc(backend.load(name, size - 12 - hlen, hlen)))
-    except ValueError as exc:
+    except (ValueError, IntegrityError) as exc:
         raise IntegrityError(f"pack {pack_id[:12]} header is not valid ({exc})") from exc
-    return header["blobs"]
+    if not isinstance(header, dict) or not isinstance(header.get("blobs"), list):
+        raise IntegrityError(f"pack {pack_id[:12]} header is not valid (no list of blobs)")
+    return header
 
 
 def parse_pack(data: bytes, expected_id: str | None = None) -> list[list]:

@@ -33,6 +33,7 @@ class ForgetPlan:
     sources_emptied: list[str] = field(default_factory=list)
     remaining: int = 0
     prune: bool = False
+    damaged: list[str] = field(default_factory=list)  # named snapshots whose manifest cannot be read
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -77,8 +78,15 @@ def plan_forget(repo, refs: list[str], prune: bool = False, chain: bool = False)
         raise InvalidInput("Name at least one snapshot to forget (an id or a unique id prefix).")
     snaps = repo.snapshots.all()
     chosen: dict[str, Snapshot] = {}
+    damaged: list[str] = []
     for ref in refs:
-        snap = repo.snapshots.resolve(ref)
+        sid = repo.snapshots.resolve_id(ref)
+        if sid in repo.snapshots.damaged:
+            # Its chain and dependants cannot be read; forgetting it removes only the manifest,
+            # and prune keeps whatever a remaining snapshot still references.
+            damaged.append(sid)
+            continue
+        snap = repo.snapshots.load(sid)
         chosen[snap.id] = snap
     if chain:
         for snap in list(chosen.values()):
@@ -89,13 +97,13 @@ def plan_forget(repo, refs: list[str], prune: bool = False, chain: bool = False)
     remaining = [s for s in snaps if s.id not in chosen]
     left_sources = {(s.host, s.source) for s in remaining}
     emptied = sorted({s.source for s in chosen.values() if (s.host, s.source) not in left_sources})
-    keep = needed_packs(repo.index, remaining, repo.snapshots)
+    keep = needed_packs(repo.index, remaining, repo.snapshots, unreadable=[])
     sizes = stored_pack_sizes(repo.backend)
     freed = {p for s in chosen.values() for p in s.packs if p not in keep and p in sizes}
     # Dependants first, newest first: a crash part-way never leaves a snapshot whose full is gone.
     order = sorted(chosen.values(), key=lambda s: (s.type != "full", s.time, s.id), reverse=True)
     return ForgetPlan(
-        snapshots=[s.id for s in order],
+        snapshots=sorted(set(damaged)) + [s.id for s in order], damaged=sorted(set(damaged)),
         last_snapshot=bool(emptied) or not remaining,
         full_with_dependants=any(s.type == "full" and dependants(s, snaps) for s in chosen.values()),
         bytes_freed=sum(sizes[p] for p in freed), packs_freed=len(freed),

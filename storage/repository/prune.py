@@ -32,7 +32,8 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from storage.backend import Backend, innermost
-from storage.errors import Locked, NotFound
+from storage.errors import IntegrityError, Locked, NotFound
+from storage.snapshots.manifest import damaged_names
 from storage.objects import Codec, Index, IndexWriter, pack_name
 from storage.repository import locks
 from storage.snapshots import Snapshot, SnapshotStore
@@ -65,14 +66,27 @@ def stored_pack_sizes(backend: Backend) -> dict[str, int]:
     return {o.name.rsplit("/", 1)[-1]: o.size for o in backend.list("data/")}
 
 
-def needed_packs(index: Index, snaps: list[Snapshot], store: SnapshotStore) -> set[str]:
+def needed_packs(index: Index, snaps: list[Snapshot], store: SnapshotStore,
+                 unreadable: list[str] | None = None) -> set[str]:
     """Packs that must stay for ``snaps`` to restore (see the module docstring).
-    Trees are read one at a time, so memory does not grow with the number of snapshots."""
+    Trees are read one at a time, so memory does not grow with the number of snapshots.
+
+    A tree that cannot be read raises IntegrityError, unless ``unreadable`` is given (an
+    estimate, e.g. for forget's preview): then its snapshot id is appended and it is skipped."""
     claimed = {p for s in snaps for p in s.packs}
     seen: set[str] = set()
     extra: set[str] = set()
     for s in snaps:
-        for e in store.load_tree(s):
+        try:
+            tree = store.load_tree(s)
+        except IntegrityError as exc:
+            if unreadable is None:
+                raise IntegrityError(f"Cannot prune: {exc.message} Without it prune cannot tell which data "
+                                     "that snapshot still needs, so nothing was deleted; run `backupflow repair "
+                                     "snapshots` (or forget that snapshot) first.") from exc
+            unreadable.append(s.id)
+            continue
+        for e in tree:
             for cid in e.get("chunks", ()):
                 if cid in seen:
                     continue
@@ -91,12 +105,28 @@ def _load_index_docs(backend: Backend, names: list[str]) -> list[dict]:
         return list(pool.map(fetch, names))
 
 
+def _refuse_if_damaged(repo, index: Index) -> None:
+    """Prune must never delete data that an unreadable manifest or index object may name."""
+    damaged = repo.snapshots.damaged
+    if damaged:
+        raise IntegrityError(
+            f"Cannot prune: snapshot(s) {damaged_names(damaged)} cannot be read, so prune cannot tell which "
+            "data they need and deleted nothing; forget them (`backupflow forget ID`) or run "
+            "`backupflow repair snapshots` first.")
+    bad_index = index.damaged
+    if bad_index:
+        names = ", ".join(sorted(bad_index)[:5])
+        raise IntegrityError(f"Cannot prune: index object(s) {names} are damaged and prune rewrites the index, "
+                             "so nothing was deleted; run `backupflow repair index` first.")
+
+
 def find_garbage(repo, own_run: str | None = None) -> PruneReport:
     """What a prune would delete now, deleting nothing."""
     repo.refresh()
     index = repo.index
     sizes = stored_pack_sizes(repo.backend)
     snaps = repo.snapshots.all()
+    _refuse_if_damaged(repo, index)
     keep = needed_packs(index, snaps, repo.snapshots)
     live = locks.live_runs(repo.backend) - {own_run}
     report = PruneReport()

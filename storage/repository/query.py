@@ -35,7 +35,7 @@ def repository_stats(repo) -> dict[str, Any]:
     stored = sum(o.size for o in repo.backend.list("data/"))
     logical = sum(s.stats.get("bytes_total", 0) for s in snaps)
     raw = sum(loc.raw_length for _, loc in index.items())
-    return {
+    out = {
         "snapshots": len(snaps),
         "chains": len({s.chain for s in snaps}),
         "packs": len(index.pack_run),
@@ -46,3 +46,6 @@ def repository_stats(repo) -> dict[str, Any]:
         "dedup_ratio": round(logical / raw, 3) if raw else None,
         "compression_ratio": round(raw / stored, 3) if stored else None,
     }
+    if repo.snapshots.damaged:
+        out["damaged_snapshots"] = dict(sorted(repo.snapshots.damaged.items()))
+    return out

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
@@ -13,6 +14,28 @@ from storage.errors import IntegrityError, InvalidInput, NotFound
 from storage.objects.codec import Codec
 
 SNAPSHOT_TYPES = ("full", "incremental", "differential")
+OBJECT_ID = re.compile(r"[0-9a-f]{64}")
+# Manifest keys a reader relies on, with the JSON types they must have (docs/FORMAT.md).
+_REQUIRED = {"type": str, "run": str, "chain": str, "time": str, "host": str, "source": str, "tree_id": str}
+_OPTIONAL = {"parent": (str, type(None)), "base_full": (str, type(None)), "tags": list, "description": str,
+             "author": str, "stats": dict, "packs": list}
+
+
+def _check_manifest(doc: Any) -> str | None:
+    """Why a decoded manifest cannot be used, or None when it can."""
+    if not isinstance(doc, dict):
+        return f"it holds a JSON {type(doc).__name__}, not an object"
+    for key, kind in _REQUIRED.items():
+        if not isinstance(doc.get(key), kind):
+            return f"its {key!r} is missing or not a {kind.__name__}"
+    for key, kinds in _OPTIONAL.items():
+        if key in doc and not isinstance(doc[key], kinds):
+            return f"its {key!r} has the wrong type"
+    if doc["type"] not in SNAPSHOT_TYPES:
+        return f"its type {doc['type']!r} is not one of {', '.join(SNAPSHOT_TYPES)}"
+    if not all(isinstance(p, str) for p in doc.get("packs", [])):
+        return "its 'packs' is not a list of pack ids"
+    return None
 
 
 @dataclass
@@ -46,7 +69,13 @@ class Snapshot:
 
     @classmethod
     def from_bytes(cls, data: bytes, sid: str) -> "Snapshot":
-        doc = json.loads(data)
+        try:
+            doc = json.loads(data)
+        except ValueError as exc:
+            raise IntegrityError(f"snapshot {sid[:8]} is damaged: its manifest is not valid JSON ({exc}).") from exc
+        why = _check_manifest(doc)
+        if why:
+            raise IntegrityError(f"snapshot {sid[:8]} is damaged: {why}.")
         known = {f for f in cls.__dataclass_fields__}
         snap = cls(**{k: v for k, v in doc.items() if k in known})
         snap.id = sid
@@ -69,42 +98,81 @@ def tree_name(tree_id: str) -> str:
     return f"trees/{tree_id}"
 
 
-def _load_verified(backend: Backend, name: str, digest: str, what: str) -> bytes:
-    data = Codec.unpack_doc(backend.load(name))
+def _load_verified(backend: Backend, name: str, digest: str, label: str) -> bytes:
+    """The uncompressed JSON of ``name``, checked against ``digest``; ``label`` names it."""
+    try:
+        data = Codec.unpack_doc(backend.load(name))
+    except IntegrityError as exc:
+        raise IntegrityError(f"{label} is damaged: it does not decompress ({exc.message})") from exc
     if hashlib.sha256(data).hexdigest() != digest:
-        raise IntegrityError(f"{what} {digest[:8]} does not match its hash; the repository is damaged.")
+        raise IntegrityError(f"{label} is damaged: it does not match its hash.")
     return data
+
+
+def damaged_names(damaged: dict[str, str]) -> str:
+    """'abcd1234 (why), ...' for warnings about skipped snapshots."""
+    items = [f"{sid[:8]} ({why})" for sid, why in sorted(damaged.items())]
+    return "; ".join(items[:5]) + (f" and {len(items) - 5} more" if len(items) > 5 else "")
 
 
 class SnapshotStore:
     def __init__(self, backend: Backend):
         self.backend = backend
         self._cache: dict[str, Snapshot] = {}
+        # Filled by all(): manifests that could not be read (id -> why) and names under
+        # snapshots/ that are not snapshot ids. Commands skip them, name them, and go on.
+        self.damaged: dict[str, str] = {}
+        self.strays: list[str] = []
 
     def ids(self) -> list[str]:
-        return [o.name.rsplit("/", 1)[-1] for o in self.backend.list("snapshots/")]
+        ids, strays = [], []
+        for o in self.backend.list("snapshots/"):
+            name = o.name.rsplit("/", 1)[-1]
+            (ids if OBJECT_ID.fullmatch(name) else strays).append(name)
+        self.strays = strays
+        return ids
 
     def header(self, sid: str) -> Snapshot:
         """The manifest without its tree (cached: manifests are small and never change)."""
         snap = self._cache.get(sid)
         if snap is None:
-            snap = Snapshot.from_bytes(_load_verified(self.backend, snapshot_name(sid), sid, "snapshot"), sid)
+            snap = Snapshot.from_bytes(_load_verified(self.backend, snapshot_name(sid), sid, f"snapshot {sid[:8]}"), sid)
             self._cache[sid] = snap
         return snap
 
     def load_tree(self, snap: Snapshot) -> list[dict[str, Any]]:
-        return json.loads(_load_verified(self.backend, tree_name(snap.tree_id), snap.tree_id, "the tree of snapshot"))
+        label = f"tree {snap.tree_id[:8]} of snapshot {snap.id[:8]}"
+        try:
+            tree = json.loads(_load_verified(self.backend, tree_name(snap.tree_id), snap.tree_id, label))
+        except ValueError as exc:
+            raise IntegrityError(f"{label} is damaged: it is not valid JSON.") from exc
+        except NotFound as exc:
+            raise IntegrityError(f"{label} is missing: {tree_name(snap.tree_id)} does not exist.") from exc
+        if not isinstance(tree, list) or not all(isinstance(e, dict) and isinstance(e.get("path"), str) for e in tree):
+            raise IntegrityError(f"{label} is damaged: it is not a list of entries.")
+        return tree
 
     def load(self, sid: str) -> Snapshot:
         """The whole snapshot, tree included (not cached, so memory does not grow with use)."""
         head = self.header(sid)
         return replace(head, tree=self.load_tree(head))
 
+    def _try_header(self, sid: str) -> Snapshot | None:
+        try:
+            return self.header(sid)
+        except IntegrityError as exc:
+            self.damaged[sid] = exc.message
+        except NotFound:
+            pass  # forgotten between the listing and the read
+        return None
+
     def all(self) -> list[Snapshot]:
-        """Every snapshot's header, oldest first."""
+        """Every readable snapshot's header, oldest first; damaged ones are left out and
+        recorded in ``damaged`` (one damaged manifest must not take every command down)."""
         ids = self.ids()
+        self.damaged = {}
         with ThreadPoolExecutor(8) as pool:
-            snaps = list(pool.map(self.header, ids))
+            snaps = [s for s in pool.map(self._try_header, ids) if s is not None]
         return sorted(snaps, key=lambda s: (s.time, s.id))
 
     def save(self, snap: Snapshot) -> str:
@@ -131,9 +199,15 @@ class SnapshotStore:
             if not snaps:
                 raise NotFound("The repository has no snapshots yet; run `backupflow backup` first.")
             return self.load(snaps[-1].id)
-        matches = [i for i in self.ids() if i.startswith(ref.lower())]
+        return self.load(self.resolve_id(ref))
+
+    def resolve_id(self, ref: str) -> str:
+        """The full id for an id or unique id prefix, without reading the manifest (so a
+        damaged snapshot can still be named, e.g. to forget it)."""
+        ref = (ref or "").strip().lower()
+        matches = [i for i in self.ids() if i.startswith(ref)] if ref else []
         if not matches:
             raise NotFound(f"No snapshot matches {ref!r}; list them with `backupflow snapshots`.")
         if len(matches) > 1:
             raise InvalidInput(f"{ref!r} matches {len(matches)} snapshots; give more characters of the id.")
-        return self.load(matches[0])
+        return matches[0]
