@@ -26,7 +26,7 @@ from datetime import datetime, timezone
 from typing import Any, Callable
 
 from storage.backend import sink_for
-from storage.errors import BackupError, InvalidInput, Locked
+from storage.errors import BackupError, IntegrityError, InvalidInput, Locked
 from storage.objects import Chunker, Codec, IndexWriter, PackWriter, load_pack_header, pack_name
 from storage.repository import locks
 from storage.snapshots import ScanResult, Snapshot, scan_workspace
@@ -142,21 +142,35 @@ def _allowed_packs(repo, plan: BackupPlan) -> tuple[set[str], set[str]]:
     elif plan.type == "incremental":
         base = {p for s in snaps if s.chain == plan.chain for p in s.packs}
     else:
-        base = set(repo.snapshots.load(plan.base_full).packs)
+        base = set(repo.snapshots.header(plan.base_full).packs)
     return base | orphans, orphans
+
+
+def _tree_or_none(repo, sid: str, warnings: list[str]) -> list[dict] | None:
+    """A parent's tree, or None with a warning when it is damaged: the backup then reads every
+    file again instead of failing (damage stays local; verify names the tree)."""
+    try:
+        return repo.snapshots.load(sid).tree
+    except IntegrityError as exc:
+        warnings.append(f"{exc.message} Every file is read again for this backup.")
+        return None
 
 
 def scan_for_plan(repo, plan: BackupPlan) -> ScanResult:
     previous: dict[str, dict] = {}
     can_reuse = None
+    warnings: list[str] = []
     if plan.type != "full":
         chain = [s for s in repo.snapshots.all() if s.chain == plan.chain and _same_source(s, plan.source, plan.host)]
-        if chain:
-            previous = {e["path"]: e for e in repo.snapshots.load(chain[-1].id).tree if e.get("type") == "file"}
-        if plan.type == "differential" and chain and chain[-1].id != plan.base_full:
-            base_chunks = {c for e in repo.snapshots.load(plan.base_full).tree for c in e.get("chunks", ())}
+        tree = _tree_or_none(repo, chain[-1].id, warnings) if chain else None
+        previous = {e["path"]: e for e in tree or () if e.get("type") == "file"}
+        if plan.type == "differential" and tree is not None and chain[-1].id != plan.base_full:
+            base = _tree_or_none(repo, plan.base_full, warnings) or []
+            base_chunks = {c for e in base for c in e.get("chunks", ())}
             can_reuse = lambda e: all(c in base_chunks for c in e["chunks"])  # noqa: E731
-    return scan_workspace(plan.source, plan.excludes, previous, can_reuse)
+    scan = scan_workspace(plan.source, plan.excludes, previous, can_reuse)
+    scan.warnings[:0] = warnings
+    return scan
 
 
 class _Packer:

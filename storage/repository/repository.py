@@ -7,7 +7,7 @@ from typing import Any
 
 from storage.allocator import tune_allocator
 from storage.backend import Backend, display_url, open_backend, scheme_of
-from storage.errors import AlreadyExists, NotARepository, NotFound
+from storage.errors import AlreadyExists, IntegrityError, NotARepository, NotFound
 from storage.objects import Index
 from storage.repository import backup as backup_mod
 from storage.repository.export import export_snapshot
@@ -32,6 +32,10 @@ class BackupResult:
     def to_dict(self) -> dict[str, Any]:
         return {"snapshot_id": self.snapshot_id, "type": self.type, "parent": self.parent,
                 "base_full": self.base_full, "stats": self.stats, "warnings": self.warnings}
+
+
+def _has_repository_objects(backend: Backend) -> bool:
+    return any(next(iter(backend.list(prefix)), None) is not None for prefix in ("snapshots/", "index/"))
 
 
 class Repository:
@@ -80,6 +84,9 @@ class Repository:
                     except NotFound:
                         raise exc from None
                     return cls(backend, RepoConfig.from_bytes(raw, where), url)
+            if _has_repository_objects(backend):
+                raise IntegrityError(f"The repository config of {where} is missing, although snapshots or packs are "
+                                     "there; put back the `config` object from a copy of the repository.") from None
             if next(iter(backend.list("")), None) is not None:
                 raise NotARepository(f"{where} is not a backupflow repository (it has no config object).") from None
             raise NotFound(f"There is no repository at {where}; create one with `backupflow init`.") from None

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 from storage.backend import Backend
-from storage.errors import IntegrityError, InvalidInput, NotFound
+from storage.errors import AlreadyExists, IntegrityError, InvalidInput, NotFound
 from storage.objects.codec import Codec
 
 SNAPSHOT_TYPES = ("full", "incremental", "differential")
@@ -181,13 +181,27 @@ class SnapshotStore:
             raise ValueError("a snapshot is saved with its tree")
         tree = json.dumps(snap.tree, separators=(",", ":"), sort_keys=True, ensure_ascii=False).encode()
         snap.tree_id = hashlib.sha256(tree).hexdigest()
-        self.backend.save(tree_name(snap.tree_id), Codec.pack_doc(tree))
+        self._save_healing(tree_name(snap.tree_id), snap.tree_id, tree)
         data = snap.to_bytes()
         sid = hashlib.sha256(data).hexdigest()
-        self.backend.save(snapshot_name(sid), Codec.pack_doc(data))
+        self._save_healing(snapshot_name(sid), sid, data)
         snap.id = sid
         self._cache[sid] = replace(snap, tree=None)
         return sid
+
+    def _save_healing(self, name: str, digest: str, data: bytes) -> None:
+        """Save a hash-named document; an object already there that does not match its own name
+        is damaged (the same tree again, after its stored copy was hit) and is replaced."""
+        packed = Codec.pack_doc(data)
+        try:
+            self.backend.save(name, packed)
+        except AlreadyExists:
+            try:
+                _load_verified(self.backend, name, digest, name)
+                return  # intact, written by another run in another encoding: same content
+            except IntegrityError:
+                self.backend.remove(name)
+                self.backend.save(name, packed)
 
     def resolve(self, ref: str) -> Snapshot:
         """An id, a unique id prefix, or ``latest``."""

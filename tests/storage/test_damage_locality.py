@@ -128,3 +128,74 @@ def test_damaged_index_object_stays_local(two_sources, tmp_path):
     assert report.damaged_files == {}                  # nothing is lost: only the index object is damaged
     with pytest.raises(IntegrityError, match="repair index"):
         Repository.open(str(root)).prune()
+
+
+def _config_damage_message(root: Path) -> str:
+    with pytest.raises(IntegrityError) as err:
+        Repository.open(str(root))
+    return err.value.message
+
+
+def test_config_checksum_catches_a_flipped_seed_bit(two_sources):
+    root, _ = two_sources
+    doc = json.loads((root / "config").read_bytes())
+    assert len(doc["checksum"]) == 64
+    doc["chunker"]["seed"] ^= 1 << 20                       # one bit of the chunker secret
+    _write(root / "config", json.dumps(doc, indent=1).encode())
+    assert "repository config" in _config_damage_message(root) and "checksum" in _config_damage_message(root)
+
+
+def test_config_without_checksum_still_opens(two_sources):
+    root, ids = two_sources
+    doc = json.loads((root / "config").read_bytes())
+    del doc["checksum"]                                     # as written before the checksum existed
+    _write(root / "config", json.dumps(doc, indent=1).encode())
+    assert Repository.open(str(root)).snapshot(ids["one"]).id == ids["one"]
+
+
+@pytest.mark.parametrize("damage", ["truncate", "flip", "delete"])
+def test_other_config_damage_says_the_config_is_damaged(two_sources, damage):
+    root, _ = two_sources
+    path = root / "config"
+    if damage == "truncate":
+        _write(path, path.read_bytes()[:40])
+    elif damage == "flip":
+        flip_byte(path, 5)                                  # inside "format": the JSON no longer says whose it is
+    else:
+        path.unlink()
+    message = _config_damage_message(root)
+    assert "repository config" in message and ("damaged" in message or "missing" in message)
+    assert "not a backupflow repository" not in message
+
+
+def test_someone_elses_config_file_is_not_called_damage(tmp_path):
+    (tmp_path / "config").write_text("[core]\nbare = false\n")
+    with pytest.raises(Exception) as err:
+        Repository.open(str(tmp_path))
+    assert "not a backupflow repository" in str(err.value) and not isinstance(err.value, IntegrityError)
+
+
+def test_damaged_tree_of_the_latest_snapshot_falls_back_to_reading_everything(two_sources, tmp_path):
+    root, ids = two_sources
+    repo = Repository.open(str(root))
+    tree_id = repo.snapshots.header(ids["one-inc"]).tree_id
+    flip_byte(root / "trees" / tree_id)
+    result = Repository.open(str(root)).backup(str(tmp_path / "one"))
+    assert result.type == "incremental"
+    assert any(tree_id[:8] in w and "read again" in w for w in result.warnings)
+    assert result.stats["files_read"] == 3                 # nothing could be skipped as unchanged
+    out = tmp_path / "out"
+    Repository.open(str(root)).restore(result.snapshot_id, str(out))
+    assert (out / "new.txt").read_text() == "new\n"
+    # the workspace was unchanged, so the new snapshot wrote the same tree: the damaged copy was
+    # replaced by a good one, and the older snapshot is whole again
+    assert Repository.open(str(root)).verify(read_data=True).ok
+
+
+def test_damaged_tree_is_named_with_its_snapshot(two_sources):
+    root, ids = two_sources
+    tree_id = Repository.open(str(root)).snapshots.header(ids["two"]).tree_id
+    (root / "trees" / tree_id).unlink()
+    report = Repository.open(str(root)).verify()
+    assert f"trees/{tree_id}" in report.damaged_objects and report.damaged_snapshots == [ids["two"]]
+    assert any(ids["two"][:8] in p and "missing" in p for p in report.problems)
