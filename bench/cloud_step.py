@@ -36,7 +36,7 @@ def main(argv: list[str]) -> int:
             result = repo.backup(path)
             out = {"snapshot_id": result.snapshot_id, "stats": dict(result.stats)}
         elif command == "restore":
-            out = {"restored": repo.restore("latest", path)}
+            out = {"restored": repo.restore("latest", path).to_dict()}
         elif command == "verify":
             report = repo.verify(read_data=True)
             ok = bool(report.ok)

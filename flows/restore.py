@@ -7,6 +7,7 @@ from typing import Any
 
 from flows.runtime import current_flow_run_id, plain_flow
 from storage.backend import display_url
+from storage.errors import RestoreIncomplete
 from tasks.approval_gate import request_approval
 from tasks.audit_events import audited
 from tasks.restore import fetch_snapshot, plan_restore, write_files
@@ -35,5 +36,8 @@ def restore_flow(snapshot: str, target: str, repo: str, include: list[str] | Non
         result["flow_run_id"] = current_flow_run_id()
         result["overwritten"] = len(plan["overwrite"])
         trail.details.update(snapshot=fetched["snapshot_id"], files=result.get("files"), bytes=result.get("bytes"),
-                             overwritten=result["overwritten"])
+                             overwritten=result["overwritten"],
+                             not_restored=sorted(result.get("not_restored", ())))
+        if result.get("not_restored"):
+            raise RestoreIncomplete.of(result)  # the run fails (exit 13); everything else was restored
     return result

@@ -6,8 +6,9 @@ Everything above storage/ uses the names exported here and from storage.errors.
 """
 
 from storage.repository import (
-    BackupPlan, BackupResult, ForgetPlan, PruneReport, Repository, RestorePlan, StoreResult, VerifyReport,
+    BackupPlan, BackupResult, ForgetPlan, PruneReport, Repository, RestorePlan, RestoreResult, StoreResult,
+    VerifyReport,
 )
 
-__all__ = ["BackupPlan", "BackupResult", "ForgetPlan", "PruneReport", "Repository", "RestorePlan", "StoreResult",
-           "VerifyReport"]
+__all__ = ["BackupPlan", "BackupResult", "ForgetPlan", "PruneReport", "Repository", "RestorePlan", "RestoreResult",
+           "StoreResult", "VerifyReport"]

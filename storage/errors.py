@@ -114,6 +114,23 @@ class ApprovalTimeout(ApprovalRejected):
     exit_code = 12
 
 
+class RestoreIncomplete(BackupError):
+    """A restore finished but left out the files it names (their data is damaged or missing,
+    or they could not be written); everything else was restored."""
+
+    exit_code = 13
+
+    @classmethod
+    def of(cls, result: dict) -> "RestoreIncomplete":
+        """The sentence for a restore result (RestoreResult.to_dict()) that left files out."""
+        left = result.get("not_restored") or {}
+        shown = "; ".join(f"{p}: {why}" for p, why in list(left.items())[:3])
+        more = f"; and {len(left) - 3} more (see --json)" if len(left) > 3 else ""
+        return cls(f"{len(left)} file(s) of snapshot {result['snapshot_id'][:8]} could not be restored "
+                   f"({shown}{more}); "
+                   f"everything else is in {result['target']}.", details=result)
+
+
 def is_retryable(exc: BaseException) -> bool:
     """True only for errors that a retry may cure (used by every retry layer)."""
     return isinstance(exc, BackupError) and exc.transient

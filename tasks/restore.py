@@ -23,15 +23,16 @@ def plan_restore(repo: str, options: dict[str, Any], snapshot: str, target: str,
 
 @task(name="fetch_snapshot", **_TASK)
 def fetch_snapshot(repo: str, options: dict[str, Any], snapshot_id: str, include: list[str] | None) -> dict[str, Any]:
-    """Load the manifest and index and make sure every chunk the restore needs is stored,
-    before a single file is touched."""
+    """Load the manifest and index and find every chunk the restore needs, before a single file
+    is touched; ``missing`` names the files with a chunk the repository no longer holds (the
+    restore leaves those out and restores the rest)."""
     r = open_repo(repo, options)
-    needed = r.check_restorable(snapshot_id, include)
-    return {"snapshot_id": snapshot_id, "chunks": needed}
+    needed, missing = r.check_restorable(snapshot_id, include)
+    return {"snapshot_id": snapshot_id, "chunks": needed, "missing": missing}
 
 
 @task(name="write_files", **_TASK)
 def write_files(repo: str, options: dict[str, Any], snapshot_id: str, target: str, include: list[str] | None,
                 total_files: int = 0, total_bytes: int = 0, connections: int | None = None) -> dict[str, Any]:
     progress = reporter_for("restore", total_files, total_bytes)
-    return open_repo(repo, options).restore(snapshot_id, target, include, progress, connections)
+    return open_repo(repo, options).restore(snapshot_id, target, include, progress, connections).to_dict()

@@ -18,6 +18,7 @@ from flows.cli.common import (CONFIG_OPTION, JSON_OPTION, OPTION_OPTION, REPO_OP
 from flows.cli.context import human_bytes, load_flows, open_repository, repo_context
 from storage import Repository
 from storage.backend import display_url, ensure_container
+from storage.errors import RestoreIncomplete
 
 
 @app.command()
@@ -132,8 +133,17 @@ def restore(snapshot: str = typer.Argument(..., help="Snapshot id, unique prefix
     def go():
         url, opts, settings = repo_context(repo, option, config, download_limit=download_limit)
         runner, flows = load_flows()
-        result = runner.run_flow(flows.restore_flow, url, opts, not json_out, snapshot=snapshot, target=target,
-                                 include=list(include or []) or None, connections=settings.backup.connections)
+        try:
+            result = runner.run_flow(flows.restore_flow, url, opts, not json_out, snapshot=snapshot, target=target,
+                                     include=list(include or []) or None, connections=settings.backup.connections)
+        except RestoreIncomplete as exc:
+            # every file left out is named: on stdout (or in the JSON), the sentence goes to stderr
+            if json_out:
+                emit_json(exc.details)
+            else:
+                for path, why in exc.details.get("not_restored", {}).items():
+                    typer.echo(f"not restored: {path}: {why}")
+            raise
         if json_out:
             emit_json(result)
             return

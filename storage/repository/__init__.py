@@ -14,8 +14,8 @@ from storage.repository.backup import BackupPlan, StoreResult
 from storage.repository.forget import ForgetPlan
 from storage.repository.prune import PruneReport
 from storage.repository.repository import BackupResult, Repository
-from storage.repository.restore import RestorePlan
+from storage.repository.restore import RestorePlan, RestoreResult
 from storage.repository.verify import VerifyReport
 
-__all__ = ["BackupPlan", "BackupResult", "ForgetPlan", "PruneReport", "Repository", "RestorePlan", "StoreResult",
+__all__ = ["BackupPlan", "BackupResult", "ForgetPlan", "PruneReport", "Repository", "RestorePlan", "RestoreResult", "StoreResult",
            "VerifyReport"]

@@ -15,7 +15,7 @@ from storage.repository.forget import ForgetPlan, forget, plan_forget
 from storage.repository.format import CONFIG_NAME, RepoConfig
 from storage.repository.prune import PruneReport, prune
 from storage.repository.query import diff_snapshots, list_entries, repository_stats
-from storage.repository.restore import ChunkLocator, RestorePlan, plan_restore, restore_snapshot, select_entries
+from storage.repository.restore import ChunkLocator, RestorePlan, RestoreResult, plan_restore, restore_snapshot, select_entries
 from storage.repository.verify import VerifyReport, verify_repository
 from storage.snapshots import ScanResult, Snapshot, SnapshotStore
 
@@ -152,15 +152,16 @@ class Repository:
     def plan_restore(self, ref: str, target: str, include: list[str] | None = None) -> RestorePlan:
         return plan_restore(self.snapshot(ref), target, include)
 
-    def check_restorable(self, ref: str, include: list[str] | None = None) -> int:
-        """Make sure every chunk the restore needs is stored; returns how many. Touches no file."""
+    def check_restorable(self, ref: str, include: list[str] | None = None) -> tuple[int, list[str]]:
+        """(chunks the restore needs that are stored, files with a chunk that is not). Touches no file."""
         snap = self.snapshot(ref)
-        return ChunkLocator(self, snap).check(select_entries(snap, include))
+        return ChunkLocator(self, snap).missing(select_entries(snap, include))
 
     def restore(self, ref: str, target: str, include: list[str] | None = None, progress=None,
-                connections: int | None = None) -> dict[str, Any]:
+                connections: int | None = None) -> RestoreResult:
         """Restore into ``target``; ``connections`` packs are fetched and written at once
-        (default 4: on local disk, file creation in the kernel is the bound)."""
+        (default 4: on local disk, file creation in the kernel is the bound). Files that could
+        not be restored are named in ``not_restored``; the rest is restored."""
         return restore_snapshot(self, self.snapshot(ref), target, include, progress, workers=connections or 4)
 
     def verify(self, read_data: bool = False, progress=None) -> VerifyReport:

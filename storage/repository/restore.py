@@ -1,35 +1,39 @@
 """Restore a snapshot (or selected paths of it) into a target directory.
 
-Safety first: every entry path is checked before anything is written. An absolute path, a
-``..`` component, an entry below a symlink of the snapshot, or a target folder that resolves
-outside the target (a pre-existing symlink) is refused with PathEscape, and nothing is
-written for it. Every chunk's sha256 is checked before its bytes reach a file.
+Safety first: every entry is checked before anything is written (restore_tree: an absolute
+path, a ``..`` component or an entry below a symlink of the snapshot is refused with
+PathEscape; any other malformed entry with IntegrityError), and every folder, file and link is
+reached through folder descriptors without following a symlink (restore_target). Every chunk's
+sha256 is checked before its bytes reach a file.
+
+Damage stays local: a file whose data is damaged or missing is left out (a file already in the
+target keeps its old content), every other file is restored, and the result names each file
+left out; the flow then ends with RestoreIncomplete (exit 13).
 
 Speed: restore is bound by the kernel's file creation, so packs are processed on several
 threads; each pack is read once (whole, or in coalesced ranges when little of it is needed),
 and a one-chunk file is created, written, chmod-ed and timestamped through one descriptor.
+The workers are in restore_files: planner, pack fetcher, file writer.
 """
 
 from __future__ import annotations
 
-import hashlib
 import os
-import shutil
-import stat as stat_mod
-import threading
 import time
-from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
-from typing import Any, Callable
+from typing import Any
 
-from storage.errors import NO_HARD_LINKS, NO_SYMLINKS, IntegrityError, InvalidInput, NotFound, PathEscape
-from storage.objects import BlobLocation, Codec, pack_name
+from storage.errors import NO_SYMLINKS, InvalidInput
+from storage.repository.restore_files import (
+    ChunkLocator, FileWriter, PackFetcher, Progress, RestorePlanner, RestoreWork,
+)
+from storage.repository.restore_target import Target, target_error
+from storage.repository.restore_tree import check_path, select_entries
 from storage.snapshots import Snapshot
 
-Progress = Callable[[int, int], None]
-RANGE_GAP = 256 * 1024
-MAX_RANGE = 4 * 1024 * 1024  # bounds what one restore thread holds
+__all__ = ["ChunkLocator", "RestorePlan", "RestoreResult", "check_path", "plan_restore",
+           "restore_snapshot", "select_entries"]
 
 
 @dataclass
@@ -48,47 +52,33 @@ class RestorePlan:
         return asdict(self)
 
 
-def check_path(path: str) -> None:
-    parts = path.split("/")
-    # A backslash is an ordinary name character on POSIX (and such files are backed up); it
-    # is only a separator, and so a way out of the target, where the OS says so.
-    if (not path or path.startswith("/") or "\x00" in path
-            or ("\\" in path and "\\" in (os.sep, os.altsep))
-            or any(p in ("", ".", "..") for p in parts)):
-        raise PathEscape(f"The snapshot entry {path!r} would be written outside the target; restore refused.")
+@dataclass
+class RestoreResult:
+    snapshot_id: str
+    target: str
+    files: int
+    bytes: int
+    seconds: float
+    hardlinks_copied: int = 0
+    symlinks_skipped: list[str] = field(default_factory=list)
+    not_restored: dict[str, str] = field(default_factory=dict)  # path -> why
 
-
-def select_entries(snap: Snapshot, include: list[str] | None) -> list[dict]:
-    tree = snap.tree
-    links = set()
-    for e in tree:
-        check_path(e["path"])
-        if e["type"] == "hardlink":
-            check_path(e["link"])
-        if e["type"] == "symlink":
-            links.add(e["path"])
-    if links:
-        for e in tree:
-            p = e["path"]
-            while "/" in p:
-                p = p.rsplit("/", 1)[0]
-                if p in links:
-                    raise PathEscape(f"The snapshot entry {e['path']!r} lies below the symlink {p!r}; restore refused.")
-    if not include:
-        return tree
-    wanted = [i.strip("/") for i in include]
-    for w in wanted:
-        check_path(w)
-    chosen = [e for e in tree if any(e["path"] == w or e["path"].startswith(w + "/") for w in wanted)]
-    if not chosen:
-        raise NotFound(f"None of {', '.join(include)} is in snapshot {snap.id[:8]}; see `backupflow ls {snap.id[:8]}`.")
-    return chosen
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        if not self.not_restored:
+            del d["not_restored"]  # the result of a complete restore keeps its established keys
+        return d
 
 
 def _prepare_target(target: str) -> str:
     t = os.path.abspath(os.path.expanduser(target))
     if os.path.lexists(t) and not os.path.isdir(t):
         raise InvalidInput(f"The restore target {target} exists and is not a directory; choose a directory.")
+    above = os.path.dirname(t)
+    while not os.path.lexists(above):
+        above = os.path.dirname(above)
+    if not os.path.isdir(above):
+        raise InvalidInput(f"The restore target {target} cannot be made: {above} is a file, not a directory.")
     return t
 
 
@@ -109,259 +99,98 @@ def plan_restore(snap: Snapshot, target: str, include: list[str] | None = None) 
     return plan
 
 
-class ChunkLocator:
-    """Picks a stored copy of each chunk: one in the snapshot's own chain while that pack
-    exists, else any other pack that still holds it (the same judgement verify makes)."""
-
-    def __init__(self, repo, snap: Snapshot):
-        self.index = repo.index
-        self.existing = {o.name.rsplit("/", 1)[-1] for o in repo.backend.list("data/")}
-        self.prefer = {p for s in repo.snapshots.all() if s.chain == snap.chain for p in s.packs}
-
-    def locate(self, cid: str, path: str) -> BlobLocation:
-        locs = [loc for loc in self.index.locations(cid) if loc.pack in self.existing]
-        if not locs:
-            raise IntegrityError(
-                f"{path} needs chunk {cid[:12]}, which the repository no longer holds; run `backupflow verify`.")
-        for loc in locs:
-            if loc.pack in self.prefer:
-                return loc
-        return locs[0]
-
-    def check(self, entries: list[dict]) -> int:
-        """Locate every chunk of ``entries``; raises IntegrityError naming the first lost file."""
-        n = 0
-        for e in entries:
-            for cid in e.get("chunks", ()):
-                self.locate(cid, e["path"])
-                n += 1
-        return n
-
-
-class _Dirs:
-    """Creates target folders, checking once per folder that it resolves inside the target."""
-
-    def __init__(self, target: str):
-        self.target = target
-        self.real_target = os.path.realpath(target)
-        self.ok: set[str] = set()
-        self.lock = threading.Lock()
-
-    def ensure(self, rel_dir: str) -> None:
-        if rel_dir in self.ok:
-            return
-        path = os.path.join(self.target, rel_dir) if rel_dir else self.target
-        os.makedirs(path, exist_ok=True)
-        real = os.path.realpath(path)
-        if real != self.real_target and not real.startswith(self.real_target + os.sep):
-            raise PathEscape(f"The folder {rel_dir!r} in the target resolves outside it (a symlink?); restore refused.")
-        with self.lock:
-            self.ok.add(rel_dir)
-
-
-_WRITE = os.O_WRONLY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
-
-
-def _current_umask() -> int:
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-
-def _open_for_write(path: str, mode: int, umask: int) -> tuple[int, bool]:
-    """(fd, mode already right). A new file is created with its mode, saving a chmod; an
-    existing one (or a symlink planted in its place) is truncated or replaced."""
+def _make_folders(target: Target, work: RestoreWork) -> None:
+    """Every folder the restore writes in, parents first, before any file is written."""
+    wanted = {e["path"] for e in work.dirs}
+    for group in (work.files, work.hardlinks, work.symlinks):
+        wanted.update(e["path"].rpartition("/")[0] for e in group)
+    wanted.discard("")
     try:
-        return os.open(path, _WRITE | os.O_CREAT | os.O_EXCL, mode), not (mode & umask)
-    except FileExistsError:
-        pass
+        for rel in sorted(wanted):
+            target.ensure(rel)
+    except OSError as exc:
+        raise target_error(exc, target.path) or InvalidInput(
+            f"A folder in the restore target {target.path} cannot be made ({exc.strerror}).") from None
+
+
+def _write_files(repo, work: RestoreWork, writer: FileWriter, workers: int) -> None:
+    fetcher = PackFetcher(repo, work, writer)
     try:
-        return os.open(path, _WRITE | os.O_TRUNC), False
-    except OSError:
-        if os.path.islink(path) or os.path.lexists(path) and not os.path.isdir(path):
-            os.unlink(path)
-            return os.open(path, _WRITE | os.O_CREAT | os.O_EXCL, 0o600), False
-        raise
-
-
-def _write_all(fd: int, data: bytes, offset: int | None = None) -> None:
-    view = memoryview(data)
-    while view:
-        n = os.write(fd, view) if offset is None else os.pwrite(fd, view, offset)
-        view = view[n:]
-        if offset is not None:
-            offset += n
-
-
-def _finish_fd(fd: int, e: dict, mode_ok: bool) -> None:
-    if not mode_ok:
-        os.fchmod(fd, e["mode"])
-    os.utime(fd, ns=(e["mtime_ns"], e["mtime_ns"]))
-
-
-def restore_snapshot(repo, snap: Snapshot, target: str, include: list[str] | None = None,
-                     progress: Progress | None = None, workers: int = 4) -> dict[str, Any]:
-    started = time.monotonic()
-    t = _prepare_target(target)
-    entries = select_entries(snap, include)
-    selected = {e["path"] for e in entries}
-    by_path = {e["path"]: e for e in snap.tree} if any(e["type"] == "hardlink" for e in entries) else {}
-    files: list[dict] = []
-    hardlinks: list[dict] = []
-    for e in entries:
-        if e["type"] == "hardlink" and e["link"] not in selected:
-            primary = by_path[e["link"]]
-            e = {**primary, "path": e["path"], "mode": primary["mode"], "mtime_ns": primary["mtime_ns"]}
-        if e["type"] == "file":
-            files.append(e)
-        elif e["type"] == "hardlink":
-            hardlinks.append(e)
-
-    locator = ChunkLocator(repo, snap)
-    dests: dict[str, list[tuple[int, int]]] = defaultdict(list)  # chunk -> (file no, offset)
-    locs: dict[str, BlobLocation] = {}
-    for n, e in enumerate(files):
-        off = 0
-        for cid in e["chunks"]:
-            if cid not in locs:
-                locs[cid] = locator.locate(cid, e["path"])
-            dests[cid].append((n, off))
-            off += locs[cid].raw_length
-    by_pack: dict[str, list[str]] = defaultdict(list)
-    for cid, loc in locs.items():
-        by_pack[loc.pack].append(cid)
-
-    dirs = _Dirs(t)
-    dirs.ensure("")
-    for e in entries:
-        if e["type"] == "dir":
-            dirs.ensure(e["path"])
-    for e in files:
-        dirs.ensure(e["path"].rpartition("/")[0])
-
-    paths = [os.path.join(t, e["path"]) for e in files]
-    remaining = [len(e["chunks"]) for e in files]
-    rem_lock = threading.Lock()
-    umask = _current_umask()
-    for n, e in enumerate(files):
-        if remaining[n] == 0:  # empty file
-            fd, mode_ok = _open_for_write(paths[n], e["mode"], umask)
+        writer.prepare()
+        with ThreadPoolExecutor(workers, thread_name_prefix="bf-restore") as pool:
+            futures = [pool.submit(fetcher.fetch, p) for p in work.by_pack]
             try:
-                _finish_fd(fd, e, mode_ok)
-            finally:
-                os.close(fd)
-        elif remaining[n] > 1:
-            fd, _ = _open_for_write(paths[n], e["mode"], umask)
-            try:
-                os.ftruncate(fd, e["size"])
-            finally:
-                os.close(fd)
-
-    codec = Codec(repo.config.compression_level)
-    done = {"files": 0, "bytes": 0}
-
-    def write_chunk(cid: str, data: bytes) -> None:
-        for n, off in dests[cid]:
-            e = files[n]
-            if len(e["chunks"]) == 1:
-                fd, mode_ok = _open_for_write(paths[n], e["mode"], umask)
-                try:
-                    _write_all(fd, data)
-                    _finish_fd(fd, e, mode_ok)
-                finally:
-                    os.close(fd)
-                finished = True
-            else:
-                fd = os.open(paths[n], os.O_WRONLY | os.O_NOFOLLOW)
-                try:
-                    _write_all(fd, data, off)
-                finally:
-                    os.close(fd)
-                with rem_lock:
-                    remaining[n] -= 1
-                    finished = remaining[n] == 0
-                if finished:
-                    os.chmod(paths[n], e["mode"])
-                    os.utime(paths[n], ns=(e["mtime_ns"], e["mtime_ns"]))
-            with rem_lock:
-                done["bytes"] += len(data)
-                if finished:
-                    done["files"] += 1
-                if progress:
-                    progress(done["files"], done["bytes"])
-
-    def do_pack(pack: str) -> None:
-        # Contiguous blobs are read together in ranges of at most MAX_RANGE, one range in
-        # memory at a time: few reads, bounded memory, whatever the pack size.
-        cids = sorted(by_pack[pack], key=lambda c: locs[c].offset)
-        ranges: list[tuple[int, int, list[str]]] = []
-        for c in cids:
-            loc = locs[c]
-            if ranges:
-                s0, e0, group = ranges[-1]
-                if loc.offset - e0 <= RANGE_GAP and loc.offset + loc.length - s0 <= MAX_RANGE:
-                    ranges[-1] = (s0, max(e0, loc.offset + loc.length), group)
-                    group.append(c)
-                    continue
-            ranges.append((loc.offset, loc.offset + loc.length, [c]))
-        for base, end, group in ranges:
-            data = repo.backend.load(pack_name(pack), base, end - base)
-            for c in group:
-                loc = locs[c]
-                stored = data[loc.offset - base: loc.offset - base + loc.length]
-                raw = codec.decode(stored, loc.flags, loc.raw_length)
-                if hashlib.sha256(raw).hexdigest() != c:
-                    who = files[dests[c][0][0]]["path"]
-                    raise IntegrityError(f"Chunk {c[:12]} of {who} in pack {pack[:12]} is damaged; run `backupflow verify --read-data`.")
-                write_chunk(c, raw)
-
-    with ThreadPoolExecutor(workers, thread_name_prefix="bf-restore") as pool:
-        for f in [pool.submit(do_pack, p) for p in by_pack]:
-            f.result()
-
-    copied_links = 0
-    skipped_symlinks: list[str] = []
-    for e in hardlinks:
-        dirs.ensure(e["path"].rpartition("/")[0])
-        path = os.path.join(t, e["path"])
-        if os.path.lexists(path):
-            os.unlink(path)
-        try:
-            os.link(os.path.join(t, e["link"]), path)
-        except OSError as exc:
-            if exc.errno not in NO_HARD_LINKS:
+                for f in futures:
+                    f.result()
+            except BaseException:
+                writer.stop = True
                 raise
-            # A target without hard links (FAT, exFAT, some SMB mounts): same content, own copy.
-            shutil.copy2(os.path.join(t, e["link"]), path)
-            copied_links += 1
-    for e in entries:
-        if e["type"] != "symlink":
-            continue
-        dirs.ensure(e["path"].rpartition("/")[0])
-        path = os.path.join(t, e["path"])
-        if os.path.lexists(path):
-            if os.path.isdir(path) and not os.path.islink(path):
-                raise InvalidInput(f"{path} is a folder where the snapshot has a symlink; move it away first.")
-            os.unlink(path)
+    finally:
+        writer.remove_unfinished()
+
+
+class LinksAndMetadata:
+    """The last pass, once every file is written: hard links, symlinks, then folder modes and
+    times, deepest first (writing inside a folder changes its time)."""
+
+    def __init__(self, target: Target, work: RestoreWork, failed: dict[str, str]):
+        self.target, self.work, self.failed = target, work, failed
+        self.copied = 0
+        self.skipped_symlinks: list[str] = []
+
+    def run(self) -> None:
         try:
-            os.symlink(e["target"], path)
+            for e in self.work.hardlinks:
+                self._entry(e, self._hardlink)
+            for e in self.work.symlinks:
+                self._entry(e, self._symlink)
+            for e in sorted(self.work.dirs, key=lambda e: e["path"].count("/"), reverse=True):
+                self._entry(e, lambda e: self.target.finish_dir(e["path"], e["mode"], e["mtime_ns"]))
+        except OSError as exc:
+            raise (target_error(exc, self.target.path) or exc) from None
+
+    def _entry(self, e: dict, make) -> None:
+        try:
+            make(e)
+        except (InvalidInput, IsADirectoryError, NotADirectoryError, FileNotFoundError, PermissionError) as exc:
+            why = exc.message if isinstance(exc, InvalidInput) else exc.strerror
+            self.failed[e["path"]] = f"it could not be made ({why})"
+
+    def _hardlink(self, e: dict) -> None:
+        if e["link"] in self.failed:
+            self.failed[e["path"]] = f"it is a hard link of {e['link']}, which could not be restored"
+        elif not self.target.link(e["link"], e["path"]):
+            self.copied += 1  # a target without hard links (FAT, exFAT, some SMB mounts): a copy
+
+    def _symlink(self, e: dict) -> None:
+        try:
+            self.target.symlink(e["target"], e["path"], e["mtime_ns"])
         except OSError as exc:
             if exc.errno not in NO_SYMLINKS:
                 raise
             # A target without symlinks (FAT, exFAT): a link has no content to lose; it is named
             # in the result so the caller can tell the person restoring.
-            skipped_symlinks.append(e["path"])
-            continue
-        try:
-            os.utime(path, ns=(e["mtime_ns"], e["mtime_ns"]), follow_symlinks=False)
-        except (NotImplementedError, OSError):
-            pass
-    for e in sorted((e for e in entries if e["type"] == "dir"), key=lambda e: e["path"].count("/"), reverse=True):
-        path = os.path.join(t, e["path"])
-        os.chmod(path, stat_mod.S_IMODE(e["mode"]))
-        os.utime(path, ns=(e["mtime_ns"], e["mtime_ns"]))
-    return {
-        "snapshot_id": snap.id, "target": t, "files": len(files) + len(hardlinks),
-        "bytes": sum(e.get("size", 0) for e in files), "seconds": round(time.monotonic() - started, 3),
-        "hardlinks_copied": copied_links, "symlinks_skipped": skipped_symlinks,
-    }
+            self.skipped_symlinks.append(e["path"])
+
+
+def restore_snapshot(repo, snap: Snapshot, target: str, include: list[str] | None = None,
+                     progress: Progress | None = None, workers: int = 4) -> RestoreResult:
+    started = time.monotonic()
+    t = _prepare_target(target)
+    entries = select_entries(snap, include)
+    work = RestorePlanner(ChunkLocator(repo, snap)).plan(snap, entries)
+    folders = Target(t)
+    try:
+        _make_folders(folders, work)
+        writer = FileWriter(folders, work.files, work.dests, progress)
+        _write_files(repo, work, writer, workers)
+        failed = {**work.failed, **writer.not_restored()}
+        last = LinksAndMetadata(folders, work, failed)
+        last.run()
+    finally:
+        folders.close()
+    restored = [e for e in work.files if e["path"] not in failed]
+    return RestoreResult(
+        snapshot_id=snap.id, target=t, files=len(restored) + sum(e["path"] not in failed for e in work.hardlinks),
+        bytes=sum(e["size"] for e in restored), seconds=round(time.monotonic() - started, 3),
+        hardlinks_copied=last.copied, symlinks_skipped=last.skipped_symlinks, not_restored=failed)

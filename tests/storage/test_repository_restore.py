@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from storage import Repository
-from storage.errors import IntegrityError, NotFound, PathEscape
+from storage.errors import NotFound, PathEscape
 from storage.objects import pack_name
 from tests.treegen import Fingerprint, assert_same_tree, fingerprint, make_tree
 
@@ -33,7 +33,7 @@ def _everything_under(path: Path) -> list[str]:
 def test_whole_snapshot_restores_identically(backed_up, tmp_path):
     repo, tree, sid = backed_up
     result = repo.restore(sid[:10], str(tmp_path / "out"))
-    assert result["snapshot_id"] == sid
+    assert result.snapshot_id == sid
     assert_same_tree(tree.root, tmp_path / "out")
 
 
@@ -50,7 +50,7 @@ def test_a_target_without_hard_links_gets_copies_of_the_linked_files(backed_up, 
         m.setattr(os, "link", refuse)
         result = repo.restore(sid, str(tmp_path / "out"))
     groups = sum(len(g) - 1 for g in expected.hardlinks)
-    assert groups and result["hardlinks_copied"] == groups
+    assert groups and result.hardlinks_copied == groups
     assert_same_tree(Fingerprint(expected.entries, set()), tmp_path / "out")  # same content, no links
 
 
@@ -68,7 +68,7 @@ def test_a_target_without_symlinks_gets_everything_else_and_names_the_links_it_l
     with monkeypatch.context() as m:
         m.setattr(os, "symlink", refuse)
         result = repo.restore(sid, str(tmp_path / "out"))
-    assert links and sorted(result["symlinks_skipped"]) == links
+    assert links and sorted(result.symlinks_skipped) == links
     rest = {p: e for p, e in expected.entries.items() if p not in links}
     assert_same_tree(Fingerprint(rest, expected.hardlinks), tmp_path / "out")
 
@@ -184,24 +184,87 @@ def test_existing_file_symlink_in_target_is_replaced_not_followed(backed_up, tmp
     assert (target / "with space.txt").read_bytes() == (tree.root / "with space.txt").read_bytes()
 
 
-def test_a_damaged_chunk_stops_the_restore(tmp_path):
+def _damage(repo_root: Path, repo: Repository, cid: str) -> None:
+    """Flip one bit of chunk ``cid`` in every pack that holds it."""
+    for loc in repo.index.locations(cid):
+        path = repo_root / pack_name(loc.pack)
+        data = bytearray(path.read_bytes())
+        data[loc.offset + loc.length // 2] ^= 0x40
+        os.chmod(path, 0o644)
+        path.write_bytes(bytes(data))
+
+
+def _leftovers(root: Path) -> list[str]:
+    return [p for p in _everything_under(root) if ".bf-restore-" in p]
+
+
+def test_a_damaged_chunk_leaves_out_only_the_files_that_need_it(tmp_path):
+    """issue 9: one damaged chunk stopped a restore and left multi-chunk files at full size with
+    zero-filled holes. Now everything intact is restored, each file with damaged data is left
+    out (one already in the target keeps its old content) and named, and nothing looks whole."""
+    src = tmp_path / "src"
+    (src / "d").mkdir(parents=True)
+    (src / "small.bin").write_bytes(os.urandom(100_000))
+    (src / "big.bin").write_bytes(os.urandom(3_000_000))           # several chunks
+    os.link(src / "big.bin", src / "d" / "big-link.bin")
+    (src / "d" / "intact.txt").write_bytes(b"intact\n" * 1000)
+    (src / "other.bin").write_bytes(os.urandom(2_000_000))
+    root = tmp_path / "repo"
+    repo = Repository.init(str(root))
+    repo.backup(str(src))
+    tree = {e["path"]: e for e in repo.snapshot("latest").tree}
+    assert len(tree["big.bin"]["chunks"]) > 2
+    _damage(root, repo, tree["small.bin"]["chunks"][0])
+    _damage(root, repo, tree["big.bin"]["chunks"][1])
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "small.bin").write_bytes(b"the copy the user already had")
+
+    result = Repository.open(str(root)).restore("latest", str(out))
+
+    assert sorted(result.not_restored) == ["big.bin", "d/big-link.bin", "small.bin"]
+    assert "damaged" in result.not_restored["big.bin"]
+    assert (out / "small.bin").read_bytes() == b"the copy the user already had"
+    assert not (out / "big.bin").exists() and not (out / "d" / "big-link.bin").exists()
+    assert (out / "d" / "intact.txt").read_bytes() == (src / "d" / "intact.txt").read_bytes()
+    assert (out / "other.bin").read_bytes() == (src / "other.bin").read_bytes()
+    assert result.files == 2 and _leftovers(out) == []
+    assert result.to_dict()["not_restored"] == result.not_restored
+
+
+def test_a_lost_pack_leaves_out_its_files_and_restores_the_rest(tmp_path):
     src = tmp_path / "src"
     src.mkdir()
-    (src / "only.bin").write_bytes(os.urandom(100_000))
+    (src / "a.txt").write_bytes(b"a" * 5000)
+    root = tmp_path / "repo"
+    repo = Repository.init(str(root))
+    repo.backup(str(src))
+    (src / "b.txt").write_bytes(b"b" * 5000)
+    repo.backup(str(src))  # b.txt's chunk lands in a pack of its own
+    cid = next(e for e in repo.snapshot("latest").tree if e["path"] == "b.txt")["chunks"][0]
+    os.remove(root / pack_name(repo.index.locations(cid)[0].pack))
+    reopened = Repository.open(str(root))
+    assert reopened.check_restorable("latest") == (1, ["b.txt"])
+    result = reopened.restore("latest", str(tmp_path / "out"))
+    assert list(result.not_restored) == ["b.txt"]
+    assert (tmp_path / "out" / "a.txt").read_bytes() == b"a" * 5000
+    assert not (tmp_path / "out" / "b.txt").exists()
+
+
+def test_sparse_files_keep_their_holes(tmp_path):
+    src = tmp_path / "src"
+    src.mkdir()
+    with open(src / "sparse.img", "wb") as f:
+        f.write(b"head")
+        f.seek(64 * 1024 * 1024)
+        f.write(b"tail")
     repo = Repository.init(str(tmp_path / "repo"))
     repo.backup(str(src))
-    loc = repo.index.lookup(next(iter(repo.index.items()))[0])
-    path = tmp_path / "repo" / pack_name(loc.pack)
-    data = bytearray(path.read_bytes())
-    data[loc.offset + 10] ^= 0x40
-    os.chmod(path, 0o644)
-    path.write_bytes(bytes(data))
-    with pytest.raises(IntegrityError, match="damaged"):
-        Repository.open(str(tmp_path / "repo")).restore("latest", str(tmp_path / "out"))
-    # the damaged bytes never reached the file
-    out = tmp_path / "out" / "only.bin"
-    assert not out.exists() or out.read_bytes() != bytes(data[loc.offset:loc.offset + loc.length])
-    assert not out.exists() or out.stat().st_size == 0
+    out = tmp_path / "out"
+    repo.restore("latest", str(out))
+    st = os.stat(out / "sparse.img")
+    assert (out / "sparse.img").read_bytes() == (src / "sparse.img").read_bytes()
+    assert st.st_blocks * 512 < 8 * 1024 * 1024, f"{st.st_blocks * 512} bytes allocated for a 64 MiB sparse file"
 
 
 def test_memory_repository_restores_too(tmp_path):

@@ -1,0 +1,327 @@
+"""The workers that write a restore's files: a planner, a pack fetcher and a file writer (as in
+restic's restorer: planner, fileRestorer, filesWriter).
+
+- ``RestorePlanner`` turns the selected entries into work: files to write (a hard link whose
+  source is not restored becomes a file), the chunks each needs at which offsets, grouped by
+  the pack that holds them. A file whose chunks are not all stored, or do not add up to its
+  size, is set aside as not restorable.
+- ``PackFetcher`` reads each pack once, in coalesced ranges, and hands every chunk whose
+  hash checks out to the writer; a damaged chunk or an unreadable pack fails only the files
+  that need it.
+- ``FileWriter`` creates, pre-sizes, writes and finishes files. A file that already exists is
+  written under a temporary name in its folder and renamed over the old one when complete, so
+  a file that cannot be restored leaves the old one as it was; a new file that cannot be
+  completed is removed. No file is ever left looking whole with missing data. All-zero chunks
+  are not written (the file was sized with ftruncate), so sparse files keep their holes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import secrets
+import threading
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Callable
+
+from storage.errors import IntegrityError, NotFound
+from storage.objects import BlobLocation, Codec, pack_name
+from storage.repository.restore_target import WRITE, Target, split, target_error
+from storage.snapshots import Snapshot
+
+Progress = Callable[[int, int], None]
+RANGE_GAP = 256 * 1024
+MAX_RANGE = 4 * 1024 * 1024  # bounds what one restore thread holds
+
+
+class ChunkLocator:
+    """Picks a stored copy of each chunk: one in the snapshot's own chain while that pack
+    exists, else any other pack that still holds it (the same judgement verify makes)."""
+
+    def __init__(self, repo, snap: Snapshot):
+        self.index = repo.index
+        self.existing = {o.name.rsplit("/", 1)[-1] for o in repo.backend.list("data/")}
+        self.prefer = {p for s in repo.snapshots.all() if s.chain == snap.chain for p in s.packs}
+
+    def locate(self, cid: str, path: str) -> BlobLocation:
+        locs = [loc for loc in self.index.locations(cid) if loc.pack in self.existing]
+        if not locs:
+            raise IntegrityError(
+                f"{path} needs chunk {cid[:12]}, which the repository no longer holds; run `backupflow verify`.")
+        for loc in locs:
+            if loc.pack in self.prefer:
+                return loc
+        return locs[0]
+
+    def missing(self, entries: list[dict]) -> tuple[int, list[str]]:
+        """(chunks located, paths of the files with a chunk the repository no longer holds)."""
+        n, lost = 0, []
+        for e in entries:
+            for cid in e.get("chunks", ()):
+                try:
+                    self.locate(cid, e["path"])
+                except IntegrityError:
+                    lost.append(e["path"])
+                    break
+                n += 1
+        return n, lost
+
+
+@dataclass
+class RestoreWork:
+    """What the planner hands the writers."""
+
+    files: list[dict] = field(default_factory=list)
+    hardlinks: list[dict] = field(default_factory=list)
+    symlinks: list[dict] = field(default_factory=list)
+    dirs: list[dict] = field(default_factory=list)
+    # chunk -> [(file number, offset)]
+    dests: dict[str, list[tuple[int, int]]] = field(default_factory=lambda: defaultdict(list))
+    locs: dict[str, BlobLocation] = field(default_factory=dict)
+    by_pack: dict[str, list[str]] = field(default_factory=lambda: defaultdict(list))
+    failed: dict[str, str] = field(default_factory=dict)  # path -> why it was not restored
+
+
+class RestorePlanner:
+    def __init__(self, locator: ChunkLocator):
+        self.locator = locator
+
+    def plan(self, snap: Snapshot, entries: list[dict]) -> RestoreWork:
+        work = RestoreWork()
+        selected = {e["path"] for e in entries}
+        by_path: dict[str, dict] = {}
+        for e in entries:
+            if e["type"] == "hardlink" and e["link"] not in selected:
+                by_path = by_path or {x["path"]: x for x in snap.tree or ()}
+                e = {**by_path[e["link"]], "path": e["path"]}
+            getattr(work, e["type"] + "s").append(e)
+        wanted, work.files = work.files, []
+        for e in wanted:
+            if self._place(work, e, len(work.files)):  # a file's number is its place in work.files
+                work.files.append(e)
+        for cid in work.dests:
+            work.by_pack[work.locs[cid].pack].append(cid)
+        return work
+
+    def _place(self, work: RestoreWork, e: dict, n: int) -> bool:
+        locs = work.locs
+        try:
+            placed = [locs[cid] if cid in locs else self._locate(work, cid, e["path"]) for cid in e["chunks"]]
+        except IntegrityError:
+            work.failed[e["path"]] = "a chunk of it is no longer in the repository"
+            return False
+        size = sum(loc.raw_length for loc in placed)
+        if size != e["size"]:
+            work.failed[e["path"]] = f"the snapshot says {e['size']} bytes but its chunks hold {size}"
+            return False
+        off = 0
+        for cid, loc in zip(e["chunks"], placed, strict=True):
+            work.dests[cid].append((n, off))
+            off += loc.raw_length
+        return True
+
+    def _locate(self, work: RestoreWork, cid: str, path: str) -> BlobLocation:
+        loc = work.locs[cid] = self.locator.locate(cid, path)
+        return loc
+
+
+def _all_zero(data: bytes) -> bool:
+    head = data[:64]
+    return head == bytes(len(head)) and data.count(0) == len(data)
+
+
+def _write_all(fd: int, data: bytes, offset: int = 0) -> None:
+    view = memoryview(data)
+    while view:
+        n = os.pwrite(fd, view, offset)
+        view = view[n:]
+        offset += n
+
+
+def _current_umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+class FileWriter:
+    """Writes the planned files (see the module docstring); fields are shared by the threads."""
+
+    def __init__(self, target: Target, files: list[dict], dests: dict[str, list[tuple[int, int]]],
+                 progress: Progress | None = None):
+        self.target, self.files, self.dests, self.progress = target, files, dests, progress
+        self.umask = _current_umask()
+        self.folders = [split(e["path"])[0] for e in files]
+        self.names: list[str | None] = [None] * len(files)  # the name being written, once created
+        self.mode_ok = [False] * len(files)
+        self.remaining = [len(e["chunks"]) for e in files]
+        self.finished = [False] * len(files)
+        self.failed: dict[int, str] = {}
+        self.files_done = self.bytes_done = 0
+        self.stop = False  # set on an error of the whole target: the fetchers stop
+        self.lock = threading.Lock()
+
+    def _create(self, n: int, dfd: int) -> int:
+        """Create file ``n`` under its own name, or under a temporary one if that name is taken."""
+        name, mode = split(self.files[n]["path"])[1], self.files[n]["mode"]
+        try:
+            fd = os.open(name, WRITE | os.O_CREAT | os.O_EXCL, mode, dir_fd=dfd)
+            self.mode_ok[n] = not (mode & self.umask)
+        except FileExistsError:
+            name = f".bf-restore-{secrets.token_hex(8)}"
+            fd = os.open(name, WRITE | os.O_CREAT | os.O_EXCL, 0o600, dir_fd=dfd)
+        self.names[n] = name
+        return fd
+
+    def _complete(self, n: int, fd: int, dfd: int) -> None:
+        e = self.files[n]
+        if not self.mode_ok[n]:
+            os.fchmod(fd, e["mode"])
+        os.utime(fd, ns=(e["mtime_ns"], e["mtime_ns"]))
+        final = split(e["path"])[1]
+        if self.names[n] != final:
+            os.rename(self.names[n], final, src_dir_fd=dfd, dst_dir_fd=dfd)
+            self.names[n] = final
+        with self.lock:
+            self.finished[n] = True
+            self.files_done += 1
+
+    def prepare(self) -> None:
+        """Create the empty files and pre-size those of several chunks (their holes stay holes)."""
+        for n, e in enumerate(self.files):
+            if self.remaining[n] == 1:
+                continue  # created when its chunk arrives
+            try:
+                with self.target.folder(self.folders[n]) as dfd:
+                    fd = self._create(n, dfd)
+                    try:
+                        if self.remaining[n]:
+                            os.ftruncate(fd, e["size"])
+                        else:
+                            self._complete(n, fd, dfd)
+                    finally:
+                        os.close(fd)
+            except OSError as exc:
+                self._os_failed(n, exc)
+
+    def write(self, cid: str, data: bytes) -> None:
+        """Write a checked chunk into every file that holds it."""
+        zero = _all_zero(data)
+        for n, off in self.dests[cid]:
+            if n in self.failed:
+                continue
+            try:
+                with self.target.folder(self.folders[n]) as dfd:
+                    if len(self.files[n]["chunks"]) == 1:
+                        self._write_whole(n, data, zero, dfd)
+                    else:
+                        self._write_part(n, off, data, zero, dfd)
+            except OSError as exc:
+                self._os_failed(n, exc)
+            with self.lock:
+                self.bytes_done += len(data)
+                if self.progress:
+                    self.progress(self.files_done, self.bytes_done)
+
+    def _write_whole(self, n: int, data: bytes, zero: bool, dfd: int) -> None:
+        fd = self._create(n, dfd)
+        try:
+            if zero:
+                os.ftruncate(fd, len(data))
+            else:
+                _write_all(fd, data)
+            self._complete(n, fd, dfd)
+        finally:
+            os.close(fd)
+
+    def _write_part(self, n: int, off: int, data: bytes, zero: bool, dfd: int) -> None:
+        fd = os.open(self.names[n], WRITE, dir_fd=dfd)
+        try:
+            if not zero:
+                _write_all(fd, data, off)
+            with self.lock:
+                self.remaining[n] -= 1
+                last = self.remaining[n] == 0 and n not in self.failed
+            if last:
+                self._complete(n, fd, dfd)
+        finally:
+            os.close(fd)
+
+    def fail_chunk(self, cid: str, why: str) -> None:
+        with self.lock:
+            for n, _ in self.dests[cid]:
+                self.failed.setdefault(n, why)
+
+    def _os_failed(self, n: int, exc: OSError) -> None:
+        whole = target_error(exc, self.target.path)
+        if whole is not None:
+            self.stop = True
+            raise whole from None
+        with self.lock:
+            self.failed.setdefault(n, f"it could not be written ({exc.strerror or exc})")
+
+    def remove_unfinished(self) -> None:
+        """Remove what was written of every file that was not completed."""
+        for n, name in enumerate(self.names):
+            if name is not None and not self.finished[n]:
+                try:
+                    with self.target.folder(self.folders[n]) as dfd:
+                        os.unlink(name, dir_fd=dfd)
+                except OSError:
+                    pass
+
+    def not_restored(self) -> dict[str, str]:
+        return {self.files[n]["path"]: why for n, why in self.failed.items()}
+
+
+class PackFetcher:
+    """Reads packs and hands every checked chunk to the writer."""
+
+    def __init__(self, repo, work: RestoreWork, writer: FileWriter):
+        self.backend = repo.backend
+        self.codec = Codec(repo.config.compression_level)
+        self.work, self.writer = work, writer
+
+    def ranges(self, pack: str) -> list[tuple[int, int, list[str]]]:
+        """Contiguous blobs are read together in ranges of at most MAX_RANGE, one range in
+        memory at a time: few reads, bounded memory, whatever the pack size."""
+        locs = self.work.locs
+        ranges: list[tuple[int, int, list[str]]] = []
+        for c in sorted(self.work.by_pack[pack], key=lambda c: locs[c].offset):
+            loc = locs[c]
+            if ranges:
+                s0, e0, group = ranges[-1]
+                if loc.offset - e0 <= RANGE_GAP and loc.offset + loc.length - s0 <= MAX_RANGE:
+                    ranges[-1] = (s0, max(e0, loc.offset + loc.length), group)
+                    group.append(c)
+                    continue
+            ranges.append((loc.offset, loc.offset + loc.length, [c]))
+        return ranges
+
+    def fetch(self, pack: str) -> None:
+        for base, end, group in self.ranges(pack):
+            if self.writer.stop:
+                return
+            try:
+                data = self.backend.load(pack_name(pack), base, end - base)
+            except (NotFound, IntegrityError):
+                for c in group:
+                    self.writer.fail_chunk(c, f"its data in pack {pack[:12]} cannot be read")
+                continue
+            for c in group:
+                raw = self._checked(pack, c, data, base)
+                if raw is not None:
+                    self.writer.write(c, raw)
+
+    def _checked(self, pack: str, cid: str, data: bytes, base: int) -> bytes | None:
+        loc = self.work.locs[cid]
+        stored = data[loc.offset - base: loc.offset - base + loc.length]
+        try:
+            raw = self.codec.decode(stored, loc.flags, loc.raw_length)
+        except IntegrityError:
+            raw = None
+        if raw is None or len(raw) != loc.raw_length or hashlib.sha256(raw).hexdigest() != cid:
+            self.writer.fail_chunk(cid, f"chunk {cid[:12]} in pack {pack[:12]} is damaged")
+            return None
+        return raw
