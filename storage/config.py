@@ -57,10 +57,19 @@ class AuditSettings(_Section):
     mirror_to_repository: bool = False
 
 
+class RunnerSettings(_Section):
+    """The resident runner (deployments/runner.py). The client reads these two keys itself
+    (flows/cli/runner_client.py, without pydantic); this model validates them."""
+
+    enabled: bool = True
+    idle_minutes: float = Field(30, ge=0)  # 0: never stops by itself
+
+
 class Settings(_Section):
     backup: BackupSettings = BackupSettings()
     guardian: GuardianSettings = GuardianSettings()
     audit: AuditSettings = AuditSettings()
+    runner: RunnerSettings = RunnerSettings()
 
     @property
     def audit_path(self) -> str:

@@ -76,6 +76,9 @@ class LocalDecider:
     # called with (run_id, request dict, ui_url) when a run starts waiting; the CLI prints it
     on_waiting: Callable[[str, dict[str, Any], str | None], None] | None = None
     prompt_input: Callable[[str], str] = field(default=input)
+    # Set by the resident runner when it supplied the Prefect server itself (the user set no
+    # PREFECT_API_URL): a person at the terminal then answers there, as without a server.
+    ask_at_terminal: bool = False
 
 
 LOCAL = LocalDecider()
@@ -105,7 +108,8 @@ def request_approval(operation: dict[str, Any], settings: Settings | None = None
     target = str(operation.get("target") or operation.get("repo") or "")
     audit.log_event("approval.requested", user=request.requester, flow_run_id=run_id, target=target,
                     details={**request.to_dict(), "needed": needed}, outcome="pending")
-    if run_id and server_url():
+    at_terminal = LOCAL.ask_at_terminal and sys.stdin is not None and sys.stdin.isatty()
+    if run_id and server_url() and not at_terminal:
         return _wait_in_flow_run(request, policy, audit, run_id, target)
     return _decide_locally(request, policy, audit, run_id, target)
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 
 import pytest
 
@@ -12,9 +14,25 @@ pytest_plugins = ["tests.cloud_servers"]  # s3_server, azure_server, gcs_server,
 
 for _k, _v in QUIET_ENV.items():
     os.environ.setdefault(_k, _v)
+# The CLI runs of the suite go through a resident runner, as users' do: one for the session, in
+# folders of its own (never the user's runner or local Prefect server), stopped at the end.
+_RUNNER_HOME = tempfile.mkdtemp(prefix="backupflow-test-runner-")
+os.environ["XDG_RUNTIME_DIR"] = os.path.join(_RUNNER_HOME, "run")
+os.environ["XDG_DATA_HOME"] = os.path.join(_RUNNER_HOME, "data")
 os.environ.setdefault("GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT", "false")
 
 from prefect.context import refresh_global_settings_context  # noqa: E402  (after the quiet env is set)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def session_runner():
+    """Stops the session's runner (and any local Prefect server it started) at the end."""
+    yield
+    from flows.cli import runner_client
+    reply = runner_client.control("stop")
+    if reply and isinstance(reply.get("runner_pid"), int):
+        runner_client.wait_gone(reply["runner_pid"])
+    shutil.rmtree(_RUNNER_HOME, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

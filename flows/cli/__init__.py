@@ -1,27 +1,59 @@
 """The ``backupflow`` command. Each command group lives in its own module and registers itself
-on :data:`flows.cli.app.app`; this module imports them all and provides ``main``."""
+on :data:`flows.cli.app.app`; :func:`load_commands` imports them all.
+
+:func:`main` first offers the command line to the resident runner (flows.cli.runner_client,
+standard library only): commands that run a flow then never import Prefect, typer or pydantic
+here. Everything else, and every command when the runner is off or cannot start, runs in this
+process (:func:`run_in_process`), which is also what the runner runs for a client.
+"""
 
 from __future__ import annotations
 
+import importlib
 import sys
 
-from flows.cli import audit_commands, cleanup_commands, guardian_commands, repo_commands  # noqa: F401  (register commands)
-from flows.cli.app import EXIT_HOOKS, app
-from storage.errors import BackupError
+from flows.cli import runner_client
+
+COMMAND_MODULES = ("audit_commands", "cleanup_commands", "guardian_commands", "repo_commands", "runner_commands")
 
 
-def main() -> None:
+def load_commands():
+    """The typer app with every command registered. Costs about half a second (typer, rich,
+    pydantic), which the way to the runner never pays."""
+    for name in COMMAND_MODULES:
+        importlib.import_module(f"flows.cli.{name}")
+    return importlib.import_module("flows.cli.app")
+
+
+def run_in_process() -> None:
+    app_module = load_commands()
+    errors = importlib.import_module("storage.errors")
     code: int | str | None = 0
     try:
-        app()
-    except BackupError as exc:  # last line of defence; commands normally report themselves
+        app_module.app()
+    except errors.BackupError as exc:  # last line of defence; commands normally report themselves
         sys.stderr.write(f"backupflow: {exc.message}\n")
         code = exc.exit_code
     except SystemExit as exc:
         code = exc.code
-    for hook in EXIT_HOOKS:
+    for hook in app_module.EXIT_HOOKS:
         hook(code)
     sys.exit(code)
 
 
-__all__ = ["app", "main"]
+def main() -> None:
+    argv = sys.argv[1:]
+    code = runner_client.delegate(argv)
+    if code is not None:
+        sys.exit(code)
+    sys.argv = [sys.argv[0], *runner_client.without_flag(argv)]
+    run_in_process()
+
+
+def __getattr__(name: str):
+    if name == "app":
+        return load_commands().app
+    raise AttributeError(f"module 'flows.cli' has no attribute {name!r}")
+
+
+__all__ = ["app", "load_commands", "main", "run_in_process"]

@@ -7,15 +7,16 @@ import os
 import typer
 
 # Quiet defaults for Prefect in a CLI process, set before anything imports Prefect; the user's
-# own environment wins.
-for _key, _value in {
+# own environment wins. (The runner applies them to each client's environment too.)
+QUIET_PREFECT_ENV = {
     "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
     "PREFECT_LOGGING_LEVEL": "WARNING",
     # A failed run must end as one sentence on stderr: Prefect's console handler would print
     # the task and flow failure with a full traceback first. Logs still reach the API (the UI).
     "PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL": "CRITICAL",
     "GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT": "false",
-}.items():
+}
+for _key, _value in QUIET_PREFECT_ENV.items():
     os.environ.setdefault(_key, _value)
 
 app = typer.Typer(
@@ -25,6 +26,14 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+
+
+@app.callback()
+def _options(no_runner: bool = typer.Option(
+        False, "--no-runner",
+        help="Run a backup, restore, verify, forget or prune in this process instead of the resident runner "
+             "(also: BACKUPFLOW_RUNNER=off, or [runner] enabled = false in the config). It may stand anywhere.")) -> None:
+    """Deduplicated, verifiable backups orchestrated by Prefect."""
 
 # Called with the exit code when a command ends; a hook may end the process itself (see
 # flow_runner.fast_exit). Empty unless a command that runs a flow was used.

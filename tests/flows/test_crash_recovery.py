@@ -41,7 +41,9 @@ def test_killed_backup_then_clean_verify_and_a_backup_that_reuses_its_packs(pref
     repo_dir = tmp_path / "repo"
     run(["init", "-r", str(repo_dir), "--config", str(config)], env, tmp_path).ok()
 
-    proc = start(["backup", str(src), "-r", str(repo_dir), "--json"], env, tmp_path)
+    # --no-runner: the process killed is the one doing the backup (tests/flows/test_runner.py
+    # kills the runner's process instead)
+    proc = start(["backup", str(src), "-r", str(repo_dir), "--json", "--no-runner"], env, tmp_path)
     deadline = time.monotonic() + 120
     while len(_packs(repo_dir)) < 3 and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.005)
