@@ -6,6 +6,7 @@ import time
 from typing import Any
 
 from flows.runtime import current_flow_run_id, plain_flow
+from storage import BackupSummary
 from storage.backend import display_url
 from tasks.audit_events import audited
 from tasks.backup import abandon_backup, commit_snapshot, plan_backup, publish_backup_report, scan_workspace, upload_packs
@@ -14,8 +15,12 @@ from tasks.backup import abandon_backup, commit_snapshot, plan_backup, publish_b
 @plain_flow(name="backup", flow_run_name="backup {source}", validate_parameters=False)
 def backup_flow(source: str, repo: str, type: str | None = None, excludes: list[str] | None = None,
                 tags: list[str] | None = None, description: str = "", options: dict[str, Any] | None = None,
-                compression_level: int = 3, connections: int | None = None, pack_size_mib: int = 16) -> dict[str, Any]:
-    """Back up ``source`` into the repository at ``repo`` (created if the location is empty)."""
+                compression_level: int = 3, connections: int | None = None, pack_size_mib: int = 16) -> BackupSummary:
+    """Back up ``source`` into the repository at ``repo`` (created if the location is empty).
+
+    A snapshot that lacks something that could not be read still completes the run; its
+    summary, report and audit event name what is missing under ``incomplete`` (the CLI then
+    exits with IncompleteSnapshot's code)."""
     started = time.monotonic()
     options = options or {}
     with audited("backup", "started", target=source, repo=repo,
@@ -32,6 +37,7 @@ def backup_flow(source: str, repo: str, type: str | None = None, excludes: list[
         summary["duration_seconds"] = round(time.monotonic() - started, 3)
         summary["flow_run_id"] = current_flow_run_id()
         publish_backup_report(summary, display_url(repo))
-        trail.details.update(snapshot=summary.get("snapshot_id") or summary.get("id"), type=summary.get("type"),
-                             stats=summary.get("stats"))
+        trail.details.update(snapshot=summary["snapshot_id"], type=summary["type"], stats=summary["stats"])
+        if summary["incomplete"]:
+            trail.details["incomplete"] = summary["incomplete"][:100]
     return summary

@@ -6,9 +6,9 @@ Everything above storage/ uses the names exported here and from storage.errors.
 """
 
 from storage.repository import (
-    BackupPlan, BackupResult, ForgetPlan, PruneReport, Repository, RestorePlan, RestoreResult, StoreResult,
-    VerifyReport,
+    BackupPlan, BackupResult, BackupSummary, ForgetPlan, PruneReport, Repository, RestorePlan, RestoreResult,
+    StoreResult, VerifyReport, summarize,
 )
 
-__all__ = ["BackupPlan", "BackupResult", "ForgetPlan", "PruneReport", "Repository", "RestorePlan", "RestoreResult",
-           "StoreResult", "VerifyReport"]
+__all__ = ["BackupPlan", "BackupResult", "BackupSummary", "ForgetPlan", "PruneReport", "Repository", "RestorePlan",
+           "RestoreResult", "StoreResult", "VerifyReport", "summarize"]

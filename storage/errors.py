@@ -131,6 +131,15 @@ class RestoreIncomplete(BackupError):
                    f"everything else is in {result['target']}.", details=result)
 
 
+class IncompleteSnapshot(BackupError):
+    """The snapshot was saved, but it lacks files or directories that could not be read (no
+    permission, a path longer than PATH_MAX); its report names each one. restic calls this an
+    incomplete snapshot (its exit code 3). Raised by the CLI after the snapshot is committed,
+    never before: what could be read is backed up."""
+
+    exit_code = 14
+
+
 def is_retryable(exc: BaseException) -> bool:
     """True only for errors that a retry may cure (used by every retry layer)."""
     return isinstance(exc, BackupError) and exc.transient

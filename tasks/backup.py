@@ -8,7 +8,7 @@ from prefect import task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
-from storage import BackupPlan, StoreResult
+from storage import BackupPlan, BackupSummary, StoreResult, summarize
 from storage.snapshots import ScanResult
 from tasks.progress import reporter_for
 from tasks.repo_access import open_repo
@@ -39,11 +39,9 @@ def upload_packs(repo: str, options: dict[str, Any], plan: BackupPlan, scan: Sca
 
 
 @task(name="commit_snapshot", **_TASK)
-def commit_snapshot(repo: str, options: dict[str, Any], plan: BackupPlan, stored: StoreResult) -> dict[str, Any]:
+def commit_snapshot(repo: str, options: dict[str, Any], plan: BackupPlan, stored: StoreResult) -> BackupSummary:
     snap = open_repo(repo, options).commit(plan, stored)
-    return {"snapshot_id": snap.id, "short_id": snap.id[:8], "type": snap.type, "parent": snap.parent,
-            "base_full": snap.base_full, "source": snap.source, "time": snap.time, "stats": snap.stats,
-            "warnings": stored.warnings}
+    return summarize(snap, stored.warnings, stored.missing)
 
 
 @task(name="abandon_backup", cache_policy=NO_CACHE)
@@ -62,16 +60,19 @@ def _fmt_bytes(n: int | None) -> str:
 
 
 @task(name="publish_backup_report", cache_policy=NO_CACHE)
-def publish_backup_report(summary: dict[str, Any], repo_display: str) -> None:
+def publish_backup_report(summary: BackupSummary, repo_display: str) -> None:
     s = summary["stats"]
     row = {
         "snapshot": summary["short_id"], "type": summary["type"], "files": s["files"],
         "bytes read": _fmt_bytes(s["bytes_read"]), "bytes added": _fmt_bytes(s["bytes_added"]),
         "dedup ratio": s["dedup_ratio"], "compression ratio": s["compression_ratio"],
         "duration s": summary.get("duration_seconds"), "warnings": len(summary["warnings"]),
+        "not backed up": len(summary["incomplete"]),
     }
     create_table_artifact(key="backup-report", table=[row],
                           description=f"Backup of {summary['source']} into {repo_display}")
     if summary["warnings"]:
         lines = "\n".join(f"- {w}" for w in summary["warnings"][:200])
-        create_markdown_artifact(key="backup-warnings", markdown=f"## Warnings\n{lines}\n")
+        missing = "\n".join(f"- `{m['path']}`: {m['reason']}" for m in summary["incomplete"][:200])
+        head = f"## Incomplete snapshot: not backed up\n{missing}\n\n" if missing else ""
+        create_markdown_artifact(key="backup-warnings", markdown=f"{head}## Warnings\n{lines}\n")

@@ -18,7 +18,8 @@ from flows.cli.common import (CONFIG_OPTION, JSON_OPTION, OPTION_OPTION, REPO_OP
 from flows.cli.context import human_bytes, load_flows, open_repository, repo_context
 from storage import Repository
 from storage.backend import display_url, ensure_container
-from storage.errors import RestoreIncomplete
+from storage.errors import IncompleteSnapshot, RestoreIncomplete
+from storage.snapshots import shown
 
 
 @app.command()
@@ -58,12 +59,16 @@ def backup(source: str = typer.Argument(..., help="Directory to back up."),
         )
         if json_out:
             emit_json({**result, **result["stats"]})
-            return
-        s = result["stats"]
-        typer.echo(f"snapshot {result['short_id']} ({result['type']}) saved: {s['files']} files, "
-                   f"{human_bytes(s['bytes_read'])} read, {human_bytes(s['bytes_added'])} added in {result['duration_seconds']} s")
-        for w in result["warnings"]:
-            typer.echo(f"warning: {w}", err=True)
+        else:
+            s = result["stats"]
+            typer.echo(f"snapshot {result['short_id']} ({result['type']}) saved: {s['files']} files, "
+                       f"{human_bytes(s['bytes_read'])} read, {human_bytes(s['bytes_added'])} added in {result['duration_seconds']} s")
+            for w in result["warnings"]:
+                typer.echo(f"warning: {w}", err=True)
+        if result["incomplete"]:
+            where = "under incomplete" if json_out else "in the warnings"
+            raise IncompleteSnapshot(f"snapshot {result['short_id']} is incomplete: {len(result['incomplete'])} item(s) "
+                                     f"could not be read (named {where}); make them readable and back up again.")
     run_guarded(go)
 
 
@@ -100,8 +105,8 @@ def ls(snapshot: str = typer.Argument(..., help="Snapshot id, unique prefix, or 
             emit_json({"snapshot_id": snap.id, "entries": entries})
             return
         for e in entries:
-            extra = f" -> {e['target']}" if "target" in e else f" => {e['link']}" if "link" in e else ""
-            typer.echo(f"{e['type'][0]} {e['mode']:04o} {e.get('size', 0):>12} {e['path']}{extra}")
+            extra = f" -> {shown(e['target'])}" if "target" in e else f" => {shown(e['link'])}" if "link" in e else ""
+            typer.echo(f"{e['type'][0]} {e['mode']:04o} {e.get('size', 0):>12} {shown(e['path'])}{extra}")
     run_guarded(go)
 
 
@@ -117,7 +122,7 @@ def diff(snapshot_a: str, snapshot_b: str, repo: Optional[str] = REPO_OPTION,
             return
         for mark, key in (("+", "added"), ("-", "removed"), ("M", "modified")):
             for p in d[key]:
-                typer.echo(f"{mark} {p}")
+                typer.echo(f"{mark} {shown(p)}")
         typer.echo(f"{len(d['added'])} added, {len(d['removed'])} removed, {len(d['modified'])} modified")
     run_guarded(go)
 

@@ -11,11 +11,12 @@ the repository is readable and an interrupted backup leaves no snapshot.
 """
 
 from storage.repository.backup import BackupPlan, StoreResult
+from storage.repository.backup_report import BackupSummary, summarize
 from storage.repository.forget import ForgetPlan
 from storage.repository.prune import PruneReport
 from storage.repository.repository import BackupResult, Repository
 from storage.repository.restore import RestorePlan, RestoreResult
 from storage.repository.verify import VerifyReport
 
-__all__ = ["BackupPlan", "BackupResult", "ForgetPlan", "PruneReport", "Repository", "RestorePlan", "RestoreResult", "StoreResult",
-           "VerifyReport"]
+__all__ = ["BackupPlan", "BackupResult", "BackupSummary", "ForgetPlan", "PruneReport", "Repository", "RestorePlan",
+           "RestoreResult", "StoreResult", "VerifyReport", "summarize"]

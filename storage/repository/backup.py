@@ -1,10 +1,11 @@
 """Backup in three steps that can run as separate (retryable) tasks: plan, store, commit.
 
 - ``plan_backup`` picks the type and chain and takes a run lock.
-- ``store_files`` reads, chunks, hashes, compresses and packs file content on worker threads
-  and uploads packs on others, so reading, hashing, compressing and uploading overlap
-  (hashlib and zstandard release the GIL). It writes index objects as packs land, so a retry
-  or the next run after a crash reuses every pack already uploaded.
+- ``store_files`` reads, chunks and hashes files on reader threads (``FileSaver``,
+  file_saver.py) and compresses, packs and uploads them (``PackSaver``, pack_saver.py), so
+  reading, hashing, compressing and uploading overlap (hashlib and zstandard release the GIL).
+  It writes index objects as packs land, so a retry or the next run after a crash reuses every
+  pack already uploaded.
 - ``commit_snapshot`` writes the manifest, last. Before it, no snapshot exists.
 
 Chains (DESIGN.md): a full dedups only against itself; an incremental against its whole
@@ -14,27 +15,22 @@ chain; a differential against its base full. Unclaimed packs of dead runs are ad
 from __future__ import annotations
 
 import getpass
-import hashlib
 import os
 import socket
-import threading
 import time
 import uuid
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
-from typing import Any, Callable
+from typing import Any
 
-from storage.backend import sink_for
 from storage.errors import BackupError, IntegrityError, InvalidInput, Locked
-from storage.objects import Chunker, Codec, IndexWriter, PackWriter, load_pack_header, pack_name
+from storage.objects import IndexWriter, load_pack_header
 from storage.repository import locks
+from storage.repository.backup_report import BackupStats, Missing, ratio
+from storage.repository.file_saver import FileSaver, Progress
+from storage.repository.pack_saver import PackSaver
 from storage.snapshots import ScanResult, Snapshot, scan_workspace
 from storage.snapshots.manifest import SNAPSHOT_TYPES
-
-Progress = Callable[[int, int], None]  # (files done, bytes done)
-EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
-
 
 @dataclass
 class BackupPlan:
@@ -58,13 +54,19 @@ class BackupPlan:
 
 
 class StoreResult:
-    """What ``store_files`` produced: the finished tree, the packs added or adopted, stats."""
+    """What ``store_files`` produced: the finished tree, the packs added or adopted, stats,
+    warnings, and what the snapshot lacks because it could not be read (``missing``).
 
-    def __init__(self, entries: list[dict], packs: list[str], stats: dict[str, Any], warnings: list[str]):
+    A plain class like ScanResult: Prefect walks dataclasses passed between tasks, and the
+    tree can hold hundreds of thousands of entries."""
+
+    def __init__(self, entries: list[dict[str, Any]], packs: list[str], stats: BackupStats, warnings: list[str],
+                 missing: list[Missing] | None = None):
         self.entries = entries
         self.packs = packs
         self.stats = stats
         self.warnings = warnings
+        self.missing = missing or []
 
 
 def _same_source(s: Snapshot, source: str, host: str) -> bool:
@@ -173,241 +175,71 @@ def scan_for_plan(repo, plan: BackupPlan) -> ScanResult:
     return scan
 
 
-class _Packer:
-    """Shared state of one store step: known chunks, the open pack, uploads in flight.
-
-    On a backend that takes streamed objects (local disk), blobs are written to the open pack's
-    temporary object as they are added and a full pack is committed by the thread that filled
-    it; otherwise a full pack is joined in memory and uploaded on ``connections`` threads.
-    """
-
-    def __init__(self, repo, plan: BackupPlan, known: set[str], connections: int):
-        self.repo = repo
-        self.backend = repo.backend
-        self.codec = Codec(repo.config.compression_level)
-        self.pack_size = repo.config.pack_size
-        self.known = known
-        self.lock = threading.Lock()
-        self.run = plan.run
-        self.open_sink = sink_for(repo.backend)
-        self.writer: PackWriter | None = self._new_writer()
-        self.index_writer = IndexWriter(repo.backend, plan.run, plan.chain)
-        self.uploads = ThreadPoolExecutor(connections, thread_name_prefix="bf-upload")
-        # Each pack in flight holds pack_size bytes; this bound is most of the backup's memory.
-        self.in_flight = threading.Semaphore(connections)
-        self.futures = []
-        self.packs: list[str] = []
-        self.new_chunks = 0
-        self.new_raw = 0
-        self.new_stored = 0
-        self.broken = False
-
-    def _new_writer(self) -> PackWriter:
-        return PackWriter(self.run, self.open_sink() if self.open_sink else None)
-
-    def add(self, cid: str, data) -> None:
-        with self.lock:
-            if cid in self.known:
-                return
-            self.known.add(cid)
-        stored, flags = self.codec.encode(data)
-        with self.lock:
-            try:
-                self.writer.add(cid, stored, len(data), flags)
-            except BaseException:
-                self.broken = True  # the open pack lost a write: drop it, never ship it
-                raise
-            self.new_chunks += 1
-            self.new_raw += len(data)
-            if len(self.writer) < self.pack_size:
-                return
-            full, self.writer = self.writer, self._new_writer()
-        self._ship(full)
-
-    def _ship(self, writer: PackWriter) -> None:
-        if self.open_sink:
-            pack_id, _, blobs = writer.finish()  # written already; this commits it
-            with self.lock:
-                self.new_stored += len(writer)
-            self._indexed(pack_id, blobs)
-            return
-        self.in_flight.acquire()
-        pack_id, data, blobs = writer.finish()
-        with self.lock:
-            self.new_stored += len(data)
-        self.futures.append(self.uploads.submit(self._upload, pack_id, data, blobs))
-
-    def _upload(self, pack_id: str, data: bytes, blobs: list[list]) -> None:
-        try:
-            self.backend.save(pack_name(pack_id), data)
-            self._indexed(pack_id, blobs)
-        finally:
-            self.in_flight.release()
-
-    def _indexed(self, pack_id: str, blobs: list[list]) -> None:
-        self.repo.index.add_pack(pack_id, self.index_writer.run, blobs)
-        self.index_writer.add(pack_id, blobs)
-        with self.lock:
-            self.packs.append(pack_id)
-
-    def finish(self) -> None:
-        """Ship the last pack, wait for every upload, write the remaining index entries."""
-        try:
-            if self.writer.count and not self.broken:
-                last, self.writer = self.writer, None
-                self._ship(last)
-            for f in self.futures:
-                f.result()
-        finally:
-            if self.writer is not None:
-                self.writer.abort()  # empty, or left unfinished by a failure
-                self.writer = None
-            self.uploads.shutdown(wait=True)
-            # Whatever landed is indexed even when the step fails, so a retry reuses it.
-            self.index_writer.flush()
-
-
-def _read_file(path: str, entry: dict, chunker: Chunker, packer: _Packer) -> tuple[list[str], str, int]:
-    """Chunk and store one file; (chunk ids, sha256, bytes read). Raises _Changed or OSError."""
-    with open(path, "rb", buffering=0) as f:
-        st = os.fstat(f.fileno())
-        if st.st_size != entry["size"] or st.st_mtime_ns != entry["mtime_ns"]:
-            entry.update(size=st.st_size, mtime_ns=st.st_mtime_ns, ctime_ns=st.st_ctime_ns, ino=st.st_ino)
-        chunks: list[str] = []
-        first = None
-        whole = None
-        read = 0
-        streaming = st.st_size >= chunker.window()  # else the views last the whole file
-        for piece in chunker.cut_file(f, st.st_size):
-            cid = hashlib.sha256(piece).hexdigest()
-            # The whole-file hash is only needed when a file has more than one chunk; a
-            # one-chunk file's sha256 is its chunk id, so small files are hashed once.
-            if whole is not None:
-                whole.update(piece)
-            elif first is None:
-                first = bytes(piece) if streaming else piece
-            else:
-                whole = hashlib.sha256(first)
-                whole.update(piece)
-                first = None
-            packer.add(cid, piece)
-            chunks.append(cid)
-            read += len(piece)
-        after = os.fstat(f.fileno())
-    if after.st_size != st.st_size or after.st_mtime_ns != st.st_mtime_ns or read != st.st_size:
-        raise _Changed()
-    sha = chunks[0] if len(chunks) == 1 else (whole.hexdigest() if whole else EMPTY_SHA256)
-    return chunks, sha, read
-
-
-class _Changed(Exception):
-    pass
-
-
 def store_files(repo, plan: BackupPlan, scan: ScanResult, progress: Progress | None = None,
                 connections: int | None = None, workers: int | None = None) -> StoreResult:
+    """Read, chunk and pack every file the scan marked (FileSaver -> PackSaver), on ``workers``
+    reader threads and ``connections`` upload threads."""
     started = time.monotonic()
     if connections is None:
         connections = 1 if repo.is_local else 4  # one local write runs while the next pack fills
-    packer = _Packer(repo, plan, set(), connections)
-    recovered = recover_unindexed_packs(repo, plan, packer.index_writer)
-    allowed, orphans = _allowed_packs(repo, plan)
-    if allowed:
-        packer.known.update(repo.index.chunks_in_packs(allowed))
-    local = threading.local()
-    warnings = list(scan.warnings)
-    done = {"files": 0, "bytes": 0}
-    done_lock = threading.Lock()
-
-    def work(i: int) -> None:
-        entry = scan.entries[i]
-        chunker = getattr(local, "chunker", None)
-        if chunker is None:
-            chunker = local.chunker = Chunker(repo.config.chunker)
-        path = os.path.join(scan.source, entry["path"])
-        for attempt in range(3):
-            try:
-                chunks, sha, n = _read_file(path, entry, chunker, packer)
-                entry["chunks"], entry["sha256"] = chunks, sha
-                break
-            except _Changed:
-                continue
-            except FileNotFoundError:
-                warnings.append(f"{entry['path']} vanished while it was read; not backed up")
-                entry["_drop"] = True
-                return
-            except OSError as exc:
-                warnings.append(f"{entry['path']} could not be read ({exc.strerror}); not backed up")
-                entry["_drop"] = True
-                return
-        else:
-            warnings.append(f"{entry['path']} kept changing while it was read; not backed up")
-            entry["_drop"] = True
-            return
-        with done_lock:
-            done["files"] += 1
-            done["bytes"] += n
-            if progress:
-                progress(done["files"], done["bytes"])
-
-    # One reader per core: hashing, chunking and compressing release the GIL, and a third
-    # thread bought no speed on 2 cores but cost 15 MiB (benchmark workspace).
-    nworkers = workers or os.cpu_count() or 2
-    # A bounded number of files in flight, not one future per file up front (18,000 futures
-    # held 6.6 MiB on the benchmark workspace). A slot frees when any file is done: waiting for
-    # the oldest instead left a core idle a fifth of the time behind one large file.
-    slots = threading.BoundedSemaphore(nworkers * 8)
-    failed: list[BaseException] = []
-
-    def finished(future) -> None:
-        if future.exception() is not None and not failed:
-            failed.append(future.exception())
-        slots.release()
-
+    packer = PackSaver(repo, plan.run, plan.chain, set(), connections)
+    saver = FileSaver(repo.config.chunker, packer, scan.source, progress)
     try:
-        with ThreadPoolExecutor(nworkers, thread_name_prefix="bf-read") as pool:
-            for i in scan.to_read:
-                slots.acquire()
-                if failed:
-                    break
-                pool.submit(work, i).add_done_callback(finished)
-        if failed:
-            raise failed[0]
+        recovered = recover_unindexed_packs(repo, plan, packer.index_writer)
+        allowed, orphans = _allowed_packs(repo, plan)
+        if allowed:
+            packer.known.update(repo.index.chunks_in_packs(allowed))
+        # One reader per core: hashing, chunking and compressing release the GIL, and a third
+        # thread bought no speed on 2 cores but cost 15 MiB (benchmark workspace).
+        saver.save_all(scan.entries, scan.to_read, workers or os.cpu_count() or 2)
     finally:
         packer.finish()
+    dropped = saver.dropped
+    entries = [e for i, e in enumerate(scan.entries) if i not in dropped] if dropped else scan.entries
+    packs = sorted(set(packer.packs) | _used_orphans(repo, entries, orphans))
+    stats = _stats(entries, saver, packer, recovered, time.monotonic() - started)
+    return StoreResult(entries, packs, stats, scan.warnings + saver.warnings, scan.missing + saver.missing)
 
-    entries = [e for e in scan.entries if not e.pop("_drop", False)]
-    used_orphans = set()
+
+def _used_orphans(repo, entries: list[dict[str, Any]], orphans: set[str]) -> set[str]:
+    """The orphan packs this run adopts: those holding a chunk its tree needs."""
+    used: set[str] = set()
     if orphans:
         needed = {c for e in entries for c in e.get("chunks", ())}
         for cid in needed:
             for loc in repo.index.locations(cid):
                 if loc.pack in orphans:
-                    used_orphans.add(loc.pack)
+                    used.add(loc.pack)
+    return used
+
+
+def _stats(entries: list[dict[str, Any]], saver: FileSaver, packer: PackSaver, recovered: int,
+           seconds: float) -> BackupStats:
     files = [e for e in entries if e["type"] in ("file", "hardlink")]
     total = sum(e.get("size", 0) for e in files if e["type"] == "file")
-    stats = {
-        "files": len(files),
-        "dirs": sum(1 for e in entries if e["type"] == "dir"),
-        "symlinks": sum(1 for e in entries if e["type"] == "symlink"),
-        "bytes_total": total,
-        "files_read": done["files"],
-        "bytes_read": done["bytes"],
-        "chunks_added": packer.new_chunks,
-        "bytes_new": packer.new_raw,
-        "bytes_added": packer.new_stored,
-        "packs_added": len(packer.packs),
-        "packs_recovered": recovered,
-        "dedup_ratio": round(total / packer.new_raw, 3) if packer.new_raw else None,
-        "compression_ratio": round(packer.new_raw / packer.new_stored, 3) if packer.new_stored else None,
-        "store_seconds": round(time.monotonic() - started, 3),
-    }
-    return StoreResult(entries, sorted(set(packer.packs) | used_orphans), stats, warnings)
+    return BackupStats(
+        files=len(files),
+        dirs=sum(1 for e in entries if e["type"] == "dir"),
+        symlinks=sum(1 for e in entries if e["type"] == "symlink"),
+        bytes_total=total,
+        files_read=saver.files,
+        bytes_read=saver.bytes,
+        chunks_added=packer.new_chunks,
+        bytes_new=packer.new_raw,
+        bytes_added=packer.new_stored,
+        packs_added=len(packer.packs),
+        packs_recovered=recovered,
+        dedup_ratio=ratio(total, packer.new_raw),
+        compression_ratio=ratio(packer.new_raw, packer.new_stored),
+        store_seconds=round(seconds, 3),
+    )
 
 
 def commit_snapshot(repo, plan: BackupPlan, stored: StoreResult) -> Snapshot:
     stats = dict(stored.stats)
     stats["warnings"] = len(stored.warnings)
+    if stored.missing:
+        stats["missing"] = len(stored.missing)
     snap = Snapshot(
         type=plan.type, run=plan.run, chain=plan.chain, time=datetime.now(timezone.utc).isoformat(),
         host=plan.host, source=plan.source, parent=plan.parent, base_full=plan.base_full,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from storage.allocator import tune_allocator
@@ -10,6 +10,7 @@ from storage.backend import Backend, display_url, open_backend, scheme_of
 from storage.errors import AlreadyExists, IntegrityError, NotARepository, NotFound
 from storage.objects import Index
 from storage.repository import backup as backup_mod
+from storage.repository.backup_report import Missing
 from storage.repository.export import export_snapshot
 from storage.repository.forget import ForgetPlan, forget, plan_forget
 from storage.repository.format import CONFIG_NAME, RepoConfig
@@ -28,10 +29,12 @@ class BackupResult:
     base_full: str | None
     stats: dict[str, Any]
     warnings: list[str]
+    missing: list[Missing] = field(default_factory=list)  # what could not be read: incomplete
 
     def to_dict(self) -> dict[str, Any]:
         return {"snapshot_id": self.snapshot_id, "type": self.type, "parent": self.parent,
-                "base_full": self.base_full, "stats": self.stats, "warnings": self.warnings}
+                "base_full": self.base_full, "stats": self.stats, "warnings": self.warnings,
+                "incomplete": self.missing}
 
 
 def _has_repository_objects(backend: Backend) -> bool:
@@ -143,7 +146,8 @@ class Repository:
         except BaseException:
             self.abandon(plan)
             raise
-        return BackupResult(snap.id, snap.type, snap.parent, snap.base_full, snap.stats, stored.warnings)
+        return BackupResult(snap.id, snap.type, snap.parent, snap.base_full, snap.stats, stored.warnings,
+                            stored.missing)
 
     # --- reading ---------------------------------------------------------------------------
     def snapshot(self, ref: str) -> Snapshot:

@@ -6,6 +6,8 @@ Vocabulary:
 - *tree*: a flat list of entries sorted by path; an entry is a dict with ``path`` (relative,
   ``/``-separated), ``type`` (file, dir, symlink, hardlink), ``mode``, ``mtime_ns``, ``size``,
   ``target`` (symlink), ``link`` (hardlink: the path it links to), ``chunks`` and ``sha256``.
+  Paths are file names as ``os`` gives them: bytes that are not UTF-8 are lone surrogates
+  (names.py), stored as JSON ``\\udcXX`` escapes.
 - *chain*: a full snapshot and everything that depends on it; its id is the full's run id.
 
 Invariant: a snapshot exists exactly when its manifest object exists; its name is the sha256
@@ -13,6 +15,7 @@ of its JSON, so a manifest proves its own integrity.
 """
 
 from storage.snapshots.manifest import Snapshot, SnapshotStore
+from storage.snapshots.names import shown
 from storage.snapshots.scan import ScanResult, scan_workspace
 
-__all__ = ["ScanResult", "Snapshot", "SnapshotStore", "scan_workspace"]
+__all__ = ["ScanResult", "Snapshot", "SnapshotStore", "scan_workspace", "shown"]

@@ -12,6 +12,7 @@ from typing import Any
 from storage.backend import Backend
 from storage.errors import AlreadyExists, IntegrityError, InvalidInput, NotFound
 from storage.objects.codec import Codec
+from storage.snapshots.names import dump_json
 
 SNAPSHOT_TYPES = ("full", "incremental", "differential")
 OBJECT_ID = re.compile(r"[0-9a-f]{64}")
@@ -65,7 +66,7 @@ class Snapshot:
         # Not dataclasses.asdict: it deep-copies, which cost 1.4 s of a 2 s unchanged
         # re-backup of 20,000 files when the tree was part of the manifest.
         doc = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in ("id", "tree")}
-        return json.dumps(doc, separators=(",", ":"), sort_keys=True, ensure_ascii=False).encode()
+        return dump_json(doc)
 
     @classmethod
     def from_bytes(cls, data: bytes, sid: str) -> "Snapshot":
@@ -179,7 +180,7 @@ class SnapshotStore:
         """Write the tree, then the manifest that names it (the snapshot exists from then on)."""
         if snap.tree is None:
             raise ValueError("a snapshot is saved with its tree")
-        tree = json.dumps(snap.tree, separators=(",", ":"), sort_keys=True, ensure_ascii=False).encode()
+        tree = dump_json(snap.tree)
         snap.tree_id = hashlib.sha256(tree).hexdigest()
         self._save_healing(tree_name(snap.tree_id), snap.tree_id, tree)
         data = snap.to_bytes()

@@ -3,20 +3,33 @@
 A file whose size, mtime_ns, ctime_ns and inode match the previous snapshot's entry is not
 read again: its chunk list is reused, so an unchanged tree backs up in about the time it
 takes to stat it. Symlinks are recorded, never followed. FIFOs, sockets and devices are
-skipped with a warning.
+skipped with a warning. A directory or entry that exists but cannot be read (permissions,
+a path longer than PATH_MAX) is left out and named in ``ScanResult.missing``: the snapshot
+will be incomplete. Names are kept as ``os`` gives them (names.py).
 """
 
 from __future__ import annotations
 
+import errno
 import fnmatch
+import hashlib
 import os
 import re
 import stat
-from typing import Any, Callable
+from typing import Any, Callable, TypedDict
 
 from storage.errors import InvalidInput
+from storage.snapshots.names import shown
 
 Entry = dict[str, Any]
+EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
+
+
+class Missing(TypedDict):
+    """Something the user asked to back up that the snapshot lacks, and why."""
+
+    path: str
+    reason: str
 
 
 class ScanResult:
@@ -26,11 +39,13 @@ class ScanResult:
     this one can hold hundreds of thousands of entries.
     """
 
-    def __init__(self, source: str, entries: list[Entry], to_read: list[int], warnings: list[str]):
+    def __init__(self, source: str, entries: list[Entry], to_read: list[int], warnings: list[str],
+                 missing: list[Missing] | None = None):
         self.source = source
         self.entries = entries
         self.to_read = to_read
         self.warnings = warnings
+        self.missing = missing or []  # [{path, reason}]: what exists but could not be read
 
     @property
     def bytes_to_read(self) -> int:
@@ -63,51 +78,83 @@ def scan_workspace(
     if not os.path.isdir(root):
         what = "does not exist" if not os.path.lexists(root) else "is not a directory"
         raise InvalidInput(f"The source {source} {what}; give a directory to back up.")
-    excluded = _Excludes(list(excludes or [])) if excludes else None
-    previous = previous or {}
-    entries: list[Entry] = []
-    warnings: list[str] = []
+    if not os.access(root, os.R_OK | os.X_OK):
+        raise InvalidInput(f"The source {source} cannot be read (permission denied); back it up as a user who may read it.")
+    walker = _Walker(_Excludes(list(excludes)) if excludes else None)
+    walker.walk(root)
+    entries = sorted(walker.entries, key=lambda e: e["path"])
+    to_read = _plan_reads(entries, previous or {}, can_reuse)
+    return ScanResult(root, entries, to_read, walker.warnings, walker.missing)
 
-    stack = [("", root)]
-    while stack:
-        rel_dir, abs_dir = stack.pop()
-        try:
-            it = os.scandir(abs_dir)
-        except OSError as exc:
-            warnings.append(f"cannot read directory {rel_dir or '.'}: {exc.strerror}")
-            continue
-        with it:
-            for de in it:
-                rel = f"{rel_dir}/{de.name}" if rel_dir else de.name
-                if excluded and excluded(rel, de.name):
-                    continue
-                try:
-                    st = de.stat(follow_symlinks=False)
-                except OSError as exc:
-                    warnings.append(f"{rel} vanished or cannot be read: {exc.strerror}")
-                    continue
-                mode = st.st_mode
-                e: Entry = {"path": rel, "mode": stat.S_IMODE(mode), "mtime_ns": st.st_mtime_ns}
-                if stat.S_ISDIR(mode):
-                    e["type"] = "dir"
-                    stack.append((rel, de.path))
-                elif stat.S_ISREG(mode):
-                    e.update(type="file", size=st.st_size, ctime_ns=st.st_ctime_ns, ino=st.st_ino)
-                    if st.st_nlink > 1:
-                        e["_hl"] = (st.st_dev, st.st_ino)
-                elif stat.S_ISLNK(mode):
-                    try:
-                        e.update(type="symlink", target=os.readlink(de.path))
-                    except OSError as exc:
-                        warnings.append(f"{rel} vanished or cannot be read: {exc.strerror}")
+
+class _Walker:
+    """Walks a tree depth first, collecting entries, warnings, and what it could not read."""
+
+    def __init__(self, excluded: _Excludes | None):
+        self.excluded = excluded
+        self.entries: list[Entry] = []
+        self.warnings: list[str] = []
+        self.missing: list[Missing] = []
+
+    def walk(self, root: str) -> None:
+        stack = [("", root)]
+        while stack:
+            rel_dir, abs_dir = stack.pop()
+            try:
+                it = os.scandir(abs_dir)
+            except OSError as exc:
+                self._unreadable(rel_dir or ".", exc, "directory")
+                continue
+            with it:
+                for de in it:
+                    rel = f"{rel_dir}/{de.name}" if rel_dir else de.name
+                    if self.excluded and self.excluded(rel, de.name):
                         continue
-                else:
-                    kind = "FIFO" if stat.S_ISFIFO(mode) else "socket" if stat.S_ISSOCK(mode) else "device"
-                    warnings.append(f"{rel} is a {kind}; skipped")
-                    continue
-                entries.append(e)
+                    e = self._entry(de, rel)
+                    if e is not None:
+                        self.entries.append(e)
+                        if e["type"] == "dir":
+                            stack.append((rel, de.path))
 
-    entries.sort(key=lambda e: e["path"])
+    def _entry(self, de: os.DirEntry, rel: str) -> Entry | None:
+        try:
+            st = de.stat(follow_symlinks=False)
+            mode = st.st_mode
+            e: Entry = {"path": rel, "mode": stat.S_IMODE(mode), "mtime_ns": st.st_mtime_ns}
+            if stat.S_ISDIR(mode):
+                e["type"] = "dir"
+            elif stat.S_ISREG(mode):
+                e.update(type="file", size=st.st_size, ctime_ns=st.st_ctime_ns, ino=st.st_ino)
+                if st.st_nlink > 1:
+                    e["_hl"] = (st.st_dev, st.st_ino)
+            elif stat.S_ISLNK(mode):
+                e.update(type="symlink", target=os.readlink(de.path))
+            else:
+                kind = "FIFO" if stat.S_ISFIFO(mode) else "socket" if stat.S_ISSOCK(mode) else "device"
+                self.warnings.append(f"{shown(rel)} is a {kind}; skipped")
+                return None
+        except OSError as exc:
+            self._unreadable(rel, exc, "")
+            return None
+        return e
+
+    def _unreadable(self, rel: str, exc: OSError, what: str) -> None:
+        """A vanished item is a warning; one that exists but cannot be read leaves the snapshot
+        incomplete (ScanResult.missing)."""
+        name = f"{what} {shown(rel)}".strip()
+        if exc.errno == errno.ENOENT:
+            self.warnings.append(f"{name} vanished while it was scanned; not backed up")
+            return
+        if exc.errno == errno.ENAMETOOLONG:
+            reason = "its path is longer than the system allows (PATH_MAX)"
+        else:
+            reason = exc.strerror or str(exc)
+        self.warnings.append(f"{name} could not be read ({reason}); not backed up")
+        self.missing.append(Missing(path=shown(rel), reason=reason))
+
+
+def _plan_reads(entries: list[Entry], previous: dict[str, Entry], can_reuse: Callable[[Entry], bool] | None) -> list[int]:
+    """Mark hard links, fill in empty and unchanged files; the indices of files to read."""
     to_read: list[int] = []
     first_link: dict[tuple[int, int], str] = {}
     for i, e in enumerate(entries):
@@ -122,17 +169,17 @@ def scan_workspace(
             first_link[key] = e["path"]
         if e["size"] == 0:
             e["chunks"] = []
-            e["sha256"] = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+            e["sha256"] = EMPTY_SHA256
             continue
         prev = previous.get(e["path"])
-        if (
-            prev is not None and prev.get("type") == "file"
-            and prev.get("size") == e["size"] and prev.get("mtime_ns") == e["mtime_ns"]
-            and prev.get("ctime_ns") == e["ctime_ns"] and prev.get("ino") == e["ino"]
-            and (can_reuse is None or can_reuse(prev))
-        ):
+        if prev is not None and _unchanged(prev, e) and (can_reuse is None or can_reuse(prev)):
             e["chunks"] = prev["chunks"]
             e["sha256"] = prev["sha256"]
             continue
         to_read.append(i)
-    return ScanResult(root, entries, to_read, warnings)
+    return to_read
+
+
+def _unchanged(prev: Entry, e: Entry) -> bool:
+    return (prev.get("type") == "file" and prev.get("size") == e["size"] and prev.get("mtime_ns") == e["mtime_ns"]
+            and prev.get("ctime_ns") == e["ctime_ns"] and prev.get("ino") == e["ino"])

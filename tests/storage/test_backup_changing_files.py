@@ -1,5 +1,5 @@
-"""Files that vanish or change while a backup reads them: a warning, and a snapshot with only
-what was read consistently."""
+"""Files that vanish or change while a backup reads them: a warning, and a snapshot with what
+was read (a file that kept changing is marked ``changed_while_read``)."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import os
 
 import storage.repository.backup as backup_mod
 from storage import Repository
+from storage.repository.pack_saver import PackSaver
 
 
 def _repo(tmp_path):
@@ -31,30 +32,41 @@ def test_a_file_that_vanishes_after_the_scan_is_a_warning_not_a_failure(tmp_path
     assert (out / "stays.txt").read_text() == "kept\n" and not (out / "goes.txt").exists()
 
 
-def test_a_file_that_keeps_changing_while_read_is_left_out_with_a_warning(tmp_path, monkeypatch):
+def test_a_file_that_keeps_growing_is_stored_as_the_prefix_read_marked_and_warned(tmp_path, monkeypatch):
     src = tmp_path / "src"
     src.mkdir()
     (src / "steady.txt").write_text("steady\n")
     busy = src / "busy.log"
     busy.write_bytes(os.urandom(100_000))
-    # A writer racing every read cannot be arranged on demand, so fstat reports the file grown
-    # after each read of busy.log, as it would under a process appending to it.
-    real_fstat = os.fstat
-    calls = {}
+    # An active log: every time the backup hands on a chunk, the log has grown by a line, so it
+    # changes under every read, as under a process appending to it.
+    real_add = PackSaver.add
 
-    def fstat(fd):
-        st = real_fstat(fd)
-        if os.readlink(f"/proc/self/fd/{fd}").endswith("busy.log"):
-            calls[fd] = calls.get(fd, 0) + 1
-            if calls[fd] % 2 == 0:
-                return os.stat_result((st.st_mode, st.st_ino, st.st_dev, st.st_nlink, st.st_uid, st.st_gid,
-                                       st.st_size + 10, st.st_atime, st.st_mtime, st.st_ctime))
-        return st
+    def add(self, cid, data):
+        with open(busy, "ab") as f:
+            f.write(b"another log line\n")
+        return real_add(self, cid, data)
 
-    monkeypatch.setattr(backup_mod.os, "fstat", fstat)
-    res = _repo(tmp_path).backup(str(src))
-    assert any("busy.log kept changing" in w for w in res.warnings), res.warnings
-    assert res.stats["files"] == 1 and res.stats["warnings"] == 1
+    monkeypatch.setattr(PackSaver, "add", add)
+    repo = _repo(tmp_path)
+    res = repo.backup(str(src))
+    monkeypatch.setattr(PackSaver, "add", real_add)
+    assert res.missing == []
+    [warning] = res.warnings
+    assert "busy.log kept changing while it was read; stored the" in warning
+    entry = next(e for e in repo.snapshot(res.snapshot_id).tree if e["path"] == "busy.log")
+    assert entry["changed_while_read"] is True and entry["size"] > 100_000
+    assert res.stats["files"] == 2 and res.stats["warnings"] == 1
+    # What was stored is what the log held when its last read began: a prefix of it now.
+    out = tmp_path / "out"
+    repo.restore(res.snapshot_id, str(out))
+    now = busy.read_bytes()
+    assert len(now) > entry["size"] and (out / "busy.log").read_bytes() == now[:entry["size"]]
+    assert repo.verify(read_data=True).ok
+    # Once the log is quiet, the next backup reads it whole and the mark is gone.
+    again = repo.backup(str(src))
+    entry = next(e for e in repo.snapshot(again.snapshot_id).tree if e["path"] == "busy.log")
+    assert again.warnings == [] and entry["size"] == len(now) and "changed_while_read" not in entry
 
 
 def test_a_file_that_changed_once_is_read_again_and_kept(tmp_path, monkeypatch):

@@ -205,7 +205,7 @@ def test_a_damaged_chunk_leaves_out_only_the_files_that_need_it(tmp_path):
     src = tmp_path / "src"
     (src / "d").mkdir(parents=True)
     (src / "small.bin").write_bytes(os.urandom(100_000))
-    (src / "big.bin").write_bytes(os.urandom(3_000_000))           # several chunks
+    (src / "big.bin").write_bytes(os.urandom(9_000_000))           # 3 chunks at least (max 4 MiB)
     os.link(src / "big.bin", src / "d" / "big-link.bin")
     (src / "d" / "intact.txt").write_bytes(b"intact\n" * 1000)
     (src / "other.bin").write_bytes(os.urandom(2_000_000))

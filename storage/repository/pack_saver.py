@@ -1,0 +1,110 @@
+"""Packing and uploading the chunks of one backup run.
+
+``PackSaver`` is shared by the reader threads of a store step (file_saver.py): each new chunk
+is compressed on the thread that read it, appended to the open pack, and a full pack is
+committed (local disk) or uploaded on its own threads (cloud). Every landed pack is indexed
+at once, so a retry or the next run after a crash reuses it.
+"""
+
+from __future__ import annotations
+
+import threading
+from concurrent.futures import Future, ThreadPoolExecutor
+
+from storage.backend import sink_for
+from storage.objects import Codec, IndexWriter, PackWriter, pack_name
+
+
+class PackSaver:
+    """The packing half of a store step (restic's blobSaver): known chunks, the open pack,
+    uploads in flight, and the counts of what was added. Called from every reader thread.
+
+    On a backend that takes streamed objects (local disk), blobs are written to the open pack's
+    temporary object as they are added and a full pack is committed by the thread that filled
+    it; otherwise a full pack is joined in memory and uploaded on ``connections`` threads.
+    """
+
+    def __init__(self, repo, run: str, chain: str, known: set[str], connections: int):
+        self.repo = repo
+        self.backend = repo.backend
+        self.codec = Codec(repo.config.compression_level)
+        self.pack_size = repo.config.pack_size
+        self.known = known
+        self.lock = threading.Lock()
+        self.run = run
+        self.open_sink = sink_for(repo.backend)
+        self.writer: PackWriter | None = self._new_writer()
+        self.index_writer = IndexWriter(repo.backend, run, chain)
+        self.uploads = ThreadPoolExecutor(connections, thread_name_prefix="bf-upload")
+        # Each pack in flight holds pack_size bytes; this bound is most of the backup's memory.
+        self.in_flight = threading.Semaphore(connections)
+        self.futures: list[Future] = []
+        self.packs: list[str] = []
+        self.new_chunks = 0
+        self.new_raw = 0
+        self.new_stored = 0
+        self.broken = False
+
+    def _new_writer(self) -> PackWriter:
+        return PackWriter(self.run, self.open_sink() if self.open_sink else None)
+
+    def add(self, cid: str, data) -> None:
+        with self.lock:
+            if cid in self.known:
+                return
+            self.known.add(cid)
+        stored, flags = self.codec.encode(data)
+        with self.lock:
+            try:
+                self.writer.add(cid, stored, len(data), flags)
+            except BaseException:
+                self.broken = True  # the open pack lost a write: drop it, never ship it
+                raise
+            self.new_chunks += 1
+            self.new_raw += len(data)
+            if len(self.writer) < self.pack_size:
+                return
+            full, self.writer = self.writer, self._new_writer()
+        self._ship(full)
+
+    def _ship(self, writer: PackWriter) -> None:
+        if self.open_sink:
+            pack_id, _, blobs = writer.finish()  # written already; this commits it
+            with self.lock:
+                self.new_stored += len(writer)
+            self._indexed(pack_id, blobs)
+            return
+        self.in_flight.acquire()
+        pack_id, data, blobs = writer.finish()
+        with self.lock:
+            self.new_stored += len(data)
+        self.futures.append(self.uploads.submit(self._upload, pack_id, data, blobs))
+
+    def _upload(self, pack_id: str, data: bytes, blobs: list[list]) -> None:
+        try:
+            self.backend.save(pack_name(pack_id), data)
+            self._indexed(pack_id, blobs)
+        finally:
+            self.in_flight.release()
+
+    def _indexed(self, pack_id: str, blobs: list[list]) -> None:
+        self.repo.index.add_pack(pack_id, self.index_writer.run, blobs)
+        self.index_writer.add(pack_id, blobs)
+        with self.lock:
+            self.packs.append(pack_id)
+
+    def finish(self) -> None:
+        """Ship the last pack, wait for every upload, write the remaining index entries."""
+        try:
+            if self.writer.count and not self.broken:
+                last, self.writer = self.writer, None
+                self._ship(last)
+            for f in self.futures:
+                f.result()
+        finally:
+            if self.writer is not None:
+                self.writer.abort()  # empty, or left unfinished by a failure
+                self.writer = None
+            self.uploads.shutdown(wait=True)
+            # Whatever landed is indexed even when the step fails, so a retry reuses it.
+            self.index_writer.flush()

@@ -1,0 +1,33 @@
+"""File names in trees: bytes on POSIX, carried as ``str`` the way Python's ``os`` does.
+
+A name that is not valid UTF-8 (``bad\\xff``) is decoded with ``surrogateescape`` by
+``os.scandir`` and ``os.fsdecode``, so each undecodable byte becomes one lone surrogate
+(``\\udcff``); ``os.fsencode`` and every ``os`` call turn it back into the same byte. Trees keep
+such names as JSON ``\\udcXX`` escapes (docs/FORMAT.md), which ``json.loads`` reads back into
+the same ``str``: readers need do nothing special to restore, list or compare them.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+
+def shown(name: str) -> str:
+    """``name`` for people, logs and JSON reports: an undecodable byte shows as ``\\xff``."""
+    try:
+        name.encode("utf-8")
+        return name
+    except UnicodeEncodeError:
+        return name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
+def dump_json(doc: Any) -> bytes:
+    """Compact, key-sorted JSON as UTF-8. When a string holds an undecodable name, the whole
+    document is written ASCII-only, so the name is a ``\\udcXX`` escape (valid JSON, valid
+    UTF-8) rather than bytes no UTF-8 reader accepts."""
+    text = json.dumps(doc, separators=(",", ":"), sort_keys=True, ensure_ascii=False)
+    try:
+        return text.encode()
+    except UnicodeEncodeError:
+        return json.dumps(doc, separators=(",", ":"), sort_keys=True).encode()
