@@ -12,7 +12,8 @@ second, and the CLI's read-only commands, which live in this package, must answe
 from importlib import import_module
 
 _FLOWS = {"backup_flow": "flows.backup", "restore_flow": "flows.restore", "verify_flow": "flows.verify",
-          "forget_flow": "flows.forget", "prune_flow": "flows.forget"}
+          "forget_flow": "flows.forget", "prune_flow": "flows.forget",
+          "repair_index_flow": "flows.repair", "repair_snapshots_flow": "flows.repair"}
 
 
 def __getattr__(name: str):

@@ -6,9 +6,9 @@ Everything above storage/ uses the names exported here and from storage.errors.
 """
 
 from storage.repository import (
-    BackupPlan, BackupResult, BackupSummary, ForgetPlan, PruneReport, Repository, RestorePlan, RestoreResult,
-    StoreResult, VerifyReport, summarize,
+    BackupPlan, BackupResult, BackupSummary, ForgetPlan, IndexRepair, PruneReport, Repository, RestorePlan,
+    RestoreResult, SnapshotRepairPlan, StoreResult, VerifyReport, summarize,
 )
 
-__all__ = ["BackupPlan", "BackupResult", "BackupSummary", "ForgetPlan", "PruneReport", "Repository", "RestorePlan",
-           "RestoreResult", "StoreResult", "VerifyReport", "summarize"]
+__all__ = ["BackupPlan", "BackupResult", "BackupSummary", "ForgetPlan", "IndexRepair", "PruneReport", "Repository",
+           "RestorePlan", "RestoreResult", "SnapshotRepairPlan", "StoreResult", "VerifyReport", "summarize"]

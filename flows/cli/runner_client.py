@@ -27,7 +27,7 @@ from typing import Any
 
 from flows.cli import runner_protocol as wire
 
-FLOW_COMMANDS = frozenset({"backup", "restore", "verify", "forget", "prune"})
+FLOW_COMMANDS = frozenset({"backup", "restore", "verify", "forget", "prune", "repair"})
 NO_RUNNER_FLAG = "--no-runner"
 START_TIMEOUT = 180.0  # the first start imports Prefect and may start a Prefect server
 GONE_EXIT_CODE = 9  # TransientError's code: running the command again is the remedy

@@ -4,6 +4,7 @@ verify, export and read-only queries over the lower layers (snapshots, objects, 
 Vocabulary: *run* — one backup attempt, identified by a random id, holding a lock while it
 lives; *plan* — the plain-data description of a run; *adopt* — a run claiming the unclaimed
 packs of a dead run instead of uploading them again.
+*repair* — rebuild the index from pack headers, or rewrite snapshots without what is lost;
 *forget* — delete snapshot manifests (never one a remaining snapshot needs); *prune* — delete
 the packs no remaining snapshot and no live run needs, under an exclusive prune lock.
 Invariant: write order is packs, then index, then the snapshot manifest, so every state of
@@ -14,9 +15,10 @@ from storage.repository.backup import BackupPlan, StoreResult
 from storage.repository.backup_report import BackupSummary, summarize
 from storage.repository.forget import ForgetPlan
 from storage.repository.prune import PruneReport
+from storage.repository.repair import IndexRepair, SnapshotRepairPlan
 from storage.repository.repository import BackupResult, Repository
 from storage.repository.restore import RestorePlan, RestoreResult
 from storage.repository.verify import VerifyReport
 
-__all__ = ["BackupPlan", "BackupResult", "BackupSummary", "ForgetPlan", "PruneReport", "Repository", "RestorePlan",
-           "RestoreResult", "StoreResult", "VerifyReport", "summarize"]
+__all__ = ["BackupPlan", "BackupResult", "BackupSummary", "ForgetPlan", "IndexRepair", "PruneReport", "Repository",
+           "RestorePlan", "RestoreResult", "SnapshotRepairPlan", "StoreResult", "VerifyReport", "summarize"]

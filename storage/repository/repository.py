@@ -16,6 +16,8 @@ from storage.repository.forget import ForgetPlan, forget, plan_forget
 from storage.repository.format import CONFIG_NAME, RepoConfig
 from storage.repository.prune import PruneReport, prune
 from storage.repository.query import diff_snapshots, list_entries, repository_stats
+from storage.repository.repair import (IndexRepair, SnapshotRepairPlan, plan_repair_snapshots, repair_index,
+                                       repair_snapshots)
 from storage.repository.restore import ChunkLocator, RestorePlan, RestoreResult, plan_restore, restore_snapshot, select_entries
 from storage.repository.verify import VerifyReport, verify_repository
 from storage.snapshots import ScanResult, Snapshot, SnapshotStore
@@ -192,3 +194,13 @@ class Repository:
 
     def prune(self, dry_run: bool = False) -> PruneReport:
         return prune(self, dry_run)
+
+    # --- repairing -------------------------------------------------------------------------
+    def repair_index(self) -> IndexRepair:
+        return repair_index(self)
+
+    def plan_repair_snapshots(self, read_data: bool = False) -> SnapshotRepairPlan:
+        return plan_repair_snapshots(self, read_data)
+
+    def repair_snapshots(self, plan: SnapshotRepairPlan) -> dict[str, Any]:
+        return repair_snapshots(self, plan)

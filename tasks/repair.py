@@ -1,0 +1,35 @@
+"""Repair tasks: rebuild the index from pack headers; plan and carry out a snapshot repair.
+
+Retried only on transient storage errors (tasks/retry.py). Each step is safe to repeat:
+``repair_index`` writes hash-named index objects (the same entries give the same name) and
+ignores objects already gone; ``repair_snapshots`` skips manifests already replaced or removed.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+
+from storage import SnapshotRepairPlan
+from tasks.repo_access import open_repo
+from tasks.retry import RETRIES, RETRY_DELAYS, retry_transient
+
+_TASK = dict(retries=RETRIES, retry_delay_seconds=RETRY_DELAYS, retry_condition_fn=retry_transient, cache_policy=NO_CACHE)
+
+
+@task(name="repair_index", **_TASK)
+def repair_index(repo: str, options: dict[str, Any]) -> dict[str, Any]:
+    return open_repo(repo, options).repair_index().to_dict()
+
+
+@task(name="plan_repair_snapshots", **_TASK)
+def plan_repair_snapshots(repo: str, options: dict[str, Any], read_data: bool) -> dict[str, Any]:
+    return open_repo(repo, options).plan_repair_snapshots(read_data).to_dict()
+
+
+@task(name="repair_snapshots", **_TASK)
+def repair_snapshots(repo: str, options: dict[str, Any], plan: dict[str, Any]) -> dict[str, Any]:
+    fields = {k: plan[k] for k in ("rewrite", "remove", "remaining", "read_data")}
+    return open_repo(repo, options).repair_snapshots(SnapshotRepairPlan(**fields))

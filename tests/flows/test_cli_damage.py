@@ -1,0 +1,80 @@
+"""Damage through the CLI against the test Prefect server: a damaged manifest is skipped and
+named, prune refuses in one sentence, `repair index` and `repair snapshots` (after approval)
+heal the repository, and a damaged config is called damaged."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+
+from storage import Repository
+from storage.audit import AuditLog
+from tests.flows.cli_process import cli_env, run, start, wait_for_approval
+from tests.storage.test_damage_locality import flip_byte
+
+pytestmark = pytest.mark.prefect
+
+
+@pytest.fixture
+def setup(prefect_server, tmp_path):
+    repo_dir = tmp_path / "repo"
+    repo = Repository.init(str(repo_dir))
+    ids = {}
+    for name in ("one", "two"):
+        src = tmp_path / name
+        src.mkdir()
+        (src / f"{name}.bin").write_bytes(os.urandom(100_000))
+        ids[name] = repo.backup(str(src)).snapshot_id
+    cfg = tmp_path / "config.toml"
+    cfg.write_text("[guardian]\ntimeout_seconds = 60\n")
+    work = tmp_path / "cwd"
+    work.mkdir()
+    env = cli_env(prefect_server, tmp_path, BACKUPFLOW_REPO=str(repo_dir), BACKUPFLOW_CONFIG=str(cfg))
+    return env, work, repo_dir, ids, AuditLog(tmp_path / "audit")
+
+
+def test_damaged_manifest_is_skipped_named_and_repaired_after_approval(setup, tmp_path):
+    env, work, repo_dir, ids, audit = setup
+    flip_byte(repo_dir / "snapshots" / ids["two"])
+    listing = run(["snapshots", "--json"], env, work)
+    assert [s["id"] for s in listing.json()["snapshots"]] == [ids["one"]]
+    assert f"skipped snapshot {ids['two'][:8]}" in listing.stderr and "Traceback" not in listing.stderr
+    assert ids["two"] in run(["stats", "--json"], env, work).json()["damaged_snapshots"]
+    line = run(["prune"], env, work).one_sentence_error()
+    assert "Cannot prune" in line and ids["two"][:8] in line and "deleted nothing" in line
+
+    proc = start(["repair", "snapshots"], env, work)
+    run_id, _ = wait_for_approval(proc, "repair snapshots")
+    assert (repo_dir / "snapshots" / ids["two"]).exists()          # nothing goes before someone approves
+    assert run(["approve", run_id, "--as", "bob", "--reason", "damaged"], env, work).returncode == 0
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err
+    assert f"removed 1 unreadable snapshot(s) ({ids['two'][:8]})" in out
+    assert not (repo_dir / "snapshots" / ids["two"]).exists()
+    assert run(["verify", "--json"], env, work).json()["ok"]
+    done = [e for e in audit.get_events(event_type="repair.completed")]
+    assert done and done[-1]["details"]["removed"] == [ids["two"]]
+
+
+def test_damaged_index_object_then_repair_index(setup, tmp_path):
+    env, work, repo_dir, ids, audit = setup
+    flip_byte(sorted((repo_dir / "index").iterdir())[0])
+    restored = run(["restore", ids["one"], str(tmp_path / "out"), "--json"], env, work)
+    assert restored.json()["files"] == 1                             # readers go on
+    verify = run(["verify", "--json"], env, work)
+    assert verify.returncode == 6 and "repair index" in verify.stdout
+    fixed = run(["repair", "index"], env, work).ok()
+    assert "removed 1 index object(s)" in fixed.stdout
+    assert run(["verify", "--read-data", "--json"], env, work).json()["ok"]
+
+
+def test_damaged_config_is_called_damaged(setup):
+    env, work, repo_dir, ids, audit = setup
+    doc = json.loads((repo_dir / "config").read_text())
+    doc["chunker"]["seed"] ^= 4
+    os.chmod(repo_dir / "config", 0o644)
+    (repo_dir / "config").write_text(json.dumps(doc))
+    line = run(["snapshots"], env, work).one_sentence_error()
+    assert "repository config" in line and "damaged" in line and "not a backupflow repository" not in line
