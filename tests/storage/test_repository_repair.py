@@ -8,7 +8,7 @@ import os
 
 from storage import Repository
 from storage.objects import pack_name
-from tests.storage.test_damage_locality import flip_byte, two_sources  # noqa: F401,F811 (fixture)
+from tests.storage.test_damage_locality import flip_byte
 
 
 def test_repair_index_after_a_flipped_index_object(two_sources, tmp_path):
