@@ -88,14 +88,15 @@ def plan_backup(repo, source: str, type: str | None = None, excludes=(), tags=()
     if type is None:
         type = "incremental" if last_full else "full"
     if type != "full" and last_full is None:
-        raise InvalidInput(f"There is no full backup of {src} to base a {type} backup on; run one with --type full first.")
+        raise InvalidInput(f"There is no full backup of {src} to base a {type} backup on; "
+                           "run one with --type full first.")
     run = uuid.uuid4().hex
     plan = BackupPlan(
         run=run, type=type, chain=run, source=src, host=host, author=author or getpass.getuser(),
         started=datetime.now(timezone.utc).isoformat(), excludes=list(excludes), tags=list(tags),
         description=description,
     )
-    if type != "full":
+    if last_full is not None and type != "full":
         chain = [s for s in mine if s.chain == last_full.chain]
         plan.chain = last_full.chain
         plan.base_full = last_full.id
@@ -166,7 +167,7 @@ def scan_for_plan(repo, plan: BackupPlan) -> ScanResult:
         chain = [s for s in repo.snapshots.all() if s.chain == plan.chain and _same_source(s, plan.source, plan.host)]
         tree = _tree_or_none(repo, chain[-1].id, warnings) if chain else None
         previous = {e["path"]: e for e in tree or () if e.get("type") == "file"}
-        if plan.type == "differential" and tree is not None and chain[-1].id != plan.base_full:
+        if plan.type == "differential" and plan.base_full and tree is not None and chain[-1].id != plan.base_full:
             base = _tree_or_none(repo, plan.base_full, warnings) or []
             base_chunks = {c for e in base for c in e.get("chunks", ())}
             can_reuse = lambda e: all(c in base_chunks for c in e["chunks"])  # noqa: E731

@@ -25,7 +25,8 @@ import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any, BinaryIO, Callable, Iterable, Iterator
+from io import FileIO
+from typing import Any, BinaryIO, Callable, Iterable, Iterator, cast
 
 from storage.objects import Chunker, ChunkerParams
 from storage.repository.backup_report import Missing
@@ -82,8 +83,9 @@ class FileSaver:
             raise self._failed[0]
 
     def _finished(self, future: Future) -> None:
-        if future.exception() is not None and not self._failed:
-            self._failed.append(future.exception())
+        exc = future.exception()
+        if exc is not None and not self._failed:
+            self._failed.append(exc)
         assert self._slots is not None
         self._slots.release()
 
@@ -142,7 +144,7 @@ def read_file(path: str, chunker: Chunker, packer: PackSaver, bounded: bool = Fa
             zero = _zero_chunk(chunker.params.max_size)
             streaming = True
         else:
-            pieces = chunker.cut_file(_Bounded(f, st.st_size) if bounded else f, st.st_size)
+            pieces = chunker.cut_file(cast(BinaryIO, _Bounded(f, st.st_size)) if bounded else f, st.st_size)
             streaming = st.st_size >= chunker.window()  # else the views last the whole file
         chunks, sha, read = _store(pieces, packer, streaming, zero)
         after = os.fstat(f.fileno())
@@ -179,7 +181,7 @@ def _store(pieces: Iterator[memoryview], packer: PackSaver, streaming: bool,
 class _Bounded:
     """A file read no further than ``limit`` bytes from its current position."""
 
-    def __init__(self, f: BinaryIO, limit: int):
+    def __init__(self, f: FileIO, limit: int):
         self.f = f
         self.left = limit
 
@@ -225,13 +227,13 @@ def _next_data(fd: int, pos: int, size: int) -> int:
         raise
 
 
-def _sparse_pieces(f: BinaryIO, size: int, holes: list[tuple[int, int]], chunker: Chunker) -> Iterator[memoryview]:
+def _sparse_pieces(f: FileIO, size: int, holes: list[tuple[int, int]], chunker: Chunker) -> Iterator[memoryview]:
     pos = 0
     zero = _zero_chunk(chunker.params.max_size)[0]
     for start, end in holes + [(size, size)]:
         if start > pos:
             f.seek(pos)
-            yield from chunker.cut_stream(_Bounded(f, start - pos))
+            yield from chunker.cut_stream(cast(BinaryIO, _Bounded(f, start - pos)))
         n = end - start
         for _ in range(n // len(zero)):
             yield zero

@@ -10,9 +10,13 @@ from __future__ import annotations
 
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor
+from typing import TYPE_CHECKING
 
 from storage.backend import sink_for
 from storage.objects import Codec, IndexWriter, PackWriter, pack_name
+
+if TYPE_CHECKING:
+    from storage.repository.repository import Repository
 
 
 class PackSaver:
@@ -24,7 +28,7 @@ class PackSaver:
     it; otherwise a full pack is joined in memory and uploaded on ``connections`` threads.
     """
 
-    def __init__(self, repo, run: str, chain: str, known: set[str], connections: int):
+    def __init__(self, repo: Repository, run: str, chain: str, known: set[str], connections: int):
         self.repo = repo
         self.backend = repo.backend
         self.codec = Codec(repo.config.compression_level)
@@ -33,7 +37,7 @@ class PackSaver:
         self.lock = threading.Lock()
         self.run = run
         self.open_sink = sink_for(repo.backend)
-        self.writer: PackWriter | None = self._new_writer()
+        self.writer: PackWriter = self._new_writer()
         self.index_writer = IndexWriter(repo.backend, run, chain)
         self.uploads = ThreadPoolExecutor(connections, thread_name_prefix="bf-upload")
         # Each pack in flight holds pack_size bytes; this bound is most of the backup's memory.
@@ -76,6 +80,7 @@ class PackSaver:
             return
         self.in_flight.acquire()
         pack_id, data, blobs = writer.finish()
+        assert data is not None  # a pack without a sink is joined in memory
         with self.lock:
             self.new_stored += len(data)
         self.futures.append(self.uploads.submit(self._upload, pack_id, data, blobs))
@@ -95,16 +100,16 @@ class PackSaver:
 
     def finish(self) -> None:
         """Ship the last pack, wait for every upload, write the remaining index entries."""
+        last = self.writer
+        shipping = bool(last.count) and not self.broken
         try:
-            if self.writer.count and not self.broken:
-                last, self.writer = self.writer, None
+            if shipping:
                 self._ship(last)
             for f in self.futures:
                 f.result()
         finally:
-            if self.writer is not None:
-                self.writer.abort()  # empty, or left unfinished by a failure
-                self.writer = None
+            if not shipping:
+                last.abort()  # empty, or left unfinished by a failure
             self.uploads.shutdown(wait=True)
             # Whatever landed is indexed even when the step fails, so a retry reuses it.
             self.index_writer.flush()

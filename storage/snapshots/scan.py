@@ -79,7 +79,8 @@ def scan_workspace(
         what = "does not exist" if not os.path.lexists(root) else "is not a directory"
         raise InvalidInput(f"The source {source} {what}; give a directory to back up.")
     if not os.access(root, os.R_OK | os.X_OK):
-        raise InvalidInput(f"The source {source} cannot be read (permission denied); back it up as a user who may read it.")
+        raise InvalidInput(f"The source {source} cannot be read (permission denied); "
+                           "back it up as a user who may read it.")
     walker = _Walker(_Excludes(list(excludes)) if excludes else None)
     walker.walk(root)
     entries = sorted(walker.entries, key=lambda e: e["path"])
@@ -153,7 +154,8 @@ class _Walker:
         self.missing.append(Missing(path=shown(rel), reason=reason))
 
 
-def _plan_reads(entries: list[Entry], previous: dict[str, Entry], can_reuse: Callable[[Entry], bool] | None) -> list[int]:
+def _plan_reads(entries: list[Entry], previous: dict[str, Entry],
+                can_reuse: Callable[[Entry], bool] | None) -> list[int]:
     """Mark hard links, fill in empty and unchanged files; the indices of files to read."""
     to_read: list[int] = []
     first_link: dict[tuple[int, int], str] = {}
