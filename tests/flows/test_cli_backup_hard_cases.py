@@ -96,7 +96,9 @@ def _artifact_rows(flow_run_id: str) -> list[dict]:
 
 def test_cli_incomplete_snapshot_exits_14_and_names_what_is_missing(prefect_server, tmp_path):
     src = make_unreadable_tree(tmp_path)
-    env = cli_env(prefect_server, tmp_path)
+    # In its own process: a resident runner started earlier with every privilege would read
+    # what this command may not.
+    env = cli_env(prefect_server, tmp_path, BACKUPFLOW_RUNNER="off")
     repo = str(tmp_path / "repo")
     proc = subprocess.run([*without_read_override(), BACKUPFLOW, "backup", str(src), "-r", repo, "--json"],
                           env=env, cwd=tmp_path, capture_output=True, text=True, timeout=300)
