@@ -30,7 +30,7 @@ from storage.repository.restore_files import (
 )
 from storage.repository.restore_target import Target, target_error
 from storage.repository.restore_tree import check_path, select_entries
-from storage.snapshots import Snapshot
+from storage.snapshots import Snapshot, shown
 
 __all__ = ["ChunkLocator", "RestorePlan", "RestoreResult", "check_path", "plan_restore",
            "restore_snapshot", "select_entries"]
@@ -158,7 +158,7 @@ class LinksAndMetadata:
 
     def _hardlink(self, e: dict) -> None:
         if e["link"] in self.failed:
-            self.failed[e["path"]] = f"it is a hard link of {e['link']}, which could not be restored"
+            self.failed[e["path"]] = f"it is a hard link of {shown(e['link'])}, which could not be restored"
         elif not self.target.link(e["link"], e["path"]):
             self.copied += 1  # a target without hard links (FAT, exFAT, some SMB mounts): a copy
 
@@ -193,4 +193,5 @@ def restore_snapshot(repo, snap: Snapshot, target: str, include: list[str] | Non
     return RestoreResult(
         snapshot_id=snap.id, target=t, files=len(restored) + sum(e["path"] not in failed for e in work.hardlinks),
         bytes=sum(e["size"] for e in restored), seconds=round(time.monotonic() - started, 3),
-        hardlinks_copied=last.copied, symlinks_skipped=last.skipped_symlinks, not_restored=failed)
+        hardlinks_copied=last.copied, symlinks_skipped=[shown(p) for p in last.skipped_symlinks],
+        not_restored={shown(p): why for p, why in failed.items()})  # names readable in JSON and logs

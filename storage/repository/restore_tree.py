@@ -20,12 +20,11 @@ _INT64 = 1 << 63
 
 
 def check_path(path: str) -> None:
-    parts = path.split("/")
+    wrapped = f"/{path}/"  # an empty, "." or ".." part (or a leading "/") shows as "//", "/./", "/../"
     # A backslash is an ordinary name character on POSIX (and such files are backed up); it
     # is only a separator, and so a way out of the target, where the OS says so.
-    if (not path or path.startswith("/") or "\x00" in path
-            or ("\\" in path and "\\" in (os.sep, os.altsep))
-            or any(p in ("", ".", "..") for p in parts)):
+    if ("//" in wrapped or "/./" in wrapped or "/../" in wrapped or "\x00" in path
+            or ("\\" in path and "\\" in (os.sep, os.altsep))):
         raise PathEscape(f"The snapshot entry {path!r} would be written outside the target; restore refused.")
 
 
