@@ -31,6 +31,7 @@ from storage.repository.file_saver import FileSaver, Progress
 from storage.repository.pack_saver import PackSaver
 from storage.snapshots import ScanResult, Snapshot, scan_workspace
 from storage.snapshots.manifest import SNAPSHOT_TYPES
+from storage.snapshots.names import shown
 
 @dataclass
 class BackupPlan:
@@ -195,11 +196,28 @@ def store_files(repo, plan: BackupPlan, scan: ScanResult, progress: Progress | N
         saver.save_all(scan.entries, scan.to_read, workers or os.cpu_count() or 2)
     finally:
         packer.finish()
-    dropped = saver.dropped
-    entries = [e for i, e in enumerate(scan.entries) if i not in dropped] if dropped else scan.entries
+    entries = _without_dropped(scan.entries, saver)
     packs = sorted(set(packer.packs) | _used_orphans(repo, entries, orphans))
     stats = _stats(entries, saver, packer, recovered, time.monotonic() - started)
     return StoreResult(entries, packs, stats, scan.warnings + saver.warnings, scan.missing + saver.missing)
+
+
+def _without_dropped(entries: list[dict[str, Any]], saver: FileSaver) -> list[dict[str, Any]]:
+    """The tree without the files the saver dropped, nor the hard links to them (the restore
+    of a link to a missing entry is refused)."""
+    if not saver.dropped:
+        return entries
+    gone = {entries[i]["path"] for i in saver.dropped}
+    kept = []
+    for i, e in enumerate(entries):
+        if i in saver.dropped:
+            continue
+        if e["type"] == "hardlink" and e["link"] in gone:
+            saver.warnings.append(f"{shown(e['path'])} is a hard link to {shown(e['link'])}, which was not backed "
+                                  "up; not backed up either")
+            continue
+        kept.append(e)
+    return kept
 
 
 def _used_orphans(repo, entries: list[dict[str, Any]], orphans: set[str]) -> set[str]:

@@ -183,5 +183,7 @@ def _plan_reads(entries: list[Entry], previous: dict[str, Entry],
 
 
 def _unchanged(prev: Entry, e: Entry) -> bool:
+    """Same size, mtime, ctime and inode, and read whole last time (not ``changed_while_read``)."""
     return (prev.get("type") == "file" and prev.get("size") == e["size"] and prev.get("mtime_ns") == e["mtime_ns"]
-            and prev.get("ctime_ns") == e["ctime_ns"] and prev.get("ino") == e["ino"])
+            and prev.get("ctime_ns") == e["ctime_ns"] and prev.get("ino") == e["ino"]
+            and not prev.get("changed_while_read"))

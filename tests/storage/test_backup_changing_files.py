@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import os
 
+import pytest
+
 import storage.repository.backup as backup_mod
 from storage import Repository
 from storage.repository.pack_saver import PackSaver
@@ -32,12 +34,13 @@ def test_a_file_that_vanishes_after_the_scan_is_a_warning_not_a_failure(tmp_path
     assert (out / "stays.txt").read_text() == "kept\n" and not (out / "goes.txt").exists()
 
 
-def test_a_file_that_keeps_growing_is_stored_as_the_prefix_read_marked_and_warned(tmp_path, monkeypatch):
+@pytest.mark.parametrize("size", [100_000, 12 << 20], ids=["read-whole", "streamed"])
+def test_a_file_that_keeps_growing_is_stored_as_the_prefix_read_marked_and_warned(tmp_path, monkeypatch, size):
     src = tmp_path / "src"
     src.mkdir()
     (src / "steady.txt").write_text("steady\n")
     busy = src / "busy.log"
-    busy.write_bytes(os.urandom(100_000))
+    busy.write_bytes(os.urandom(size))
     # An active log: every time the backup hands on a chunk, the log has grown by a line, so it
     # changes under every read, as under a process appending to it.
     real_add = PackSaver.add
@@ -55,7 +58,7 @@ def test_a_file_that_keeps_growing_is_stored_as_the_prefix_read_marked_and_warne
     [warning] = res.warnings
     assert "busy.log kept changing while it was read; stored the" in warning
     entry = next(e for e in repo.snapshot(res.snapshot_id).tree if e["path"] == "busy.log")
-    assert entry["changed_while_read"] is True and entry["size"] > 100_000
+    assert entry["changed_while_read"] is True and entry["size"] > size
     assert res.stats["files"] == 2 and res.stats["warnings"] == 1
     # What was stored is what the log held when its last read began: a prefix of it now.
     out = tmp_path / "out"
@@ -91,3 +94,22 @@ def test_a_file_that_changed_once_is_read_again_and_kept(tmp_path, monkeypatch):
     out = tmp_path / "out"
     repo.restore(res.snapshot_id, str(out))
     assert (out / "once.txt").read_bytes() == b"x" * 50_000
+
+
+def test_a_hard_link_to_a_file_that_vanished_is_left_out_too_so_the_snapshot_restores(tmp_path):
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "a.txt").write_text("shared inode\n")
+    os.link(src / "a.txt", src / "b.txt")
+    (src / "c.txt").write_text("other\n")
+    repo = _repo(tmp_path)
+    plan = repo.plan_backup(str(src))
+    scan = repo.scan(plan)
+    assert [e["type"] for e in scan.entries] == ["file", "hardlink", "file"]
+    (src / "a.txt").unlink()  # the name the tree reads the data from goes
+    stored = repo.store(plan, scan)
+    snap = repo.commit(plan, stored)
+    assert [e["path"] for e in snap.tree] == ["c.txt"]
+    assert any("b.txt is a hard link to a.txt, which was not backed up" in w for w in stored.warnings)
+    repo.restore(snap.id, str(tmp_path / "out"))
+    assert (tmp_path / "out" / "c.txt").read_text() == "other\n"
