@@ -5,12 +5,15 @@ from __future__ import annotations
 import getpass
 from typing import Any
 
+from prefect.logging import get_run_logger
+
 from flows.runtime import current_flow_run_id, plain_flow
 from storage.backend import display_url
 from storage.errors import RestoreIncomplete
 from tasks.approval_gate import request_approval
 from tasks.audit_events import audited
 from tasks.restore import fetch_snapshot, plan_restore, write_files
+from tasks.verify import check_recorded_snapshots
 
 
 @plain_flow(name="restore", flow_run_name="restore {snapshot} to {target}", validate_parameters=False)
@@ -22,6 +25,9 @@ def restore_flow(snapshot: str, target: str, repo: str, include: list[str] | Non
     requester = requester or getpass.getuser()
     with audited("restore", "requested", target=target, repo=repo, user=requester,
                  details={"snapshot": snapshot, "include": include}, options=options) as trail:
+        missing = check_recorded_snapshots(repo, options) if snapshot.strip() == "latest" else []
+        for warning in missing:
+            get_run_logger().warning("%s; 'latest' is the newest snapshot still there", warning)
         plan = plan_restore(repo, options, snapshot, target, include)
         request_approval({
             "kind": "restore", "repo": display_url(repo), "snapshot": plan["snapshot"], "target": plan["target"],
@@ -35,6 +41,8 @@ def restore_flow(snapshot: str, target: str, repo: str, include: list[str] | Non
                              connections)
         result["flow_run_id"] = current_flow_run_id()
         result["overwritten"] = len(plan["overwrite"])
+        if missing:
+            result["warnings"] = [f"{w}; 'latest' is the newest snapshot still there" for w in missing]
         trail.details.update(snapshot=fetched["snapshot_id"], files=result.get("files"), bytes=result.get("bytes"),
                              overwritten=result["overwritten"],
                              not_restored=sorted(result.get("not_restored", ())))

@@ -8,6 +8,10 @@ from prefect import task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
+from storage.audit import open_audit_log
+from storage.audit.records import recorded_snapshots
+from storage.backend import display_url
+from storage.errors import BackupError
 from tasks.progress import reporter_for
 from tasks.repo_access import open_repo
 from tasks.retry import RETRIES, RETRY_DELAYS, retry_transient
@@ -18,7 +22,22 @@ from tasks.retry import RETRIES, RETRY_DELAYS, retry_transient
 def verify_repository(repo: str, options: dict[str, Any], read_data: bool) -> dict[str, Any]:
     r = open_repo(repo, options)
     progress = reporter_for("verify", len(r.index.pack_run), 0) if read_data else None
-    return r.verify(read_data, progress).to_dict()
+    return r.verify(read_data, progress, expected=audited_snapshots(repo)).to_dict()
+
+
+def audited_snapshots(repo: str) -> dict[str, str]:
+    """Snapshots of ``repo`` that the audit log says were made and not removed (empty when the
+    log cannot be read: it is a second opinion, never a reason to fail)."""
+    try:
+        return recorded_snapshots(open_audit_log(), display_url(repo))
+    except (BackupError, OSError, ValueError):
+        return {}
+
+
+def missing_recorded(repo: str, present: set[str]) -> list[str]:
+    """One sentence for each snapshot the audit log records that the repository lacks."""
+    return [f"snapshot {sid[:8]} ({what}) is recorded in the audit log but missing from the repository"
+            for sid, what in sorted(audited_snapshots(repo).items()) if sid not in present]
 
 
 @task(name="publish_verify_report", cache_policy=NO_CACHE)
@@ -29,3 +48,10 @@ def publish_verify_report(report: dict[str, Any], repo_display: str) -> None:
              f"data read: {'yes' if report['read_data'] else 'no'}"]
     lines += [f"- {p}" for p in report["problems"][:200]]
     create_markdown_artifact(key="verify-report", markdown="\n".join(lines))
+
+
+@task(name="check_recorded_snapshots", cache_policy=NO_CACHE)
+def check_recorded_snapshots(repo: str, options: dict[str, Any]) -> list[str]:
+    """Warnings for snapshots the audit log knows and the repository lacks (``restore latest``
+    would otherwise silently pick an older one)."""
+    return missing_recorded(repo, set(open_repo(repo, options).snapshots.ids()))

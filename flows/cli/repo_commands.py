@@ -162,6 +162,8 @@ def restore(snapshot: str = typer.Argument(..., help="Snapshot id, unique prefix
             shown = ", ".join(skipped[:3]) + (f" and {len(skipped) - 3} more" if len(skipped) > 3 else "")
             typer.echo(f"warning: {len(skipped)} symlink(s) not restored ({shown}): the target's file system "
                        "cannot hold symlinks; restore into another file system to get them", err=True)
+        for warning in result.get("warnings") or []:
+            typer.echo(f"warning: {warning}", err=True)
     run_guarded(go)
 
 

@@ -170,8 +170,9 @@ class Repository:
         not be restored are named in ``not_restored``; the rest is restored."""
         return restore_snapshot(self, self.snapshot(ref), target, include, progress, workers=connections or 4)
 
-    def verify(self, read_data: bool = False, progress=None) -> VerifyReport:
-        return verify_repository(self, read_data, progress)
+    def verify(self, read_data: bool = False, progress=None, expected: dict[str, str] | None = None) -> VerifyReport:
+        """``expected``: snapshot ids another record (the audit log) says exist -> a description."""
+        return verify_repository(self, read_data, progress, expected=expected)
 
     def export_tar(self, ref: str, path: str, include: list[str] | None = None) -> dict[str, Any]:
         return export_snapshot(self, self.snapshot(ref), path, include)

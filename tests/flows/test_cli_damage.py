@@ -78,3 +78,16 @@ def test_damaged_config_is_called_damaged(setup):
     (repo_dir / "config").write_text(json.dumps(doc))
     line = run(["snapshots"], env, work).one_sentence_error()
     assert "repository config" in line and "damaged" in line and "not a backupflow repository" not in line
+
+
+def test_a_deleted_newest_manifest_is_noticed_through_the_audit_log(setup, tmp_path):
+    env, work, repo_dir, ids, audit = setup
+    src = tmp_path / "one"
+    (src / "later.txt").write_text("later\n")
+    newest = run(["backup", str(src), "--json"], env, work).json()["snapshot_id"]   # recorded in the audit log
+    os.chmod(repo_dir / "snapshots" / newest, 0o644)
+    (repo_dir / "snapshots" / newest).unlink()
+    restored = run(["restore", "latest", str(tmp_path / "out")], env, work).ok()
+    assert f"warning: snapshot {newest[:8]}" in restored.stderr and "audit log" in restored.stderr
+    verify = run(["verify", "--json"], env, work)
+    assert verify.returncode == 6 and newest in verify.stdout and "audit log" in verify.stdout

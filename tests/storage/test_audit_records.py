@@ -1,0 +1,19 @@
+"""The audit log's record of which snapshots should exist (storage/audit/records.py)."""
+
+from __future__ import annotations
+
+from storage.audit import AuditLog
+from storage.audit.records import recorded_snapshots
+
+
+def test_backups_count_until_a_forget_or_repair_removes_them(tmp_path):
+    log = AuditLog(tmp_path / "audit")
+    for sid in ("a" * 64, "b" * 64, "c" * 64):
+        log.log_event("backup.completed", target="/src", details={"repo": "/repo", "snapshot": sid})
+    log.log_event("backup.completed", target="/src", details={"repo": "/other", "snapshot": "d" * 64})
+    log.log_event("delete.completed", details={"repo": "/repo", "forgotten": ["a" * 64]})
+    log.log_event("repair.completed", details={"repo": "/repo", "removed": ["b" * 64],
+                                               "replaced": {"b" * 64: "e" * 64}})
+    known = recorded_snapshots(log, "/repo")
+    assert sorted(known) == ["c" * 64, "e" * 64]
+    assert known["c" * 64].startswith("backup of /src at ")
