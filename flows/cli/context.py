@@ -9,7 +9,9 @@ from typing import Any
 
 from flows.cli.common import parse_options, resolve_repo
 from storage import Repository
-from storage.backend import refuse_option_credentials, refuse_url_credentials, scheme_of
+from storage.backend import (
+    check_option_names, check_repository_url, refuse_option_credentials, refuse_url_credentials, scheme_of,
+)
 from storage.backend.cloud_config import cloud_destination
 from storage.config import Settings, load_settings
 
@@ -26,6 +28,7 @@ def repo_context(repo: str | None, option: list[str] | None, config: str | None,
         base.update(cloud.options)
     else:
         url = resolve_repo(repo, b.repository)
+        check_repository_url(url, persistent=True)
         if scheme_of(url) == "s3":
             if b.storage_class:
                 base["storage_class"] = b.storage_class
@@ -40,6 +43,9 @@ def repo_context(repo: str | None, option: list[str] | None, config: str | None,
                                   ("download_limit", download_limit, b.download_limit)):
         if flag or (configured and key not in opts):
             opts[key] = flag or configured
+    # Before any flow run starts: a misspelt option is refused, never silently ignored. The
+    # options a Prefect Secret block holds are checked when it is read.
+    check_option_names(url, {k: v for k, v in opts.items() if k != "secret_block"})
     return url, opts, settings
 
 

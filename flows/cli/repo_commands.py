@@ -18,7 +18,7 @@ from flows.cli.common import (CONFIG_OPTION, JSON_OPTION, OPTION_OPTION, REPO_OP
 from flows.cli.context import human_bytes, load_flows, open_repository, repo_context
 from storage import Repository
 from storage.backend import display_url, ensure_container
-from storage.errors import IncompleteSnapshot, RestoreIncomplete
+from storage.errors import IncompleteSnapshot, InvalidConfig, RestoreIncomplete
 from storage.snapshots import shown
 
 
@@ -30,6 +30,8 @@ def init(repo: Optional[str] = REPO_OPTION, option: Optional[List[str]] = OPTION
     def go():
         url, opts, settings = repo_context(repo, option, config)
         level = settings.backup.compression_level if compression is None else compression
+        if not 0 <= level <= 22:
+            raise InvalidConfig(f"--compression {level} is not a zstd level; give 1-22, or 0 for none.")
         ensure_container(url, opts)
         r = Repository.init(url, opts, compression_level=level, pack_size_mib=settings.backup.pack_size_mib)
         out = {"repository": display_url(url), "id": r.config.id, "version": r.config.version,

@@ -9,9 +9,12 @@ from storage.backend.base import Backend, ObjectInfo, Sink, display_url, innermo
 from storage.backend.credentials import (
     is_secret_name, redact_options, refuse_option_credentials, refuse_url_credentials, split_secret_options,
 )
-from storage.backend.factory import ensure_container, open_backend, scheme_of
+from storage.backend.factory import (
+    check_option_names, check_repository_url, ensure_container, open_backend, scheme_of,
+)
 from storage.backend.memory import MemoryBackend
 
 __all__ = ["Backend", "ObjectInfo", "MemoryBackend", "Sink", "display_url", "innermost", "sink_for",
            "ensure_container", "open_backend", "scheme_of", "is_secret_name", "redact_options",
-           "refuse_option_credentials", "refuse_url_credentials", "split_secret_options"]
+           "refuse_option_credentials", "refuse_url_credentials", "split_secret_options",
+           "check_option_names", "check_repository_url"]

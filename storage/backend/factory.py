@@ -5,15 +5,18 @@ Wrappers are composed here and only here, so every caller gets the same stack.
 
 from __future__ import annotations
 
+import difflib
 import importlib
+import inspect
 import os
 from typing import Any, Callable
 from urllib.parse import urlsplit
 
-from storage.backend.base import Backend
+import fsspec
+
+from storage.backend.base import Backend, display_url
 from storage.backend.credentials import refuse_option_credentials, refuse_url_credentials
 from storage.backend.faulty import FaultyBackend
-from storage.backend.fsspec_backend import FsspecBackend
 from storage.backend.limiter import LimitedBackend, parse_rate
 from storage.backend.local import LocalBackend
 from storage.backend.memory import MemoryBackend
@@ -29,6 +32,14 @@ PROVIDER_MODULES = {
     "az": "storage.backend.azure", "abfs": "storage.backend.azure", "abfss": "storage.backend.azure",
     "gs": "storage.backend.gcs", "gcs": "storage.backend.gcs",
 }
+# Options a cloud module takes itself, beyond its fsspec filesystem's (registered by the module).
+PROVIDER_OPTIONS: dict[str, frozenset[str]] = {}
+# Every fsspec filesystem takes these (instance and listings caches).
+FSSPEC_COMMON_OPTIONS = frozenset({"skip_instance_cache", "use_listings_cache", "listings_expiry_time", "max_paths"})
+# A repository lives on local disk or one of the clouds; memory:// lives only as long as the
+# process that opened it (engine tests, Python callers), so a command must refuse it: it would
+# report a snapshot saved that is gone when the command ends.
+PERSISTENT_SCHEMES = frozenset({"file", *PROVIDER_MODULES})
 
 _MEMORY: dict[str, MemoryBackend] = {}
 
@@ -50,14 +61,64 @@ def _open_raw(url: str, options: dict[str, Any]) -> Backend:
         path = url[len("file://"):] if url.startswith("file://") else url
         path = os.path.abspath(os.path.expanduser(path))
         return LocalBackend.from_url(path, options)
+    _load_provider(scheme)
+    return PROVIDERS[scheme](url, options)
+
+
+def _load_provider(scheme: str) -> None:
     if scheme in PROVIDER_MODULES and scheme not in PROVIDERS:
         importlib.import_module(PROVIDER_MODULES[scheme])
-    if scheme in PROVIDERS:
-        return PROVIDERS[scheme](url, options)
-    try:
-        return FsspecBackend.from_url(url, options)
-    except (ImportError, ValueError) as exc:
-        raise InvalidConfig(f"The repository URL {url!r} uses a scheme backupflow cannot open ({exc}).") from exc
+
+
+def check_repository_url(url: str, persistent: bool = False) -> str:
+    """The scheme of ``url`` if a repository can live there, else InvalidConfig in one sentence.
+
+    Other fsspec schemes (ftp, http, sftp...) are refused before anything connects: none of
+    them gives the write-once, exclusive-create objects the format relies on. ``persistent``
+    (the CLI, deployments) also refuses memory://, which ends with the process."""
+    scheme = scheme_of(url)
+    if scheme in PERSISTENT_SCHEMES or (scheme == "memory" and not persistent):
+        return scheme
+    where = display_url(url)
+    if scheme == "memory":
+        raise InvalidConfig(f"{where} keeps the repository in this process's memory, so nothing would outlive the "
+                            "command; use a local path, s3://, az:// or gs://.")
+    hint = (" (for an S3-compatible server at that address, use s3://BUCKET/PATH with --option endpoint_url=...)"
+            if scheme in ("http", "https") else "")
+    raise InvalidConfig(f"backupflow cannot keep a repository at {where}: {scheme}:// is not supported; use a "
+                        f"local path, s3://, az://, abfs:// or gs://{hint}.")
+
+
+def _filesystem_options(scheme: str) -> set[str]:
+    """The keyword names the scheme's fsspec filesystem declares (walking up while an
+    ``__init__`` passes ``**kwargs`` on), so a misspelt option is caught rather than ignored."""
+    if scheme == "memory":
+        return set()
+    names: set[str] = set()
+    for cls in fsspec.get_filesystem_class(scheme).__mro__:
+        init = cls.__dict__.get("__init__")
+        if init is None:
+            continue
+        params = inspect.signature(init).parameters.values()
+        names |= {p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)} - {"self"}
+        if not any(p.kind is p.VAR_KEYWORD for p in params):
+            break
+    return names | FSSPEC_COMMON_OPTIONS
+
+
+def check_option_names(url: str, options: dict[str, Any]) -> None:
+    """InvalidConfig naming every option the repository's backend does not know."""
+    scheme = check_repository_url(url)
+    _load_provider(scheme)
+    known = set(WRAPPER_OPTIONS) | PROVIDER_OPTIONS.get(scheme, frozenset()) | _filesystem_options(scheme)
+    unknown = sorted(k for k in options if k not in known)
+    if not unknown:
+        return
+    close = difflib.get_close_matches(unknown[0], sorted(known), n=1)
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    names = ", ".join(repr(k) for k in unknown)
+    raise InvalidConfig(f"Unknown option {names} for {display_url(url)}{hint}; backupflow does not ignore options it "
+                        "does not know: fix or remove it (--option, or [backup] options in the config).")
 
 
 # Options that configure backupflow's wrappers rather than the filesystem. They may arrive
@@ -71,6 +132,7 @@ def _open_configured(url: str, options: dict[str, Any] | None) -> tuple[Backend,
     refuse_url_credentials(url)
     refuse_option_credentials(options)
     options, ours = _split_options(options)
+    check_option_names(url, options)
     backend = _open_raw(url, options)
     if "first_contact_seconds" in ours and hasattr(backend, "first_contact_seconds"):
         backend.first_contact_seconds = ours["first_contact_seconds"]

@@ -14,7 +14,7 @@ from typing import Any
 
 from storage.backend import s3_extras
 from storage.backend.base import display_url
-from storage.backend.factory import PROVIDERS
+from storage.backend.factory import PROVIDER_OPTIONS, PROVIDERS
 from storage.backend.object_store import ObjectStoreBackend, cause_chain, classify_status, is_network_failure, open_filesystem
 from storage.errors import BackupError, NotFound, PermanentError, TransientError
 
@@ -105,3 +105,4 @@ def open_s3(url: str, options: dict[str, Any]) -> S3Backend:
 
 
 PROVIDERS["s3"] = open_s3
+PROVIDER_OPTIONS["s3"] = frozenset({"storage_class", "object_lock_days", "object_lock_mode", "region"})

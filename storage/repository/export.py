@@ -6,12 +6,13 @@ checked; nothing is staged on disk.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import io
 import os
 import tarfile
 
-from storage.errors import IntegrityError, InvalidInput
+from storage.errors import BackupError, IntegrityError, InvalidInput, PermanentError
 from storage.objects import Codec, pack_name
 from storage.repository.restore import ChunkLocator, select_entries
 from storage.snapshots import Snapshot
@@ -46,21 +47,46 @@ def export_snapshot(repo, snap: Snapshot, out_path: str, include: list[str] | No
     out = os.path.abspath(os.path.expanduser(out_path))
     if os.path.isdir(out):
         raise InvalidInput(f"{out_path} is a folder; give a file name ending in .tar.gz.")
+    _check_folder(out, out_path)
     entries = select_entries(snap, include)
     locator = ChunkLocator(repo, snap)
     codec = Codec(repo.config.compression_level)
     tmp = out + ".part"
     try:
         files = _write_tar(repo, snap, entries, locator, codec, tmp)
-    except BaseException:
+        os.replace(tmp, out)
+    except BaseException as exc:
         # A damaged chunk or a full disk must not leave half an archive behind.
         try:
             os.remove(tmp)
-        except FileNotFoundError:
+        except OSError:
             pass
+        if isinstance(exc, OSError) and not isinstance(exc, BackupError):
+            raise _write_error(exc, out_path) from exc
         raise
-    os.replace(tmp, out)
     return {"snapshot_id": snap.id, "file": out, "files": files, "bytes": os.path.getsize(out)}
+
+
+def _check_folder(out: str, out_path: str) -> None:
+    """InvalidInput when the archive's folder is missing or is a file, before any work."""
+    folder = os.path.dirname(out)
+    if os.path.isdir(folder):
+        return
+    existing = folder
+    while not os.path.lexists(existing):
+        existing = os.path.dirname(existing)
+    if os.path.isdir(existing):
+        raise InvalidInput(f"The folder {folder} for {out_path} does not exist; create it or give another path.")
+    raise InvalidInput(f"{existing} is a file, not a folder, so {out_path} cannot be written; give another path.")
+
+
+def _write_error(exc: OSError, out_path: str) -> BackupError:
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return PermanentError(f"No space is left on the device holding {out_path}, so nothing was written "
+                              "there; free some space or export to another disk.")
+    if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return PermanentError(f"{out_path} cannot be written ({exc.strerror}); export to a folder you can write.")
+    return PermanentError(f"Writing {out_path} failed ({exc.strerror or exc}); nothing was written there.")
 
 
 def _write_tar(repo, snap: Snapshot, entries: list[dict], locator: ChunkLocator, codec: Codec, tmp: str) -> int:

@@ -13,7 +13,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
-from storage.errors import IntegrityError, NotARepository
+from storage.errors import IntegrityError, InvalidConfig, NotARepository
 from storage.objects.chunker import ChunkerParams
 
 FORMAT_NAME = "backupflow-repository"
@@ -51,6 +51,10 @@ class RepoConfig:
 
     @classmethod
     def new(cls, compression_level: int = 3, pack_size_mib: int = 16) -> "RepoConfig":
+        # Checked here, at the only place a level is written: one out of zstd's range would
+        # be accepted now and make every later backup fail.
+        if not 0 <= compression_level <= 22:
+            raise InvalidConfig(f"Compression level {compression_level} is not a zstd level; give 1-22, or 0 for none.")
         return cls(
             id=uuid.uuid4().hex,
             created=datetime.now(timezone.utc).isoformat(),
