@@ -19,8 +19,10 @@ from tests.flows.cli_process import cli_env, run
 
 @pytest.fixture
 def env(tmp_path):
-    """No Prefect server: every case here must be refused before a flow run would start."""
+    """No Prefect server and no runner (which would start a local one): every case here must be
+    refused before a flow run would start."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("BACKUPFLOW_", "PREFECT_API"))}
+    env["BACKUPFLOW_RUNNER"] = "off"
     env["BACKUPFLOW_AUDIT_PATH"] = str(tmp_path / "audit")
     return env
 
