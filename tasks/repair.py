@@ -16,7 +16,8 @@ from storage import SnapshotRepairPlan
 from tasks.repo_access import open_repo
 from tasks.retry import RETRIES, RETRY_DELAYS, retry_transient
 
-_TASK = dict(retries=RETRIES, retry_delay_seconds=RETRY_DELAYS, retry_condition_fn=retry_transient, cache_policy=NO_CACHE)
+_TASK = dict(retries=RETRIES, retry_delay_seconds=RETRY_DELAYS, retry_condition_fn=retry_transient,
+             cache_policy=NO_CACHE)
 
 
 @task(name="repair_index", **_TASK)

@@ -37,7 +37,8 @@ def repair_index(repo: Optional[str] = REPO_OPTION, option: Optional[List[str]] 
 
 
 @repair_app.command("snapshots")
-def repair_snapshots(read_data: bool = typer.Option(False, "--read-data", help="Also read every pack to find damaged chunks."),
+def repair_snapshots(read_data: bool = typer.Option(False, "--read-data",
+                                                    help="Also read every pack to find damaged chunks."),
                      dry_run: bool = typer.Option(False, "--dry-run", help="Show what would change; change nothing."),
                      repo: Optional[str] = REPO_OPTION, option: Optional[List[str]] = OPTION_OPTION,
                      json_out: bool = JSON_OPTION, config: Optional[str] = CONFIG_OPTION):

@@ -86,7 +86,7 @@ class Index:
 
         with ThreadPoolExecutor(threads) as pool:
             docs = list(pool.map(fetch, names))
-        for name, doc in zip(names, docs):
+        for name, doc in zip(names, docs, strict=True):
             if doc is None:
                 continue
             idx.index_names.append(name)

@@ -78,7 +78,8 @@ class RepoConfig:
         doc = _parse(data, where)
         if doc["version"] > FORMAT_VERSION:
             raise NotARepository(
-                f"{where} uses repository format {doc['version']}; this backupflow reads up to {FORMAT_VERSION}. Upgrade backupflow."
+                f"{where} uses repository format {doc['version']}; this backupflow reads up to {FORMAT_VERSION}. "
+                "Upgrade backupflow."
             )
         if doc.get("encryption"):
             raise NotARepository(f"{where} is encrypted, which this version of backupflow cannot open yet.")

@@ -181,7 +181,8 @@ def repair_snapshots(repo, plan: SnapshotRepairPlan) -> dict[str, Any]:
         except NotFound:
             continue  # forgotten while the repair waited for approval
         tree = _without(old.tree or [], set(lost))
-        stats = {**old.stats, "files": sum(1 for e in tree if e.get("type") == "file"), "repaired_lost_files": len(lost)}
+        files = sum(1 for e in tree if e.get("type") == "file")
+        stats = {**old.stats, "files": files, "repaired_lost_files": len(lost)}
         new = replace(old, tree=tree, id="", stats=stats, tags=sorted(set(old.tags) | {"repaired"}),
                       description=(old.description + f" (repaired: {len(lost)} file(s) lost)").strip())
         replaced[sid] = repo.snapshots.save(new)

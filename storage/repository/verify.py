@@ -156,7 +156,8 @@ class _Verifier:
         for p in self.index.pack_run:
             if p not in self.existing:
                 self.problem(f"pack {p[:12]} is indexed but missing from the repository (`backupflow repair "
-                             "snapshots` drops what is lost, `backupflow repair index` the index entries)", pack_name(p))
+                             "snapshots` drops what is lost, `backupflow repair index` the index entries)",
+                             pack_name(p))
                 self.bad_packs.add(p)
             elif self.existing[p] < self.index.pack_size(p) + 12:
                 self.problem(f"pack {p[:12]} is shorter than the blobs the index places in it (truncated)",

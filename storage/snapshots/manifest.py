@@ -17,9 +17,11 @@ from storage.snapshots.names import dump_json
 SNAPSHOT_TYPES = ("full", "incremental", "differential")
 OBJECT_ID = re.compile(r"[0-9a-f]{64}")
 # Manifest keys a reader relies on, with the JSON types they must have (docs/FORMAT.md).
-_REQUIRED = {"type": str, "run": str, "chain": str, "time": str, "host": str, "source": str, "tree_id": str}
-_OPTIONAL = {"parent": (str, type(None)), "base_full": (str, type(None)), "tags": list, "description": str,
-             "author": str, "stats": dict, "packs": list}
+_REQUIRED: dict[str, type] = {"type": str, "run": str, "chain": str, "time": str, "host": str, "source": str,
+                              "tree_id": str}
+_OPTIONAL: dict[str, type | tuple[type, ...]] = {
+    "parent": (str, type(None)), "base_full": (str, type(None)), "tags": list, "description": str,
+    "author": str, "stats": dict, "packs": list}
 
 
 def _check_manifest(doc: Any) -> str | None:
@@ -126,7 +128,8 @@ class SnapshotStore:
         self.strays: list[str] = []
 
     def ids(self) -> list[str]:
-        ids, strays = [], []
+        ids: list[str] = []
+        strays: list[str] = []
         for o in self.backend.list("snapshots/"):
             name = o.name.rsplit("/", 1)[-1]
             (ids if OBJECT_ID.fullmatch(name) else strays).append(name)
@@ -137,7 +140,8 @@ class SnapshotStore:
         """The manifest without its tree (cached: manifests are small and never change)."""
         snap = self._cache.get(sid)
         if snap is None:
-            snap = Snapshot.from_bytes(_load_verified(self.backend, snapshot_name(sid), sid, f"snapshot {sid[:8]}"), sid)
+            data = _load_verified(self.backend, snapshot_name(sid), sid, f"snapshot {sid[:8]}")
+            snap = Snapshot.from_bytes(data, sid)
             self._cache[sid] = snap
         return snap
 
