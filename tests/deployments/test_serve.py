@@ -6,6 +6,7 @@ import importlib
 import inspect
 from pathlib import Path
 
+import pytest
 import yaml
 
 from deployments.serve import build
@@ -19,7 +20,13 @@ def test_serve_builds_the_backup_verify_and_prune_schedules(tmp_path):
     assert deps["scheduled-backup"].parameters == {"source": str(tmp_path), "repo": "/srv/repo"}
     assert deps["weekly-verify"].parameters == {"repo": "/srv/repo", "read_data": True}
     crons = {name: d.schedules[0].schedule.cron for name, d in deps.items()}
-    assert crons == {"scheduled-backup": "0 2 * * *", "weekly-verify": "0 4 * * 0", "weekly-prune": "0 4 * * 0"}
+    # verify and prune never share a minute: a prune would be refused while the verify reads
+    assert crons == {"scheduled-backup": "0 2 * * *", "weekly-verify": "0 4 * * 0", "weekly-prune": "0 5 * * 0"}
+
+
+def test_serve_refuses_a_prune_at_the_same_time_as_the_verify(tmp_path):
+    with pytest.raises(ValueError, match="equals the verify schedule"):
+        build(str(tmp_path), "/srv/repo", "0 2 * * *", "0 4 * * 0", "0 4 * * 0")
 
 
 def test_prefect_yaml_entrypoints_are_flows_that_take_their_parameters():
