@@ -8,6 +8,7 @@ from typing import Any
 from flows.runtime import current_flow_run_id, plain_flow
 from storage import BackupSummary
 from storage.backend import display_url
+from storage.errors import ChainGone
 from tasks.audit_events import audited
 from tasks.backup import abandon_backup, commit_snapshot, plan_backup, publish_backup_report, scan_workspace, upload_packs
 
@@ -25,15 +26,22 @@ def backup_flow(source: str, repo: str, type: str | None = None, excludes: list[
     options = options or {}
     with audited("backup", "started", target=source, repo=repo,
                  details={"type": type, "tags": tags or []}, options=options) as trail:
-        plan = plan_backup(repo, options, source, type, excludes or [], tags or [], description,
-                       compression_level, pack_size_mib)
-        try:
-            scan = scan_workspace(repo, options, plan)
-            stored = upload_packs(repo, options, plan, scan, connections)
-            summary = commit_snapshot(repo, options, plan, stored)
-        except BaseException:
-            abandon_backup(repo, options, plan)
-            raise
+        for attempt in (1, 2):
+            plan = plan_backup(repo, options, source, type, excludes or [], tags or [], description,
+                               compression_level, pack_size_mib)
+            try:
+                scan = scan_workspace(repo, options, plan)
+                stored = upload_packs(repo, options, plan, scan, connections)
+                summary = commit_snapshot(repo, options, plan, stored)
+                break
+            except ChainGone:
+                abandon_backup(repo, options, plan)
+                if attempt == 2:
+                    raise
+                type = "full"  # its chain was forgotten while it ran: start a new one
+            except BaseException:
+                abandon_backup(repo, options, plan)
+                raise
         summary["duration_seconds"] = round(time.monotonic() - started, 3)
         summary["flow_run_id"] = current_flow_run_id()
         publish_backup_report(summary, display_url(repo))

@@ -69,6 +69,11 @@ class Locked(BackupError):
     exit_code = 7
 
 
+class ChainGone(Locked):
+    """The chain an incremental or differential backup was based on was forgotten while it
+    ran; nothing was committed (exit code of :class:`Locked`: another operation got in the way)."""
+
+
 class PermanentError(BackupError):
     """The storage refused the operation and retrying will not help."""
 

@@ -26,6 +26,7 @@ def _pruned(report: dict) -> str:
     kept, partial = report["packs_kept_live"], report.get("temporaries_deleted", 0)
     return (f"{report['packs_deleted']} pack(s)"
             + (f" and {partial} half-written object(s) of killed backups" if partial else "")
+            + (f" and {report['leases_removed']} stale lease(s)" if report.get("leases_removed") else "")
             + f", {human_bytes(report['bytes_freed'])}"
             + (f" ({kept} pack(s) of running backups kept)" if kept else ""))
 

@@ -65,6 +65,10 @@ def backup(source: str = typer.Argument(..., help="Directory to back up."),
             s = result["stats"]
             typer.echo(f"snapshot {result['short_id']} ({result['type']}) saved: {s['files']} files, "
                        f"{human_bytes(s['bytes_read'])} read, {human_bytes(s['bytes_added'])} added in {result['duration_seconds']} s")
+            left = s.get("leftovers_removed")
+            if left:
+                typer.echo(f"removed what killed runs left: {left['leases_removed']} stale lease(s), "
+                           f"{left['temporaries_deleted']} half-written temporary file(s)")
             for w in result["warnings"]:
                 typer.echo(f"warning: {w}", err=True)
         if result["incomplete"]:

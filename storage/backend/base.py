@@ -14,8 +14,8 @@ Contracts every backend keeps (the conformance suite in tests/storage/backend ch
 - ``open_sink()`` (optional, local disk only today) streams one object to storage piece by
   piece and names it at the end, for objects named by their content hash (packs). Callers use
   :func:`sink_for`, which returns ``None`` for backends that only take whole objects. Such a
-  backend also offers ``temporaries()`` and ``remove_temporary(name)``: what writes killed
-  half-way left behind, for prune to clean up while no backup runs.
+  backend also offers ``temporaries()`` (each with its writer and age) and
+  ``remove_temporary(name)``, so the next backup or prune removes what killed writers left.
 - Backends translate their vendor exceptions into :mod:`storage.errors` and decide which are
   transient; retry layers above rely on that decision.
 """

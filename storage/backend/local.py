@@ -21,7 +21,10 @@ import errno
 import filecmp
 import hashlib
 import os
+import socket
+import time
 import uuid
+from dataclasses import dataclass
 
 from storage.backend.base import ObjectInfo, display_url
 from storage.backend.fsspec_backend import FsspecBackend
@@ -29,6 +32,23 @@ from storage.errors import NO_HARD_LINKS, AlreadyExists, BackupError
 
 
 _CANNOT_SYNC = {errno.EINVAL, errno.ENOTSUP, errno.EOPNOTSUPP, errno.ENOSYS}
+# Temporary files are named ``.tmp-<host tag>-<pid>-<random>``: who writes them, so a later
+# process can tell a killed writer's leftovers from a live writer's file.
+HOST_TAG = hashlib.sha256(socket.gethostname().encode()).hexdigest()[:8]
+
+
+@dataclass(frozen=True)
+class TemporaryInfo(ObjectInfo):
+    age: float = 0.0        # seconds since it was last written
+    host: str | None = None  # host tag of its writer; None for names of older versions
+    pid: int | None = None
+
+
+def _writer_of(filename: str) -> tuple[str | None, int | None]:
+    parts = filename[len(".tmp-"):].split("-")
+    if len(parts) == 3 and parts[1].isdigit():
+        return parts[0], int(parts[1])
+    return None, None
 
 
 def _sync(fd: int) -> None:
@@ -81,6 +101,8 @@ def _place(tmp: str, path: str) -> bool:
 
 
 class LocalBackend(FsspecBackend):
+    host_tag = HOST_TAG  # the writer tag in this host's temporary-file names
+
     def _write(self, path: str, data: bytes) -> bool:
         """Write ``data`` under ``path``; False when another writer's object got there first
         (save() then compares its content with ours)."""
@@ -113,19 +135,24 @@ class LocalBackend(FsspecBackend):
         incompressible chunks go from the read buffer to the page cache without one either."""
         return _FileSink(self)
 
-    def temporaries(self) -> list[ObjectInfo]:
-        """The hidden temporary files of writes that never finished (a process killed while
-        it wrote a pack or another object). Only garbage while no backup is running."""
+    def temporaries(self) -> list["TemporaryInfo"]:
+        """The hidden temporary files in the repository: writes in progress, and those a
+        process killed half-way left behind. Each names its writer (host tag and PID) and
+        age, so housekeeping can tell the two apart (storage/repository/leftovers.py)."""
         found = []
-        for dirpath, _, files in os.walk(self._path("data")):
+        now = time.time()
+        for dirpath, _, files in os.walk(self.root):
             for f in files:
-                if f.startswith(".tmp-"):
-                    path = os.path.join(dirpath, f)
-                    try:
-                        size = os.lstat(path).st_size
-                    except FileNotFoundError:
-                        continue
-                    found.append(ObjectInfo(os.path.relpath(path, self.root).replace(os.sep, "/"), size))
+                if not f.startswith(".tmp-"):
+                    continue
+                path = os.path.join(dirpath, f)
+                try:
+                    st = os.lstat(path)
+                except FileNotFoundError:
+                    continue
+                host, pid = _writer_of(f)
+                found.append(TemporaryInfo(os.path.relpath(path, self.root).replace(os.sep, "/"), st.st_size,
+                                           max(0.0, now - st.st_mtime), host, pid))
         return found
 
     def remove_temporary(self, name: str) -> None:
@@ -159,7 +186,7 @@ class _FileSink:
         self.where = os.path.relpath(folder, backend.root).replace(os.sep, "/") + "/"
         try:
             _make_folder(folder)
-            self.tmp = os.path.join(folder, f".tmp-{uuid.uuid4().hex}")
+            self.tmp = os.path.join(folder, f".tmp-{HOST_TAG}-{os.getpid()}-{uuid.uuid4().hex}")
             self.fd = os.open(self.tmp, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o644)
         except Exception as exc:
             raise backend._translate(exc, self.where) from exc

@@ -1,12 +1,12 @@
 """storage.repository: the front door. Opens a repository at a URL and runs backup, restore,
 verify, export and read-only queries over the lower layers (snapshots, objects, backend).
 
-Vocabulary: *run* — one backup attempt, identified by a random id, holding a lock while it
-lives; *plan* — the plain-data description of a run; *adopt* — a run claiming the unclaimed
+Vocabulary: *run* — one backup attempt, identified by a random id, holding a lease while it
+lives (locks.py); *plan* — the plain-data description of a run; *adopt* — a run claiming the unclaimed
 packs of a dead run instead of uploading them again.
 *repair* — rebuild the index from pack headers, or rewrite snapshots without what is lost;
 *forget* — delete snapshot manifests (never one a remaining snapshot needs); *prune* — delete
-the packs no remaining snapshot and no live run needs, under an exclusive prune lock.
+the packs no remaining snapshot and no live run needs, under an exclusive prune lease.
 Invariant: write order is packs, then index, then the snapshot manifest, so every state of
 the repository is readable and an interrupted backup leaves no snapshot.
 """

@@ -23,15 +23,16 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
-from storage.errors import BackupError, IntegrityError, InvalidInput, Locked
+from storage.errors import BackupError, IntegrityError, InvalidInput
 from storage.objects import IndexWriter, load_pack_header
-from storage.repository import locks
+from storage.repository import chains, leftovers, locks
 from storage.repository.backup_report import BackupStats, Missing, ratio
 from storage.repository.file_saver import FileSaver, Progress
 from storage.repository.pack_saver import PackSaver
 from storage.snapshots import ScanResult, Snapshot, scan_workspace
 from storage.snapshots.manifest import SNAPSHOT_TYPES
 from storage.snapshots.names import shown
+
 
 @dataclass
 class BackupPlan:
@@ -49,6 +50,7 @@ class BackupPlan:
     excludes: list[str] = field(default_factory=list)
     tags: list[str] = field(default_factory=list)
     description: str = ""
+    leftovers: dict[str, Any] = field(default_factory=dict)  # what this run removed of killed runs
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -102,12 +104,11 @@ def plan_backup(repo, source: str, type: str | None = None, excludes=(), tags=()
         plan.chain = last_full.chain
         plan.base_full = last_full.id
         plan.parent = chain[-1].id if type == "incremental" else last_full.id
-    locks.acquire(repo.backend, run, "backup")
-    # Lock first, then look: a prune does the same the other way round (locks.py), so a backup
+    lease = locks.acquire(repo.backend, run, "backup", what="backup", chain=plan.chain)
+    # Lease first, then look: a prune does the same the other way round (locks.py), so a backup
     # and a prune never both go ahead and a prune never deletes packs this run may commit.
-    if any(doc.get("kind") == "prune" for doc in locks.live_locks(repo.backend)):
-        locks.release(repo.backend, run)
-        raise Locked("A prune is running on this repository; try the backup again when it finishes.")
+    locks.wait_for_no_exclusive(repo.backend, lease, "backup")
+    plan.leftovers = leftovers.sweep(repo.backend, own_run=run).to_dict()
     return plan
 
 
@@ -255,10 +256,16 @@ def _stats(entries: list[dict[str, Any]], saver: FileSaver, packer: PackSaver, r
 
 
 def commit_snapshot(repo, plan: BackupPlan, stored: StoreResult) -> Snapshot:
+    lease = locks.held(plan.run)
+    if lease is not None:
+        lease.check()
+    chains.check_base(repo, plan)
     stats = dict(stored.stats)
     stats["warnings"] = len(stored.warnings)
     if stored.missing:
         stats["missing"] = len(stored.missing)
+    if plan.leftovers.get("leases_removed") or plan.leftovers.get("temporaries_deleted"):
+        stats["leftovers_removed"] = {k: plan.leftovers[k] for k in ("leases_removed", "temporaries_deleted")}
     snap = Snapshot(
         type=plan.type, run=plan.run, chain=plan.chain, time=datetime.now(timezone.utc).isoformat(),
         host=plan.host, source=plan.source, parent=plan.parent, base_full=plan.base_full,
@@ -266,6 +273,7 @@ def commit_snapshot(repo, plan: BackupPlan, stored: StoreResult) -> Snapshot:
         packs=stored.packs, tree=stored.entries,
     )
     repo.snapshots.save(snap)
+    chains.undo_if_base_gone(repo, plan, snap)
     locks.release(repo.backend, plan.run)
     return snap
 

@@ -8,12 +8,12 @@ running at the same time may commit):
   snapshots whose chain lost a manifest, e.g. one committed while its full was forgotten);
 - every unclaimed pack whose run holds a live lock (that run may still commit or adopt it).
 
-Concurrency (locks.py): prune writes its own ``prune`` lock first, then refuses with
-:class:`Locked` if any other live lock exists; a backup writes its lock, then stands down if it
-sees a live prune. So no backup runs while packs are deleted. There is no age-based grace
-period: the backend seam reports no object times, and the lock handshake already covers runs
-that are alive; a run on another host whose lock is older than ``locks.STALE_SECONDS`` counts
-as dead, as it does for adoption.
+Concurrency (locks.py): prune writes its own exclusive lease first, then refuses with
+:class:`Locked` if any other live lease exists (a backup, or a reader: verify, restore,
+export, ls); backups and readers write theirs, then stand down if they see a live prune. So
+nothing backs up or reads while packs are deleted. A run whose lease is no longer refreshed
+counts as dead, on any host. Stale leases and the half-written files of killed runs are
+removed as well (leftovers.py).
 
 Write order keeps every state readable and never lets the index name a deleted pack (a
 backup would then dedup against chunks that are gone): first the rewritten index objects
@@ -31,11 +31,11 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from storage.backend import Backend, innermost
+from storage.backend import Backend
 from storage.errors import IntegrityError, Locked, NotFound
 from storage.snapshots.manifest import damaged_names
 from storage.objects import Codec, Index, IndexWriter, pack_name
-from storage.repository import locks
+from storage.repository import leftovers, locks
 from storage.snapshots import Snapshot, SnapshotStore
 
 
@@ -48,6 +48,7 @@ class PruneReport:
     index_deleted: int = 0         # index objects that named only deleted packs
     trees_deleted: int = 0         # tree objects no remaining snapshot names
     temporaries_deleted: int = 0   # half-written objects of killed runs (local disk)
+    leases_removed: int = 0        # stale leases of killed runs
     dry_run: bool = False
     packs: list[str] = field(default_factory=list)
     trees: list[str] = field(default_factory=list, repr=False)
@@ -149,14 +150,12 @@ def find_garbage(repo, own_run: str | None = None) -> PruneReport:
         report.bytes_freed += size
     report.packs = sorted(doomed)
     report.packs_deleted = len(doomed)
-    # Half-written objects (a killed backup's open pack) belong to no live run once none is
-    # alive: then they are garbage too.
-    list_temporaries = getattr(innermost(repo.backend), "temporaries", None)
-    if list_temporaries and not live:
-        for info in list_temporaries():
-            report.temporaries.append(info.name)
-            report.bytes_freed += info.size
-        report.temporaries_deleted = len(report.temporaries)
+    # Half-written objects (a killed backup's open pack) and stale leases (leftovers.py).
+    stale, temps = leftovers.find(repo.backend, own_run)
+    report.leases_removed = len(stale)
+    report.temporaries = [t.name for t in temps]
+    report.temporaries_deleted = len(temps)
+    report.bytes_freed += sum(t.size for t in temps)
     # Index entries for packs that are gone already (and not needed) are dropped as well.
     dropped = doomed | {p for p, run in index.pack_run.items() if p not in sizes and p not in keep and run not in live}
     names = list(index.index_names)
@@ -171,7 +170,7 @@ def find_garbage(repo, own_run: str | None = None) -> PruneReport:
     return report
 
 
-def _sweep(repo, report: PruneReport) -> None:
+def _sweep(repo, report: PruneReport, run: str) -> None:
     for _, doc in report.index_changes:
         if doc is not None:
             writer = IndexWriter(repo.backend, doc["run"], doc["chain"], batch=len(doc["packs"]) + 1)
@@ -193,8 +192,9 @@ def _sweep(repo, report: PruneReport) -> None:
             repo.backend.remove(pack_name(pack))
         except NotFound:
             pass  # a second prune (or a retry) got there first: the pack is gone either way
-    for name in report.temporaries:
-        innermost(repo.backend).remove_temporary(name)
+    done = leftovers.sweep(repo.backend, own_run=run)
+    report.leases_removed = done.leases_removed
+    report.temporaries_deleted = done.temporaries_deleted
     repo.refresh()
 
 
@@ -203,23 +203,26 @@ def _refuse_if_others(backend: Backend, run: str) -> None:
     if not others:
         return
     kinds = {d.get("kind") for d in others}
-    what = "another prune is running" if kinds == {"prune"} else "a backup is running"
-    raise Locked(f"Cannot prune: {what} on this repository ({len(others)} live lock(s) under locks/); "
+    if kinds == {"prune"}:
+        what = "another prune is running"
+    else:
+        what = f"{locks.describe([d for d in others if d.get('kind') != 'prune'])} is running"
+    raise Locked(f"Cannot prune: {what} on this repository ({len(others)} live lease(s) under locks/); "
                  "try again when it finishes.")
 
 
 def prune(repo, dry_run: bool = False) -> PruneReport:
-    """Delete unneeded packs under a prune lock; a dry run takes no lock and deletes nothing."""
+    """Delete unneeded packs under an exclusive lease; a dry run takes none and deletes nothing."""
     if dry_run:
         report = find_garbage(repo)
         report.dry_run = True
         return report
     run = uuid.uuid4().hex
-    locks.acquire(repo.backend, run, "prune")
+    locks.acquire(repo.backend, run, "prune", what="prune")
     try:
         _refuse_if_others(repo.backend, run)
         report = find_garbage(repo, own_run=run)
-        _sweep(repo, report)
+        _sweep(repo, report, run)
         return report
     finally:
         locks.release(repo.backend, run)

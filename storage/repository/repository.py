@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
 from storage.allocator import tune_allocator
 from storage.backend import Backend, display_url, open_backend, scheme_of
-from storage.errors import AlreadyExists, IntegrityError, NotARepository, NotFound
+from storage.errors import AlreadyExists, ChainGone, IntegrityError, NotARepository, NotFound
 from storage.objects import Index
 from storage.repository import backup as backup_mod
+from storage.repository import locks
 from storage.repository.backup_report import Missing
 from storage.repository.export import export_snapshot
 from storage.repository.forget import ForgetPlan, forget, plan_forget
@@ -140,14 +142,22 @@ class Repository:
     def backup(self, source: str, type: str | None = None, excludes=(), tags=(), description: str = "",
                author: str | None = None, progress=None, connections: int | None = None) -> BackupResult:
         """Plan, scan, store and commit in one call (the flow runs the same steps as tasks)."""
-        plan = self.plan_backup(source, type, excludes, tags, description, author)
-        try:
-            scan = self.scan(plan)
-            stored = self.store(plan, scan, progress, connections)
-            snap = self.commit(plan, stored)
-        except BaseException:
-            self.abandon(plan)
-            raise
+        for attempt in (1, 2):
+            plan = self.plan_backup(source, type, excludes, tags, description, author)
+            try:
+                scan = self.scan(plan)
+                stored = self.store(plan, scan, progress, connections)
+                snap = self.commit(plan, stored)
+                break
+            except ChainGone:
+                self.abandon(plan)
+                if attempt == 2:
+                    raise
+                self.refresh()
+                type = "full"  # its chain was forgotten under it: start a new one (chains.py)
+            except BaseException:
+                self.abandon(plan)
+                raise
         return BackupResult(snap.id, snap.type, snap.parent, snap.base_full, snap.stats, stored.warnings,
                             stored.missing)
 
@@ -158,30 +168,52 @@ class Repository:
     def plan_restore(self, ref: str, target: str, include: list[str] | None = None) -> RestorePlan:
         return plan_restore(self.snapshot(ref), target, include)
 
+    def reading(self, what: str):
+        """A shared read lease for the body: no prune deletes what it reads (locks.py)."""
+        return locks.reading(self.backend, uuid.uuid4().hex, what)
+
     def check_restorable(self, ref: str, include: list[str] | None = None) -> tuple[int, list[str]]:
         """(chunks the restore needs that are stored, files with a chunk that is not). Touches no file."""
-        snap = self.snapshot(ref)
-        return ChunkLocator(self, snap).missing(select_entries(snap, include))
+        with self.reading("restore"):
+            snap = self.snapshot(ref)
+            return ChunkLocator(self, snap).missing(select_entries(snap, include))
 
     def restore(self, ref: str, target: str, include: list[str] | None = None, progress=None,
                 connections: int | None = None) -> RestoreResult:
         """Restore into ``target``; ``connections`` packs are fetched and written at once
         (default 4: on local disk, file creation in the kernel is the bound). Files that could
         not be restored are named in ``not_restored``; the rest is restored."""
-        return restore_snapshot(self, self.snapshot(ref), target, include, progress, workers=connections or 4)
+        with self.reading("restore"):
+            return restore_snapshot(self, self.snapshot(ref), target, include, progress, workers=connections or 4)
 
     def verify(self, read_data: bool = False, progress=None, expected: dict[str, str] | None = None) -> VerifyReport:
-        """``expected``: snapshot ids another record (the audit log) says exist -> a description."""
-        return verify_repository(self, read_data, progress, expected=expected)
+        """Verify under a read lease; problems found while the repository changed (a backup
+        committed, a forget ran) are checked again on a fresh view before they are reported.
+        ``expected``: snapshot ids another record (the audit log) says exist -> a description."""
+        with self.reading("verify"):
+            for attempt in range(3):
+                before = self._fingerprint()
+                report = verify_repository(self, read_data, progress, expected=expected)
+                if report.ok or self._fingerprint() == before:
+                    return report
+                self.refresh()  # changed under me, not damage until a fresh look agrees
+            return report
+
+    def _fingerprint(self) -> tuple[frozenset[str], frozenset[str]]:
+        return (frozenset(o.name for o in self.backend.list("snapshots/")),
+                frozenset(o.name for o in self.backend.list("index/")))
 
     def export_tar(self, ref: str, path: str, include: list[str] | None = None) -> dict[str, Any]:
-        return export_snapshot(self, self.snapshot(ref), path, include)
+        with self.reading("export"):
+            return export_snapshot(self, self.snapshot(ref), path, include)
 
     def ls(self, ref: str, prefix: str | None = None) -> list[dict[str, Any]]:
-        return list_entries(self.snapshot(ref), prefix)
+        with self.reading("ls"):
+            return list_entries(self.snapshot(ref), prefix)
 
     def diff(self, ref_a: str, ref_b: str) -> dict[str, Any]:
-        return diff_snapshots(self.snapshot(ref_a), self.snapshot(ref_b))
+        with self.reading("diff"):
+            return diff_snapshots(self.snapshot(ref_a), self.snapshot(ref_b))
 
     def stats(self) -> dict[str, Any]:
         return repository_stats(self)
