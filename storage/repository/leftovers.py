@@ -6,10 +6,10 @@ next backup and the next prune remove what is provably dead, and say so:
 
 - a lease is dead when it is stale (locks.is_live: not refreshed in time, or its PID is gone
   on this host);
-- a temporary file is dead when it is older than a safe age (``BACKUPFLOW_TEMP_SAFE_AGE``,
-  default 60 s) and its writer is gone: the PID in its name is dead on this host, or, when it
-  was written on another host (or its name carries no writer), it has not been written for
-  longer than a lease stays live. A live writer writes or renames its file well within that.
+- a temporary file is dead when its writer is gone: the PID in its name is dead on this host
+  (proof enough, as for leases), or, when it was written on another host or its name carries
+  no writer, it has not been written for a safe age (``BACKUPFLOW_TEMP_SAFE_AGE``, default the
+  lease stale time, 30 minutes): a live writer writes to or names its file well within that.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from storage.backend import Backend, innermost
 from storage.errors import InvalidConfig
 from storage.repository import locks
 
-DEFAULT_TEMP_SAFE_AGE = 60.0
+
 
 
 @dataclass
@@ -51,11 +51,12 @@ class Leftovers:
 def temp_safe_age() -> float:
     raw = os.environ.get("BACKUPFLOW_TEMP_SAFE_AGE", "").strip()
     if not raw:
-        return DEFAULT_TEMP_SAFE_AGE
+        return locks.LeaseTimes.from_env().stale_after
     try:
         value = float(raw)
     except ValueError:
-        raise InvalidConfig(f"BACKUPFLOW_TEMP_SAFE_AGE={raw!r} is not a number of seconds; set it to one such as 60.") from None
+        raise InvalidConfig(f"BACKUPFLOW_TEMP_SAFE_AGE={raw!r} is not a number of seconds; "
+                            "set it to one such as 1800.") from None
     return max(0.0, value)
 
 
@@ -76,16 +77,13 @@ def dead_temporaries(backend: Backend) -> list[Any]:
     if listing is None:
         return []  # object stores write whole objects: nothing half-written stays behind
     safe_age = temp_safe_age()
-    stale_after = locks.LeaseTimes.from_env().stale_after
     here = getattr(raw, "host_tag", None)
     dead = []
     for info in listing():
-        if info.age < safe_age:
-            continue
         if info.host == here and info.pid is not None:
             gone = info.pid != os.getpid() and _pid_dead(info.pid)
         else:
-            gone = info.age >= stale_after
+            gone = info.age >= safe_age
         if gone:
             dead.append(info)
     return dead

@@ -1,6 +1,6 @@
 """A backup killed with SIGKILL during upload leaves no snapshot; verify is clean; the next backup
-completes, reuses the packs the killed run had uploaded, and restores identically; prune then
-removes the half-written pack the killed run left behind."""
+completes, reuses the packs the killed run had uploaded, removes the half-written pack and the
+lease the killed run left behind, and restores identically."""
 
 from __future__ import annotations
 
@@ -53,7 +53,8 @@ def test_killed_backup_then_clean_verify_and_a_backup_that_reuses_its_packs(pref
     assert proc.returncode == -signal.SIGKILL, (
         f"the backup ended on its own (exit {proc.returncode}) before it could be killed; make the tree larger")
     assert len(uploaded) >= 3
-    assert _half_written(repo_dir), "the killed run was filling a pack; its temporary file should be there"
+    half_written = _half_written(repo_dir)
+    assert half_written, "the killed run was filling a pack; its temporary file should be there"
 
     # no snapshot from the killed run, and the repository is consistent
     repo = Repository.open(str(repo_dir))
@@ -73,6 +74,10 @@ def test_killed_backup_then_clean_verify_and_a_backup_that_reuses_its_packs(pref
         "The killed run's packs were never indexed (IndexWriter writes an index object only every 16 packs or "
         "at the end), and the next run only adopts orphan packs that the index knows.")
     assert set(uploaded) <= set(_packs(repo_dir))
+    # ... and it removed what the killed run left: its lease and its half-written pack
+    assert after["leftovers_removed"] == {"leases_removed": 1, "temporaries_deleted": len(half_written)}, (
+        after.get("leftovers_removed"))
+    assert _half_written(repo_dir) == [] and not list((repo_dir / "locks").iterdir())
 
     report = run(["verify", "--read-data", "-r", str(repo_dir), "--json"], env, tmp_path).json()
     assert report["ok"] is True and report["snapshots"] == 1
@@ -81,7 +86,6 @@ def test_killed_backup_then_clean_verify_and_a_backup_that_reuses_its_packs(pref
     assert_same_tree(src, out)
 
     pruned = run(["prune", "-r", str(repo_dir)], env, tmp_path).ok()
-    assert "half-written object(s) of killed backups" in pruned.stdout, pruned.stdout
-    assert _half_written(repo_dir) == []
+    assert pruned.stdout.startswith("pruned "), pruned.stdout
     report = run(["verify", "--read-data", "-r", str(repo_dir), "--json"], env, tmp_path).json()
     assert report["ok"] is True and report["snapshots"] == 1

@@ -35,8 +35,7 @@ def _temp(root, name: str, size: int, age: float = 0.0):
 
 
 @pytest.fixture()
-def repo(tmp_path, monkeypatch):
-    monkeypatch.setenv("BACKUPFLOW_TEMP_SAFE_AGE", "0")
+def repo(tmp_path):
     root = tmp_path / "repo"
     Repository.init(str(root))
     tree = make_tree(tmp_path / "src", seed=21)
@@ -77,9 +76,11 @@ def test_prune_removes_them_too_and_a_dry_run_only_counts_them(repo):
     assert locks.live_runs(Repository.open(str(root)).backend) == set()
 
 
-def test_a_young_temporary_waits_for_the_safe_age(repo, monkeypatch):
+def test_a_temporary_of_another_host_waits_for_the_safe_age(repo, monkeypatch):
     root, tree = repo
     monkeypatch.setenv("BACKUPFLOW_TEMP_SAFE_AGE", "600")
-    young = _temp(root, f".tmp-{HOST_TAG}-{_dead_pid()}-{'6' * 32}", 1000)
-    assert "leftovers_removed" not in Repository.open(str(root)).backup(str(tree.root)).stats
-    assert young.exists()
+    young = _temp(root, f".tmp-0badc0de-{_dead_pid()}-{'6' * 32}", 1000, age=300)
+    old = _temp(root, f".tmp-0badc0de-{_dead_pid()}-{'7' * 32}", 1000, age=900)
+    stats = Repository.open(str(root)).backup(str(tree.root)).stats
+    assert stats["leftovers_removed"] == {"leases_removed": 0, "temporaries_deleted": 1}
+    assert young.exists() and not old.exists()
