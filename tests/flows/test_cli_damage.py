@@ -44,6 +44,8 @@ def test_damaged_manifest_is_skipped_named_and_repaired_after_approval(setup, tm
     assert ids["two"] in run(["stats", "--json"], env, work).json()["damaged_snapshots"]
     line = run(["prune"], env, work).one_sentence_error()
     assert "Cannot prune" in line and ids["two"][:8] in line and "deleted nothing" in line
+    planned = run(["forget", ids["two"][:10], "--dry-run", "--json"], env, work).json()
+    assert planned["snapshots"] == [ids["two"]] and planned["damaged"] == [ids["two"]]
 
     proc = start(["repair", "snapshots"], env, work)
     run_id, _ = wait_for_approval(proc, "repair snapshots")
