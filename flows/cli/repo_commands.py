@@ -19,7 +19,7 @@ from flows.cli.context import human_bytes, load_flows, open_repository, repo_con
 from storage import Repository
 from storage.backend import display_url, ensure_container
 from storage.errors import IncompleteSnapshot, InvalidConfig, RestoreIncomplete
-from storage.snapshots import shown
+from storage.snapshots import require_text, shown
 
 
 @app.command()
@@ -52,6 +52,11 @@ def backup(source: str = typer.Argument(..., help="Directory to back up."),
     """Back up SOURCE as a Prefect flow run (creates the repository in an empty location)."""
     def go():
         url, opts, settings = repo_context(repo, option, config, upload_limit=upload_limit)
+        # Names inside the source may be any bytes (stored exactly); the arguments themselves
+        # become flow-run parameters, which Prefect records as UTF-8 text.
+        require_text(source, "The source path", "back up a folder above it, whose path is UTF-8")
+        for text in [*(exclude or []), *(tag or []), description]:
+            require_text(text, "The argument", "give it as UTF-8 text")
         runner, flows = load_flows()
         result = runner.run_flow(
             flows.backup_flow, url, opts, not json_out, source=source, type=type,

@@ -15,7 +15,7 @@ of its JSON, so a manifest proves its own integrity.
 """
 
 from storage.snapshots.manifest import Snapshot, SnapshotStore
-from storage.snapshots.names import shown
+from storage.snapshots.names import require_text, shown
 from storage.snapshots.scan import ScanResult, scan_workspace
 
-__all__ = ["ScanResult", "Snapshot", "SnapshotStore", "scan_workspace", "shown"]
+__all__ = ["ScanResult", "Snapshot", "SnapshotStore", "require_text", "scan_workspace", "shown"]

@@ -12,6 +12,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from storage.errors import InvalidInput
+
 
 def shown(name: str) -> str:
     """``name`` for people, logs and JSON reports: an undecodable byte shows as ``\\xff``."""
@@ -31,3 +33,10 @@ def dump_json(doc: Any) -> bytes:
         return text.encode()
     except UnicodeEncodeError:
         return json.dumps(doc, separators=(",", ":"), sort_keys=True).encode()
+
+
+def require_text(value: str, what: str, fix: str) -> None:
+    """Refuse ``value`` (an argument that is recorded as text, such as a flow parameter) when
+    it holds bytes that are not UTF-8: one sentence naming it, with ``fix``."""
+    if shown(value) != value:
+        raise InvalidInput(f"{what} {shown(value)} is not valid UTF-8, which the run record cannot hold; {fix}.")

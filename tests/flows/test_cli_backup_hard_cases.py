@@ -1,6 +1,6 @@
 """Through the installed ``backupflow`` command: a tree with names that are not UTF-8, a sparse
 file and a log being written to; and a tree with things the backup may not read, which ends
-as an incomplete snapshot with its own exit code, named in --json, the report and the audit."""
+(and a subtree deeper than PATH_MAX) as an incomplete snapshot with its own exit code, named in --json, the report and the audit."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRun
 from storage import Repository
 from storage.errors import IncompleteSnapshot
 from tests.flows.cli_process import BACKUPFLOW, Result, cli_env, run
-from tests.storage.test_backup_hard_cases import make_unreadable_tree, without_read_override
+from tests.storage.test_backup_hard_cases import DEEP, make_deep_tree, make_unreadable_tree, without_read_override
 
 SPARSE = 1 << 30
 
@@ -96,6 +96,7 @@ def _artifact_rows(flow_run_id: str) -> list[dict]:
 
 def test_cli_incomplete_snapshot_exits_14_and_names_what_is_missing(prefect_server, tmp_path):
     src = make_unreadable_tree(tmp_path)
+    make_deep_tree(src)
     # In its own process: a resident runner started earlier with every privilege would read
     # what this command may not.
     env = cli_env(prefect_server, tmp_path, BACKUPFLOW_RUNNER="off")
@@ -105,19 +106,36 @@ def test_cli_incomplete_snapshot_exits_14_and_names_what_is_missing(prefect_serv
     res = Result(["backup"], proc.returncode, proc.stdout, proc.stderr)
     assert res.returncode == IncompleteSnapshot.exit_code == 14, res.stderr
     [line] = [x for x in res.stderr.splitlines() if x.strip()]
-    assert line.startswith("backupflow: snapshot ") and "incomplete: 2 item(s) could not be read" in line
+    assert line.startswith("backupflow: snapshot ") and "incomplete: 3 item(s) could not be read" in line
     out = json.loads(res.stdout)
-    assert sorted(m["path"] for m in out["incomplete"]) == ["locked", "secret.txt"]
-    assert out["missing"] == 2  # the stats, spread at the top level as for every backup
+    reasons = {m["path"].split("/")[0]: m["reason"] for m in out["incomplete"]}
+    assert reasons == {"locked": "Permission denied", "secret.txt": "Permission denied",
+                       DEEP: "its path is longer than the system allows (PATH_MAX)"}
+    assert out["missing"] == 3  # the stats, spread at the top level as for every backup
 
     snap = Repository.open(repo).snapshot("latest")  # what could be read is saved
-    assert snap.id == out["snapshot_id"] and {e["path"] for e in snap.tree} == {"open.txt", "locked"}
-    assert _artifact_rows(out["flow_run_id"])[0]["not backed up"] == 2
+    assert snap.id == out["snapshot_id"] and {"open.txt", "locked", DEEP} <= {e["path"] for e in snap.tree}
+    assert _artifact_rows(out["flow_run_id"])[0]["not backed up"] == 3
     events = [json.loads(line) for f in sorted((tmp_path / "audit").glob("*.jsonl")) for line in f.open()]
     [done] = [e for e in events if e["type"] == "backup.completed"]
-    assert sorted(m["path"] for m in done["details"]["incomplete"]) == ["locked", "secret.txt"]
+    assert {m["path"].split("/")[0] for m in done["details"]["incomplete"]} == {"locked", "secret.txt", DEEP}
 
     plain = subprocess.run([*without_read_override(), BACKUPFLOW, "backup", str(src), "-r", repo],
                            env=env, cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert plain.returncode == 14 and "Traceback" not in plain.stderr
     assert "warning: secret.txt could not be read (Permission denied)" in plain.stderr
+
+
+def test_cli_refuses_a_source_path_that_is_not_utf8_in_one_sentence(prefect_server, tmp_path):
+    src = os.fsencode(tmp_path) + b"/src\xff"
+    os.mkdir(src)
+    with open(src + b"/inside.txt", "wb") as f:
+        f.write(b"x")
+    env = cli_env(prefect_server, tmp_path)
+    res = run(["backup", os.fsdecode(src), "-r", str(tmp_path / "repo")], env, tmp_path)
+    line = res.one_sentence_error()
+    assert res.returncode == 2 and "src\\xff is not valid UTF-8" in line and "back up a folder above it" in line
+    # ... and the folder above it backs up, the odd name inside exactly.
+    out = run(["backup", str(tmp_path), "-r", str(tmp_path / "repo"), "--json", "-e", "repo"], env, tmp_path).json()
+    tree = Repository.open(str(tmp_path / "repo")).snapshot(out["snapshot_id"]).tree
+    assert "src\udcff/inside.txt" in {e["path"] for e in tree}

@@ -110,26 +110,33 @@ def test_unreadable_file_and_directory_make_an_incomplete_snapshot_that_names_th
     assert snap.stats["missing"] == 2
 
 
-def test_a_subtree_deeper_than_path_max_is_named_not_silently_left_out(tmp_path):
-    src = tmp_path / "src"
-    src.mkdir()
-    (src / "top.txt").write_text("top\n")
-    name = "d" * 200
+DEEP = "d" * 200
+
+
+def make_deep_tree(src: Path) -> None:
+    """25 folders of 200-character names below ``src``: deeper than PATH_MAX (4096)."""
     fd = os.open(src, os.O_RDONLY)
     try:  # walk down by descriptor: the path itself grows past what open(2) accepts
         for _ in range(25):
-            os.mkdir(name, dir_fd=fd)
-            nfd = os.open(name, os.O_RDONLY, dir_fd=fd)
+            os.mkdir(DEEP, dir_fd=fd)
+            nfd = os.open(DEEP, os.O_RDONLY, dir_fd=fd)
             os.close(fd)
             fd = nfd
         with open(os.open("deep.txt", os.O_WRONLY | os.O_CREAT, 0o644, dir_fd=fd), "w") as f:
             f.write("deep\n")
     finally:
         os.close(fd)
+
+
+def test_a_subtree_deeper_than_path_max_is_named_not_silently_left_out(tmp_path):
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "top.txt").write_text("top\n")
+    make_deep_tree(src)
     res = _repo(tmp_path).backup(str(src))
     assert len(res.missing) == 1
     [missing] = res.missing
-    assert "PATH_MAX" in missing["reason"] and missing["path"].startswith(name + "/" + name)
+    assert "PATH_MAX" in missing["reason"] and missing["path"].startswith(DEEP + "/" + DEEP)
     assert any("PATH_MAX" in w for w in res.warnings)
     assert res.stats["files"] == 1 and res.stats["missing"] == 1
 
