@@ -19,7 +19,7 @@ import uuid
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
-from storage.errors import BackupError, Locked, NotFound
+from storage.errors import BackupError, NotFound
 from storage.objects import Codec, Index
 from storage.objects.index import read_index_object
 from storage.objects.packs import load_pack_header_doc
@@ -41,11 +41,11 @@ class IndexRepair:
 
 
 def _lock_for_repair(backend) -> str:
+    """A shared lease (like a backup's: repair only adds objects and removes unreadable ones),
+    taken before looking, so a prune never runs while a repair writes."""
     run = uuid.uuid4().hex
-    locks.acquire(backend, run, "repair")
-    if any(d.get("kind") == "prune" for d in locks.live_locks(backend)):
-        locks.release(backend, run)
-        raise Locked("A prune is running on this repository; run the repair again when it finishes.")
+    lease = locks.acquire(backend, run, "backup", what="repair")
+    locks.wait_for_no_exclusive(backend, lease, "repair")
     return run
 
 
@@ -172,7 +172,16 @@ def _without(tree: list[dict], lost: set[str]) -> list[dict]:
 
 
 def repair_snapshots(repo, plan: SnapshotRepairPlan) -> dict[str, Any]:
-    """Carry out ``plan``: write each replacement manifest first, then delete the old one."""
+    """Carry out ``plan`` under a lease: write each replacement manifest first, then delete the
+    old one."""
+    run = _lock_for_repair(repo.backend)
+    try:
+        return _carry_out(repo, plan)
+    finally:
+        locks.release(repo.backend, run)
+
+
+def _carry_out(repo, plan: SnapshotRepairPlan) -> dict[str, Any]:
     repo.refresh()
     replaced: dict[str, str] = {}
     for sid, lost in sorted(plan.rewrite.items()):
