@@ -8,10 +8,11 @@ restic's restorer: planner, fileRestorer, filesWriter).
 - ``PackFetcher`` reads each pack once, in coalesced ranges, and hands every chunk whose
   hash checks out to the writer; a damaged chunk or an unreadable pack fails only the files
   that need it.
-- ``FileWriter`` creates, pre-sizes, writes and finishes files. A file that already exists is
-  written under a temporary name in its folder and renamed over the old one when complete, so
-  a file that cannot be restored leaves the old one as it was; a new file that cannot be
-  completed is removed. No file is ever left looking whole with missing data. All-zero chunks
+- ``FileWriter`` creates, pre-sizes, writes and finishes files. A file of several chunks, and
+  one whose name is already taken, is written under a temporary name (``.bf-restore-*``) in its
+  folder and renamed into place when complete, so a file that cannot be restored leaves an
+  older copy as it was, and no file is ever left at its name looking whole with data missing
+  (not even by a killed restore); what was written of it is removed. All-zero chunks
   are not written (the file was sized with ftruncate), so sparse files keep their holes.
 """
 
@@ -162,15 +163,21 @@ class FileWriter:
         self.stop = False  # set on an error of the whole target: the fetchers stop
         self.lock = threading.Lock()
 
-    def _create(self, n: int, dfd: int) -> int:
-        """Create file ``n`` under its own name, or under a temporary one if that name is taken."""
+    def _create(self, n: int, dfd: int, temporary: bool = False) -> int:
+        """Create file ``n`` under its own name, or under a temporary one if that name is taken
+        or ``temporary`` (a file written over time, so a killed restore leaves no file at its
+        name that looks whole)."""
         name, mode = split(self.files[n]["path"])[1], self.files[n]["mode"]
-        try:
-            fd = os.open(name, WRITE | os.O_CREAT | os.O_EXCL, mode, dir_fd=dfd)
-            self.mode_ok[n] = not (mode & self.umask)
-        except FileExistsError:
-            name = f".bf-restore-{secrets.token_hex(8)}"
-            fd = os.open(name, WRITE | os.O_CREAT | os.O_EXCL, 0o600, dir_fd=dfd)
+        if not temporary:
+            try:
+                fd = os.open(name, WRITE | os.O_CREAT | os.O_EXCL, mode, dir_fd=dfd)
+                self.mode_ok[n] = not (mode & self.umask)
+                self.names[n] = name
+                return fd
+            except FileExistsError:
+                pass
+        name = f".bf-restore-{secrets.token_hex(8)}"
+        fd = os.open(name, WRITE | os.O_CREAT | os.O_EXCL, 0o600, dir_fd=dfd)
         self.names[n] = name
         return fd
 
@@ -194,7 +201,7 @@ class FileWriter:
                 continue  # created when its chunk arrives
             try:
                 with self.target.folder(self.folders[n]) as dfd:
-                    fd = self._create(n, dfd)
+                    fd = self._create(n, dfd, temporary=self.remaining[n] > 1)
                     try:
                         if self.remaining[n]:
                             os.ftruncate(fd, e["size"])

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import errno
 import os
+import subprocess
+import sys
+import time
 import uuid
 from pathlib import Path
 
@@ -273,3 +276,28 @@ def test_memory_repository_restores_too(tmp_path):
     repo.backup(str(tree.root))
     Repository.open(repo.url).restore("latest", str(tmp_path / "out"))
     assert_same_tree(tree.root, tmp_path / "out")
+
+
+def test_a_killed_restore_leaves_no_file_looking_whole(tmp_path):
+    """A file of several chunks is written under a temporary name and renamed when complete:
+    SIGKILL in the middle leaves no file at its name with data missing."""
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "big.bin").write_bytes(os.urandom(8 * 1024 * 1024))
+    Repository.init(str(tmp_path / "repo")).backup(str(src))
+    out = tmp_path / "out"
+    code = ("import sys; from storage import Repository; "
+            "Repository.open(sys.argv[1], {'download_limit': '1MiB/s'}).restore('latest', sys.argv[2])")
+    child = subprocess.Popen([sys.executable, "-c", code, str(tmp_path / "repo"), str(out)])
+    try:
+        while child.poll() is None and not _leftovers(out):
+            time.sleep(0.01)
+    finally:
+        child.kill()
+        child.wait()
+    if child.returncode == 0:  # finished before it could be killed: then it must be whole
+        assert (out / "big.bin").read_bytes() == (src / "big.bin").read_bytes()
+    else:
+        assert _leftovers(out) and not (out / "big.bin").exists()
+    Repository.open(str(tmp_path / "repo")).restore("latest", str(out))
+    assert (out / "big.bin").read_bytes() == (src / "big.bin").read_bytes()
