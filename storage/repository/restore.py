@@ -22,7 +22,7 @@ import os
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from storage.errors import NO_SYMLINKS, InvalidInput
 from storage.repository.restore_files import (
@@ -31,6 +31,9 @@ from storage.repository.restore_files import (
 from storage.repository.restore_target import Target, target_error
 from storage.repository.restore_tree import check_path, select_entries
 from storage.snapshots import Snapshot, shown
+
+if TYPE_CHECKING:  # the repository imports this module
+    from storage.repository.repository import Repository
 
 __all__ = ["ChunkLocator", "RestorePlan", "RestoreResult", "check_path", "plan_restore",
            "restore_snapshot", "select_entries"]
@@ -113,7 +116,7 @@ def _make_folders(target: Target, work: RestoreWork) -> None:
             f"A folder in the restore target {target.path} cannot be made ({exc.strerror}).") from None
 
 
-def _write_files(repo, work: RestoreWork, writer: FileWriter, workers: int) -> None:
+def _write_files(repo: Repository, work: RestoreWork, writer: FileWriter, workers: int) -> None:
     fetcher = PackFetcher(repo, work, writer)
     try:
         writer.prepare()
@@ -173,7 +176,7 @@ class LinksAndMetadata:
             self.skipped_symlinks.append(e["path"])
 
 
-def restore_snapshot(repo, snap: Snapshot, target: str, include: list[str] | None = None,
+def restore_snapshot(repo: Repository, snap: Snapshot, target: str, include: list[str] | None = None,
                      progress: Progress | None = None, workers: int = 4) -> RestoreResult:
     started = time.monotonic()
     t = _prepare_target(target)

@@ -24,12 +24,15 @@ import secrets
 import threading
 from collections import defaultdict
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 from storage.errors import IntegrityError, NotFound
 from storage.objects import BlobLocation, Codec, pack_name
 from storage.repository.restore_target import WRITE, Target, split, target_error
 from storage.snapshots import Snapshot
+
+if TYPE_CHECKING:  # the repository imports this module
+    from storage.repository.repository import Repository
 
 Progress = Callable[[int, int], None]
 RANGE_GAP = 256 * 1024
@@ -40,7 +43,7 @@ class ChunkLocator:
     """Picks a stored copy of each chunk: one in the snapshot's own chain while that pack
     exists, else any other pack that still holds it (the same judgement verify makes)."""
 
-    def __init__(self, repo, snap: Snapshot):
+    def __init__(self, repo: Repository, snap: Snapshot):
         self.index = repo.index
         self.existing = {o.name.rsplit("/", 1)[-1] for o in repo.backend.list("data/")}
         self.prefer = {p for s in repo.snapshots.all() if s.chain == snap.chain for p in s.packs}
@@ -154,7 +157,7 @@ class FileWriter:
         self.target, self.files, self.dests, self.progress = target, files, dests, progress
         self.umask = _current_umask()
         self.folders = [split(e["path"])[0] for e in files]
-        self.names: list[str | None] = [None] * len(files)  # the name being written, once created
+        self.names = [""] * len(files)  # the name being written, once created
         self.mode_ok = [False] * len(files)
         self.remaining = [len(e["chunks"]) for e in files]
         self.finished = [False] * len(files)
@@ -271,7 +274,7 @@ class FileWriter:
     def remove_unfinished(self) -> None:
         """Remove what was written of every file that was not completed."""
         for n, name in enumerate(self.names):
-            if name is not None and not self.finished[n]:
+            if name and not self.finished[n]:
                 try:
                     with self.target.folder(self.folders[n]) as dfd:
                         os.unlink(name, dir_fd=dfd)
@@ -285,7 +288,7 @@ class FileWriter:
 class PackFetcher:
     """Reads packs and hands every checked chunk to the writer."""
 
-    def __init__(self, repo, work: RestoreWork, writer: FileWriter):
+    def __init__(self, repo: Repository, work: RestoreWork, writer: FileWriter):
         self.backend = repo.backend
         self.codec = Codec(repo.config.compression_level)
         self.work, self.writer = work, writer
