@@ -52,6 +52,9 @@ def publish_verify_report(report: dict[str, Any], repo_display: str) -> None:
 
 @task(name="check_recorded_snapshots", cache_policy=NO_CACHE)
 def check_recorded_snapshots(repo: str, options: dict[str, Any]) -> list[str]:
-    """Warnings for snapshots the audit log knows and the repository lacks (``restore latest``
-    would otherwise silently pick an older one)."""
-    return missing_recorded(repo, set(open_repo(repo, options).snapshots.ids()))
+    """Warnings for snapshots the audit log knows and the repository lacks, and for snapshots
+    whose manifest cannot be read (``restore latest`` would otherwise silently pick an older one)."""
+    store = open_repo(repo, options).snapshots
+    store.all()
+    damaged = [f"snapshot {sid[:8]} was skipped: {why}" for sid, why in sorted(store.damaged.items())]
+    return damaged + missing_recorded(repo, set(store.ids()))

@@ -167,6 +167,8 @@ def scan_for_plan(repo, plan: BackupPlan) -> ScanResult:
     warnings: list[str] = []
     if plan.type != "full":
         chain = [s for s in repo.snapshots.all() if s.chain == plan.chain and _same_source(s, plan.source, plan.host)]
+        warnings += [f"snapshot {sid[:8]} was left out as a possible parent: {why}"
+                     for sid, why in sorted(repo.snapshots.damaged.items())]
         tree = _tree_or_none(repo, chain[-1].id, warnings) if chain else None
         previous = {e["path"]: e for e in tree or () if e.get("type") == "file"}
         if plan.type == "differential" and plan.base_full and tree is not None and chain[-1].id != plan.base_full:

@@ -42,6 +42,9 @@ def test_damaged_manifest_is_skipped_named_and_repaired_after_approval(setup, tm
     assert [s["id"] for s in listing.json()["snapshots"]] == [ids["one"]]
     assert f"skipped snapshot {ids['two'][:8]}" in listing.stderr and "Traceback" not in listing.stderr
     assert ids["two"] in run(["stats", "--json"], env, work).json()["damaged_snapshots"]
+    restored = run(["restore", "latest", str(tmp_path / "latest")], env, work).ok()
+    assert f"warning: snapshot {ids['two'][:8]} was skipped" in restored.stderr      # the newest, damaged
+    assert f"of snapshot {ids['one'][:8]}" in restored.stdout
     line = run(["prune"], env, work).one_sentence_error()
     assert "Cannot prune" in line and ids["two"][:8] in line and "deleted nothing" in line
     planned = run(["forget", ids["two"][:10], "--dry-run", "--json"], env, work).json()

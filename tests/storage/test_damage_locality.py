@@ -50,7 +50,10 @@ def test_flipped_manifest_is_skipped_named_and_forgettable(two_sources, tmp_path
     # the intact snapshots still restore, a full backup still works
     repo.restore(ids["one-inc"], str(tmp_path / "out"))
     assert (tmp_path / "out" / "new.txt").read_text() == "new\n"
-    assert repo.backup(str(tmp_path / "one"), type="full").type == "full"
+    full = repo.backup(str(tmp_path / "one"), type="full")
+    assert full.type == "full" and full.warnings == []     # a full needs no parent: nothing to say
+    result = Repository.open(str(root)).backup(str(tmp_path / "one"))
+    assert any(ids["two"][:8] in w for w in result.warnings)   # an incremental names what it left out
 
     # prune refuses (it cannot tell what the damaged manifest needs), naming it, deleting nothing
     packs_before = sorted(p.name for p in (root / "data").rglob("*") if p.is_file())
