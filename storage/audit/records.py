@@ -4,27 +4,48 @@ repository itself; this record is how verify and ``restore latest`` notice it.""
 
 from __future__ import annotations
 
+from typing import Any
+
 from storage.audit.log import AuditLog
 
 # Events whose details list snapshot ids that were removed on purpose.
 _REMOVALS = {"delete.completed": "forgotten", "repair.completed": "removed"}
+# A forget or repair that began and never ended (a killed process) may have removed snapshots
+# recorded before it without saying which: those are left out rather than reported missing.
+_BEGINS = {"delete.requested", "repair.started"}
+_ENDS = {"delete.completed", "delete.failed", "delete.rejected", "repair.completed", "repair.failed",
+         "repair.rejected"}
+
+
+def _when(event: dict[str, Any]) -> str:
+    return str(event.get("time"))[:19]
 
 
 def recorded_snapshots(log: AuditLog, repo_display: str) -> dict[str, str]:
     """snapshot id -> "backup of TARGET at TIME" for every snapshot of ``repo_display`` (the
     repository's display URL, as audit events carry it) that a backup recorded and no later
-    forget or repair removed."""
+    forget or repair removed or may have removed."""
     alive: dict[str, str] = {}
+    open_runs: dict[str, list[str]] = {}   # flow run of an unfinished forget/repair -> ids before it
     for event in log.iter_events():
         details = event.get("details") or {}
+        kind, run = event.get("type"), str(event.get("flow_run_id"))
         if details.get("repo") != repo_display:
+            if kind in _ENDS:
+                open_runs.pop(run, None)  # an approval step's rejection may not name the repository
             continue
-        kind = event.get("type")
         if kind == "backup.completed" and isinstance(details.get("snapshot"), str):
-            alive[details["snapshot"]] = f"backup of {event.get('target')} at {str(event.get('time'))[:19]}"
-        elif kind in _REMOVALS:
+            alive[details["snapshot"]] = f"backup of {event.get('target')} at {_when(event)}"
+        elif kind in _BEGINS:
+            open_runs[run] = list(alive)
+        if kind in _REMOVALS:
             for sid in details.get(_REMOVALS[kind]) or ():
                 alive.pop(sid, None)
-            for sid in (details.get("replaced") or {}).values() if kind == "repair.completed" else ():
-                alive.setdefault(sid, f"repaired snapshot, recorded at {str(event.get('time'))[:19]}")
+            for sid in (details.get("replaced") or {}).values():
+                alive.setdefault(sid, f"repaired snapshot, recorded at {_when(event)}")
+        if kind in _ENDS:
+            open_runs.pop(run, None)
+    for before in open_runs.values():
+        for sid in before:
+            alive.pop(sid, None)
     return alive

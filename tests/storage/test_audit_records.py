@@ -17,3 +17,14 @@ def test_backups_count_until_a_forget_or_repair_removes_them(tmp_path):
     known = recorded_snapshots(log, "/repo")
     assert sorted(known) == ["c" * 64, "e" * 64]
     assert known["c" * 64].startswith("backup of /src at ")
+
+
+def test_a_forget_that_never_finished_makes_earlier_snapshots_uncertain(tmp_path):
+    log = AuditLog(tmp_path / "audit")
+    log.log_event("backup.completed", target="/src", details={"repo": "/repo", "snapshot": "a" * 64})
+    log.log_event("delete.requested", flow_run_id="run-1", details={"repo": "/repo", "snapshots": ["aaaa"]})
+    # killed here: no delete.completed, but it may have deleted the manifest
+    log.log_event("backup.completed", target="/src", details={"repo": "/repo", "snapshot": "b" * 64})
+    log.log_event("delete.requested", flow_run_id="run-2", details={"repo": "/repo", "snapshots": ["cccc"]})
+    log.log_event("delete.rejected", flow_run_id="run-2", details={"reason": "no"})
+    assert sorted(recorded_snapshots(log, "/repo")) == ["b" * 64]
