@@ -21,6 +21,7 @@ from __future__ import annotations
 import errno
 import hashlib
 import os
+import stat
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -97,7 +98,13 @@ class FileSaver:
         except FileNotFoundError:
             self._drop(i, f"{shown(entry['path'])} vanished while it was read; not backed up")
             return
+        except (_Replaced, NotADirectoryError) as exc:
+            self._drop(i, f"{shown(entry['path'])} was replaced by {exc} after the scan; not backed up")
+            return
         except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                self._drop(i, f"{shown(entry['path'])} was replaced by a symlink after the scan; not backed up")
+                return
             reason = exc.strerror or str(exc)
             self._drop(i, f"{shown(entry['path'])} could not be read ({reason}); not backed up",
                        Missing(path=shown(entry["path"]), reason=reason))
@@ -134,9 +141,14 @@ class FileSaver:
 
 
 def read_file(path: str, chunker: Chunker, packer: PackSaver, bounded: bool = False) -> FileRead:
-    """Chunk and store one file. ``bounded`` reads no more than the size it had when opened."""
-    with open(path, "rb", buffering=0) as f:
+    """Chunk and store one file. ``bounded`` reads no more than the size it had when opened.
+
+    Opened without following a symlink and without waiting on a FIFO: what the scan saw as a
+    file may have been replaced since, and reading /dev/zero or a FIFO would never end."""
+    with open(os.open(path, _OPEN_FLAGS), "rb", buffering=0) as f:
         st = os.fstat(f.fileno())
+        if not stat.S_ISREG(st.st_mode):
+            raise _Replaced("a directory" if stat.S_ISDIR(st.st_mode) else "a special file")
         zero = None
         if _sparse(st, chunker.params):
             holes = _holes(f.fileno(), st.st_size, chunker.params.max_size)
@@ -176,6 +188,13 @@ def _store(pieces: Iterator[memoryview], packer: PackSaver, streaming: bool,
         read += len(piece)
     sha = chunks[0] if len(chunks) == 1 else (whole.hexdigest() if whole else EMPTY_SHA256)
     return chunks, sha, read
+
+
+_OPEN_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+
+
+class _Replaced(Exception):
+    """What the scan saw as a regular file is now something else (the message says what)."""
 
 
 class _Bounded:

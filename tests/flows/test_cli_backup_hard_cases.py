@@ -1,6 +1,7 @@
 """Through the installed ``backupflow`` command: a tree with names that are not UTF-8, a sparse
-file and a log being written to; and a tree with things the backup may not read, which ends
-(and a subtree deeper than PATH_MAX) as an incomplete snapshot with its own exit code, named in --json, the report and the audit."""
+file and a log being written to; and a tree with things the backup may not read (and a subtree
+deeper than PATH_MAX), which ends as an incomplete snapshot with its own exit code, named in
+--json, the report and the audit."""
 
 from __future__ import annotations
 

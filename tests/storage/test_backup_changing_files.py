@@ -113,3 +113,27 @@ def test_a_hard_link_to_a_file_that_vanished_is_left_out_too_so_the_snapshot_res
     assert any("b.txt is a hard link to a.txt, which was not backed up" in w for w in stored.warnings)
     repo.restore(snap.id, str(tmp_path / "out"))
     assert (tmp_path / "out" / "c.txt").read_text() == "other\n"
+
+
+def test_a_file_replaced_by_a_symlink_or_fifo_after_the_scan_is_not_followed_or_waited_on(tmp_path):
+    src = tmp_path / "src"
+    src.mkdir()
+    for name in ("was-file", "was-fifo", "kept.txt"):
+        (src / name).write_text(name)
+    repo = _repo(tmp_path)
+    plan = repo.plan_backup(str(src))
+    scan = repo.scan(plan)
+    # Between the scan and the read: one file becomes a symlink to an endless device, one a FIFO
+    # nobody writes to. Following the one or opening the other would never finish.
+    (src / "was-file").unlink()
+    os.symlink("/dev/zero", src / "was-file")
+    (src / "was-fifo").unlink()
+    os.mkfifo(src / "was-fifo")
+    stored = repo.store(plan, scan)
+    snap = repo.commit(plan, stored)
+    assert [e["path"] for e in snap.tree] == ["kept.txt"]
+    assert sorted(stored.warnings) == [
+        "was-fifo was replaced by a special file after the scan; not backed up",
+        "was-file was replaced by a symlink after the scan; not backed up",
+    ]
+    assert stored.missing == []
