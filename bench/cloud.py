@@ -121,7 +121,8 @@ def _list_sizes(cloud, bucket: str, prefix: str):
     else:
         token = ""
         while True:
-            query = urllib.parse.urlencode({"prefix": prefix, "maxResults": 1000, **({"pageToken": token} if token else {})})
+            page = {"pageToken": token} if token else {}
+            query = urllib.parse.urlencode({"prefix": prefix, "maxResults": 1000, **page})
             with urllib.request.urlopen(f"{cloud.endpoint}/storage/v1/b/{bucket}/o?{query}", timeout=60) as r:
                 page = json.loads(r.read())
             for item in page.get("items", []):
@@ -322,8 +323,8 @@ def main(argv: list[str] | None = None) -> int:
     engine = Backupflow(work / "engine", None if args.engine_rev == "worktree" else args.engine_rev)
     why = engine.available()
     if why or not (engine.code / "bench" / "cloud_step.py").exists():
-        print(f"cannot run the engine: {why or 'bench/cloud_step.py is not in that revision; use --engine-rev worktree'}",
-              file=sys.stderr)
+        why = why or "bench/cloud_step.py is not in that revision; use --engine-rev worktree"
+        print(f"cannot run the engine: {why}", file=sys.stderr)
         return 1
     info = {"scale": args.scale, "repeat": args.repeat, "machine": machine(), "engine": engine.version(),
             "dataset": prepare_dataset(work, args.seed, args.scale), "unavailable": {},

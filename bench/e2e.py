@@ -82,7 +82,7 @@ def measure_overhead(work: Path, source: Path, pairs: int) -> dict:
 def summarise(times: dict[str, list[float]]) -> dict:
     result: dict = {"times": times, "medians": {k: statistics.median(v) for k, v in times.items()}}
     for step in ("first", "again"):
-        diffs = [c - e for c, e in zip(times[f"cli_{step}"], times[f"engine_{step}"])]
+        diffs = [c - e for c, e in zip(times[f"cli_{step}"], times[f"engine_{step}"], strict=True)]
         result[f"differences_{step}"] = diffs
         result[f"overhead_{step}"] = statistics.median(diffs)
     return result

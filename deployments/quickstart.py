@@ -26,7 +26,8 @@ def make_workspace(root: Path, seed: int = 7) -> None:
     for i in range(300):
         folder = root / f"pkg{i % 6}" / f"mod{i % 4}"
         folder.mkdir(parents=True, exist_ok=True)
-        lines = [" ".join(rng.choice(words) for _ in range(8)) + f" = {rng.randint(0, 10**6)}" for _ in range(rng.randint(5, 400))]
+        lines = [" ".join(rng.choice(words) for _ in range(8)) + f" = {rng.randint(0, 10**6)}"
+                 for _ in range(rng.randint(5, 400))]
         (folder / f"file_{i}.py").write_text("\n".join(lines) + "\n")
     (root / "assets").mkdir(exist_ok=True)
     (root / "assets" / "blob.bin").write_bytes(rng.randbytes(4 * 1024 * 1024))

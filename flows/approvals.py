@@ -109,10 +109,12 @@ class Guardian:
                 raise InvalidInput(f"Cannot {word} run {flow_run_id}: {why}; the run is still waiting.")
             verdict = decide(request, prior + [decision], policy)
             try:
-                response = client.resume_flow_run(flow_run_id, run_input=ApprovalInput(
-                    approved=approved, approver=who, reason=reason).model_dump(include={"approved", "approver", "reason"}))
+                answer = ApprovalInput(approved=approved, approver=who, reason=reason)
+                response = client.resume_flow_run(
+                    flow_run_id, run_input=answer.model_dump(include={"approved", "approver", "reason"}))
             except FlowPauseTimeout:
-                raise ApprovalTimeout(f"Run {flow_run_id} waited too long and was rejected; start the operation again.") from None
+                raise ApprovalTimeout(f"Run {flow_run_id} waited too long and was rejected; "
+                                      "start the operation again.") from None
             if response.status.value not in ("ACCEPT",):
                 why = getattr(response.details, "reason", None) or response.status.value.lower()
                 raise InvalidInput(f"Prefect refused to resume run {flow_run_id}: {why}.")
@@ -148,12 +150,14 @@ class _client:
         try:
             return self._cm.__enter__()
         except httpx.HTTPError as exc:
-            raise InvalidConfig(f"Cannot reach the Prefect server at {server_url()} ({exc}); start it or fix PREFECT_API_URL.") from None
+            raise InvalidConfig(f"Cannot reach the Prefect server at {server_url()} ({exc}); "
+                                "start it or fix PREFECT_API_URL.") from None
 
     def __exit__(self, exc_type, exc, tb):
         self._cm.__exit__(exc_type, exc, tb)
         if isinstance(exc, httpx.ConnectError):
-            raise InvalidConfig(f"Cannot reach the Prefect server at {server_url()}; start it or fix PREFECT_API_URL.") from None
+            raise InvalidConfig(f"Cannot reach the Prefect server at {server_url()}; "
+                                "start it or fix PREFECT_API_URL.") from None
         return False
 
 
@@ -183,7 +187,8 @@ def _prior_decisions(client, flow_run_id: UUID) -> list[Decision]:
         if not item.key.endswith("-response"):
             continue
         data = json.loads(item.value) if isinstance(item.value, str) else item.value
-        out.append(Decision(bool(data.get("approved")), str(data.get("approver") or "").strip(), str(data.get("reason") or "")))
+        out.append(Decision(bool(data.get("approved")), str(data.get("approver") or "").strip(),
+                            str(data.get("reason") or "")))
     return out
 
 

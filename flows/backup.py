@@ -10,7 +10,9 @@ from storage import BackupSummary
 from storage.backend import display_url
 from storage.errors import ChainGone
 from tasks.audit_events import audited
-from tasks.backup import abandon_backup, commit_snapshot, plan_backup, publish_backup_report, scan_workspace, upload_packs
+from tasks.backup import (
+    abandon_backup, commit_snapshot, plan_backup, publish_backup_report, scan_workspace, upload_packs,
+)
 
 
 @plain_flow(name="backup", flow_run_name="backup {source}", validate_parameters=False)

@@ -37,8 +37,8 @@ def restore_flow(snapshot: str, target: str, repo: str, include: list[str] | Non
                         "bytes": plan["bytes"]},
         })
         fetched = fetch_snapshot(repo, options, plan["snapshot"], include)
-        result = write_files(repo, options, fetched["snapshot_id"], plan["target"], include, plan["files"], plan["bytes"],
-                             connections)
+        result = write_files(repo, options, fetched["snapshot_id"], plan["target"], include, plan["files"],
+                             plan["bytes"], connections)
         result["flow_run_id"] = current_flow_run_id()
         result["overwritten"] = len(plan["overwrite"])
         if missing:

@@ -12,25 +12,24 @@ from storage import BackupPlan, BackupSummary, StoreResult, summarize
 from storage.snapshots import ScanResult
 from tasks.progress import reporter_for
 from tasks.repo_access import open_repo
-from tasks.retry import RETRIES, RETRY_DELAYS, retry_transient
-
-_TASK = dict(retries=RETRIES, retry_delay_seconds=RETRY_DELAYS, retry_condition_fn=retry_transient, cache_policy=NO_CACHE)
+from tasks.retry import TASK_OPTIONS
 
 
-@task(name="plan_backup", **_TASK)
+@task(name="plan_backup", **TASK_OPTIONS)
 def plan_backup(repo: str, options: dict[str, Any], source: str, type: str | None, excludes: list[str],
                 tags: list[str], description: str, compression_level: int = 3, pack_size_mib: int = 16) -> BackupPlan:
     r = open_repo(repo, options, create=True, compression_level=compression_level, pack_size_mib=pack_size_mib)
     return r.plan_backup(source, type, excludes, tags, description)
 
 
-@task(name="scan_workspace", **_TASK)
+@task(name="scan_workspace", **TASK_OPTIONS)
 def scan_workspace(repo: str, options: dict[str, Any], plan: BackupPlan) -> ScanResult:
     return open_repo(repo, options).scan(plan)
 
 
-@task(name="upload_packs", **_TASK)
-def upload_packs(repo: str, options: dict[str, Any], plan: BackupPlan, scan: ScanResult, connections: int | None = None) -> StoreResult:
+@task(name="upload_packs", **TASK_OPTIONS)
+def upload_packs(repo: str, options: dict[str, Any], plan: BackupPlan, scan: ScanResult,
+                 connections: int | None = None) -> StoreResult:
     """Chunk, compress and upload as one stage: packs stream to storage as they fill, so
     splitting this into separate tasks would mean staging every pack on local disk first.
     Idempotent: a retry finds the packs the failed attempt indexed and does not send them again."""
@@ -38,7 +37,7 @@ def upload_packs(repo: str, options: dict[str, Any], plan: BackupPlan, scan: Sca
     return open_repo(repo, options).store(plan, scan, progress, connections)
 
 
-@task(name="commit_snapshot", **_TASK)
+@task(name="commit_snapshot", **TASK_OPTIONS)
 def commit_snapshot(repo: str, options: dict[str, Any], plan: BackupPlan, stored: StoreResult) -> BackupSummary:
     snap = open_repo(repo, options).commit(plan, stored)
     return summarize(snap, stored.warnings, stored.missing)

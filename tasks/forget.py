@@ -17,22 +17,20 @@ from prefect.cache_policies import NO_CACHE
 
 from storage import ForgetPlan
 from tasks.repo_access import open_repo
-from tasks.retry import RETRIES, RETRY_DELAYS, retry_transient
-
-_TASK = dict(retries=RETRIES, retry_delay_seconds=RETRY_DELAYS, retry_condition_fn=retry_transient, cache_policy=NO_CACHE)
+from tasks.retry import TASK_OPTIONS
 
 
-@task(name="plan_forget", **_TASK)
+@task(name="plan_forget", **TASK_OPTIONS)
 def plan_forget(repo: str, options: dict[str, Any], snapshots: list[str], prune: bool, chain: bool) -> dict[str, Any]:
     return open_repo(repo, options).plan_forget(snapshots, prune, chain).to_dict()
 
 
-@task(name="forget_snapshots", **_TASK)
+@task(name="forget_snapshots", **TASK_OPTIONS)
 def forget_snapshots(repo: str, options: dict[str, Any], plan: dict[str, Any]) -> dict[str, Any]:
     return open_repo(repo, options).forget(ForgetPlan(**plan))
 
 
-@task(name="prune_packs", **_TASK)
+@task(name="prune_packs", **TASK_OPTIONS)
 def prune_packs(repo: str, options: dict[str, Any], dry_run: bool = False) -> dict[str, Any]:
     return open_repo(repo, options).prune(dry_run).to_dict()
 

@@ -14,11 +14,10 @@ from storage.backend import display_url
 from storage.errors import BackupError
 from tasks.progress import reporter_for
 from tasks.repo_access import open_repo
-from tasks.retry import RETRIES, RETRY_DELAYS, retry_transient
+from tasks.retry import TASK_OPTIONS
 
 
-@task(name="verify_repository", retries=RETRIES, retry_delay_seconds=RETRY_DELAYS,
-      retry_condition_fn=retry_transient, cache_policy=NO_CACHE)
+@task(name="verify_repository", **TASK_OPTIONS)
 def verify_repository(repo: str, options: dict[str, Any], read_data: bool) -> dict[str, Any]:
     r = open_repo(repo, options)
     progress = reporter_for("verify", len(r.index.pack_run), 0) if read_data else None

@@ -108,7 +108,8 @@ class ProtocolServer:
                 return self
             time.sleep(0.2)
         self.stop()
-        raise RuntimeError(f"{self.name} did not answer on {self.endpoint} within {timeout}s:\n{self.log.read_text()[-2000:]}")
+        raise RuntimeError(f"{self.name} did not answer on {self.endpoint} within {timeout}s:\n"
+                           f"{self.log.read_text()[-2000:]}")
 
     def stop(self) -> None:
         if self.proc and self.proc.poll() is None:

@@ -25,31 +25,10 @@ def audit(event_type: str = typer.Option(None, "--type", help="Event type, or it
     settings = run_guarded(load_settings, config)
     log = AuditLog(settings.audit_path)
     if verify:
-        report = log.verify()
-        if as_json:
-            emit_json({"path": str(log.directory), **report.to_dict()})
-        elif report.ok:
-            typer.echo(f"Audit log intact: {report.events} events in {report.files} day files ({log.directory}).")
-        else:
-            for problem in report.problems:
-                typer.echo(f"{problem}", err=True)
-        if not report.ok:
-            if as_json:
-                raise typer.Exit(IntegrityError.exit_code)
-            fail(f"the audit log in {log.directory} was tampered with or damaged: {report.problems[0]}.",
-                 IntegrityError.exit_code)
+        _verify(log, as_json)
         return
     if summary:
-        result = run_guarded(log.get_event_summary, since)
-        if as_json:
-            emit_json(result)
-            return
-        typer.echo(f"{result['total']} events from {result['first']} to {result['last']}")
-        for title, key in (("by type", "by_type"), ("by user", "by_user"), ("by outcome", "by_outcome")):
-            if result[key]:
-                typer.echo(f"{title}:")
-                for name, count in sorted(result[key].items(), key=lambda kv: (-kv[1], kv[0])):
-                    typer.echo(f"  {count:6}  {name}")
+        _summarise(log, since, as_json)
         return
     events = run_guarded(log.get_events, event_type=event_type, user=user, since=since, limit=limit)
     if as_json:
@@ -64,3 +43,32 @@ def audit(event_type: str = typer.Option(None, "--type", help="Event type, or it
         typer.echo(line)
         if e.get("details"):
             typer.echo(f"    {json.dumps(e['details'], sort_keys=True, default=str)[:300]}")
+
+
+def _verify(log: AuditLog, as_json: bool) -> None:
+    report = log.verify()
+    if as_json:
+        emit_json({"path": str(log.directory), **report.to_dict()})
+    elif report.ok:
+        typer.echo(f"Audit log intact: {report.events} events in {report.files} day files ({log.directory}).")
+    else:
+        for problem in report.problems:
+            typer.echo(f"{problem}", err=True)
+    if not report.ok:
+        if as_json:
+            raise typer.Exit(IntegrityError.exit_code)
+        fail(f"the audit log in {log.directory} was tampered with or damaged: {report.problems[0]}.",
+             IntegrityError.exit_code)
+
+
+def _summarise(log: AuditLog, since: str | None, as_json: bool) -> None:
+    result = run_guarded(log.get_event_summary, since)
+    if as_json:
+        emit_json(result)
+        return
+    typer.echo(f"{result['total']} events from {result['first']} to {result['last']}")
+    for title, key in (("by type", "by_type"), ("by user", "by_user"), ("by outcome", "by_outcome")):
+        if result[key]:
+            typer.echo(f"{title}:")
+            for name, count in sorted(result[key].items(), key=lambda kv: (-kv[1], kv[0])):
+                typer.echo(f"  {count:6}  {name}")

@@ -17,7 +17,8 @@ from storage.config import Settings, load_settings
 
 
 def repo_context(repo: str | None, option: list[str] | None, config: str | None,
-             upload_limit: str | None = None, download_limit: str | None = None) -> tuple[str, dict[str, Any], Settings]:
+             upload_limit: str | None = None,
+             download_limit: str | None = None) -> tuple[str, dict[str, Any], Settings]:
     """The repository URL and its options, from flags, environment and config (in that order)."""
     settings = load_settings(config)
     b = settings.backup

@@ -64,6 +64,7 @@ def pending(as_json: bool = JSON_OPTION) -> None:
         if run["approvals_needed"] and run["approvals_needed"] > 1:
             typer.echo(f"    approvals: {len(run['approved_by'])} of {run['approvals_needed']}"
                        + (f" ({', '.join(run['approved_by'])})" if run["approved_by"] else ""))
-        typer.echo(f"    backupflow approve {run['run_id']} --reason ...   |   backupflow reject {run['run_id']} --reason ...")
+        typer.echo(f"    backupflow approve {run['run_id']} --reason ...   |   "
+                   f"backupflow reject {run['run_id']} --reason ...")
         if run["ui_url"]:
             typer.echo(f"    {run['ui_url']}")

@@ -36,14 +36,18 @@ def init(repo: Optional[str] = REPO_OPTION, option: Optional[List[str]] = OPTION
         r = Repository.init(url, opts, compression_level=level, pack_size_mib=settings.backup.pack_size_mib)
         out = {"repository": display_url(url), "id": r.config.id, "version": r.config.version,
                "compression_level": level}
-        emit_json(out) if json_out else typer.echo(f"created backupflow repository {r.config.id[:8]} at {display_url(url)}")
+        if json_out:
+            emit_json(out)
+        else:
+            typer.echo(f"created backupflow repository {r.config.id[:8]} at {display_url(url)}")
     run_guarded(go)
 
 
 @app.command()
 def backup(source: str = typer.Argument(..., help="Directory to back up."),
            repo: Optional[str] = REPO_OPTION, option: Optional[List[str]] = OPTION_OPTION,
-           type: Optional[str] = typer.Option(None, "--type", "-t", help="full, incremental or differential (default: incremental when a chain exists, else full)."),
+           type: Optional[str] = typer.Option(None, "--type", "-t", help="full, incremental or differential "
+                                              "(default: incremental when a chain exists, else full)."),
            exclude: Optional[List[str]] = typer.Option(None, "--exclude", "-e", help="Glob to leave out (repeatable)."),
            tag: Optional[List[str]] = typer.Option(None, "--tag", help="Tag for the snapshot (repeatable)."),
            description: str = typer.Option("", "--description", "-m"),
@@ -69,7 +73,8 @@ def backup(source: str = typer.Argument(..., help="Directory to back up."),
         else:
             s = result["stats"]
             typer.echo(f"snapshot {result['short_id']} ({result['type']}) saved: {s['files']} files, "
-                       f"{human_bytes(s['bytes_read'])} read, {human_bytes(s['bytes_added'])} added in {result['duration_seconds']} s")
+                       f"{human_bytes(s['bytes_read'])} read, {human_bytes(s['bytes_added'])} added "
+                       f"in {result['duration_seconds']} s")
             left = s.get("leftovers_removed")
             if left:
                 typer.echo(f"removed what killed runs left: {left['leases_removed']} stale lease(s), "
@@ -143,7 +148,8 @@ def restore(snapshot: str = typer.Argument(..., help="Snapshot id, unique prefix
             target: str = typer.Argument(..., help="Directory to restore into."),
             include: Optional[List[str]] = typer.Option(None, "--include", "-i", help="Only this path (repeatable)."),
             repo: Optional[str] = REPO_OPTION, option: Optional[List[str]] = OPTION_OPTION,
-            download_limit: Optional[str] = typer.Option(None, "--download-limit", help='Bandwidth cap, e.g. "50MiB/s".'),
+            download_limit: Optional[str] = typer.Option(None, "--download-limit",
+                                                         help='Bandwidth cap, e.g. "50MiB/s".'),
             json_out: bool = JSON_OPTION, config: Optional[str] = CONFIG_OPTION):
     """Restore a snapshot into TARGET as a Prefect flow run (asks for approval when policy says so)."""
     def go():
@@ -179,7 +185,8 @@ def restore(snapshot: str = typer.Argument(..., help="Snapshot id, unique prefix
 
 
 @app.command()
-def verify(read_data: bool = typer.Option(False, "--read-data", help="Read back every pack and check every chunk hash."),
+def verify(read_data: bool = typer.Option(False, "--read-data",
+                                          help="Read back every pack and check every chunk hash."),
            repo: Optional[str] = REPO_OPTION, option: Optional[List[str]] = OPTION_OPTION,
            json_out: bool = JSON_OPTION, config: Optional[str] = CONFIG_OPTION):
     """Check the repository as a Prefect flow run; names damaged snapshots and files."""
@@ -215,7 +222,10 @@ def export(snapshot: str = typer.Argument(..., help="Snapshot id, unique prefix,
     """Write a snapshot as a standard .tar.gz (restore it with plain `tar -xzf`)."""
     def go():
         out = open_repository(repo, option, config).export_tar(snapshot, file, list(include or []) or None)
-        emit_json(out) if json_out else typer.echo(f"wrote {out['files']} files of {out['snapshot_id'][:8]} to {out['file']}")
+        if json_out:
+            emit_json(out)
+        else:
+            typer.echo(f"wrote {out['files']} files of {out['snapshot_id'][:8]} to {out['file']}")
     run_guarded(go)
 
 

@@ -77,7 +77,7 @@ def iter_lines(path: Path) -> Iterator[tuple[int, str]]:
 def verify_directory(directory: Path) -> VerifyReport:
     """Walk every day file in order and report each broken link, naming file and line."""
     report = VerifyReport()
-    prev = GENESIS
+    prev: str | None = GENESIS
     last_prev: str | None = None
     seen_ids: dict[str, str] = {}
     for path in day_files(directory):
@@ -98,14 +98,16 @@ def verify_directory(directory: Path) -> VerifyReport:
             report.events += 1
             stored = event.get("hash")
             if stored != event_hash(event):
-                report.problems.append(Problem(where, number, f"event {event.get('id')} was edited: its content does not match its hash"))
+                report.problems.append(Problem(where, number, f"event {event.get('id')} was edited: "
+                                                              "its content does not match its hash"))
             if prev is not None and event.get("prev_hash") != prev:
                 report.problems.append(Problem(
                     where, number,
                     f"the chain is broken before event {event.get('id')}: an event before it was deleted, "
                     "inserted or moved (or a whole day file is missing)"))
             if not str(event.get("time", "")).startswith(day):
-                report.problems.append(Problem(where, number, f"event {event.get('id')} is dated {event.get('time')} but sits in the file for {day}"))
+                report.problems.append(Problem(where, number, f"event {event.get('id')} is dated "
+                                                              f"{event.get('time')} but sits in the file for {day}"))
             eid = str(event.get("id"))
             if eid in seen_ids:
                 report.problems.append(Problem(where, number, f"event {eid} appears twice (first in {seen_ids[eid]})"))

@@ -61,7 +61,8 @@ def parse_since(value: str | datetime | date | None) -> datetime | None:
     try:
         parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
-        raise InvalidInput(f"--since {value!r} is not a date; write it as 2024-05-01, an ISO time, or an age like 24h or 7d.") from None
+        raise InvalidInput(f"--since {value!r} is not a date; write it as 2024-05-01, an ISO time, "
+                           "or an age like 24h or 7d.") from None
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
 
 

@@ -42,6 +42,7 @@ def read_mirror(backend: Backend) -> list[dict[str, Any]]:
     for info in sorted(backend.list(PREFIX), key=lambda i: i.name):
         event = json.loads(backend.load(info.name))
         if not info.name.endswith(f"-{event_hash(event)}.json"):
-            raise IntegrityError(f"The mirrored audit event {info.name} does not match its hash; the repository trail was altered.")
+            raise IntegrityError(f"The mirrored audit event {info.name} does not match its hash; "
+                                 "the repository trail was altered.")
         events.append(event)
     return events

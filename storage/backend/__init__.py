@@ -5,7 +5,9 @@ Vocabulary: a *backend* stores named, write-once byte *objects*; a *name* is a r
 protocol and are composed by :func:`open_backend`. Invariants are listed in ``base.py``.
 """
 
-from storage.backend.base import Backend, ObjectInfo, Sink, display_url, innermost, sink_for
+from storage.backend.base import (
+    HOST_TAG, Backend, ObjectInfo, Sink, TemporaryInfo, display_url, innermost, sink_for,
+)
 from storage.backend.credentials import (
     is_secret_name, redact_options, refuse_option_credentials, refuse_url_credentials, split_secret_options,
 )
@@ -14,7 +16,8 @@ from storage.backend.factory import (
 )
 from storage.backend.memory import MemoryBackend
 
-__all__ = ["Backend", "ObjectInfo", "MemoryBackend", "Sink", "display_url", "innermost", "sink_for",
+__all__ = ["HOST_TAG", "Backend", "ObjectInfo", "MemoryBackend", "Sink", "TemporaryInfo", "display_url",
+           "innermost", "sink_for",
            "ensure_container", "open_backend", "scheme_of", "is_secret_name", "redact_options",
            "refuse_option_credentials", "refuse_url_credentials", "split_secret_options",
            "check_option_names", "check_repository_url"]

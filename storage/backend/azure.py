@@ -16,7 +16,9 @@ from azure.core.exceptions import ClientAuthenticationError, HttpResponseError, 
 
 from storage.backend.base import display_url
 from storage.backend.factory import PROVIDERS
-from storage.backend.object_store import ObjectStoreBackend, cause_chain, classify_status, is_network_failure, open_filesystem
+from storage.backend.object_store import (
+    ObjectStoreBackend, cause_chain, classify_status, is_network_failure, open_filesystem,
+)
 from storage.errors import BackupError, InvalidConfig, NotFound, PermanentError, TransientError
 
 CHECK = ("the Azure credentials (AZURE_STORAGE_CONNECTION_STRING, or AZURE_STORAGE_ACCOUNT_NAME with "

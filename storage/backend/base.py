@@ -11,19 +11,23 @@ Contracts every backend keeps (the conformance suite in tests/storage/backend ch
   A missing object raises :class:`~storage.errors.NotFound`.
 - ``list(prefix)`` yields every object under the prefix exactly once, however many there are.
 - ``remove(name)`` deletes; removing a missing object raises NotFound.
-- ``open_sink()`` (optional, local disk only today) streams one object to storage piece by
-  piece and names it at the end, for objects named by their content hash (packs). Callers use
-  :func:`sink_for`, which returns ``None`` for backends that only take whole objects. Such a
-  backend also offers ``temporaries()`` (each with its writer and age) and
-  ``remove_temporary(name)``, so the next backup or prune removes what killed writers left.
+- Optional capabilities are declared by every backend, with a "not here" value where it lacks
+  them: ``open_sink`` is a factory of :class:`Sink` that streams one object to storage piece
+  by piece and names it at the end, for objects named by their content hash (packs), or None
+  where a backend takes whole objects only (all but local disk today). ``temporaries()`` lists
+  what writes killed half-way left behind, each with its writer and age ([] where writes leave
+  nothing behind), and ``remove_temporary(name)`` deletes one, so the next backup or prune
+  removes what killed writers left.
 - Backends translate their vendor exceptions into :mod:`storage.errors` and decide which are
   transient; retry layers above rely on that decision.
 """
 
 from __future__ import annotations
 
+import hashlib
+import socket
 from dataclasses import dataclass
-from typing import Iterator, Protocol, runtime_checkable
+from typing import Callable, Iterator, Protocol, runtime_checkable
 from urllib.parse import urlsplit, urlunsplit
 
 
@@ -33,11 +37,33 @@ class ObjectInfo:
     size: int
 
 
+# Temporary files are named ``.tmp-<host tag>-<pid>-<random>``: who writes them, so a later
+# process can tell a killed writer's leftovers from a live writer's file.
+HOST_TAG = hashlib.sha256(socket.gethostname().encode()).hexdigest()[:8]
+
+
+@dataclass(frozen=True)
+class TemporaryInfo(ObjectInfo):
+    age: float = 0.0        # seconds since it was last written
+    host: str | None = None  # host tag of its writer; None for names of older versions
+    pid: int | None = None
+
+
 @runtime_checkable
 class Backend(Protocol):
     """A place that stores named, write-once byte objects."""
 
     url: str
+
+    @property
+    def open_sink(self) -> Callable[[], Sink] | None:
+        """A factory of sinks, or None when this backend takes whole objects only."""
+
+    def temporaries(self) -> list[TemporaryInfo]:
+        """Temporary files of writes in progress or killed half-way; [] where writes leave none."""
+
+    def remove_temporary(self, name: str) -> None:
+        """Delete one of :meth:`temporaries` (gone already is fine)."""
 
     def save(self, name: str, data: bytes, exclusive: bool = True) -> None: ...
 
@@ -66,9 +92,9 @@ class Sink(Protocol):
     def abort(self) -> None: ...
 
 
-def sink_for(backend: Backend):
+def sink_for(backend: Backend) -> Callable[[], Sink] | None:
     """A factory of :class:`Sink` for ``backend``, or None when it only takes whole objects."""
-    return getattr(backend, "open_sink", None)
+    return backend.open_sink
 
 
 def innermost(backend: Backend) -> Backend:

@@ -63,18 +63,7 @@ def cloud_destination(settings: Any) -> CloudDestination | None:
     options = SecretOptions()
     access, secret, endpoint = settings.cloud_access_key, settings.cloud_secret_key, settings.cloud_endpoint
     if provider == "s3":
-        if bool(access) != bool(secret):
-            raise InvalidConfig("backup.cloud_access_key and backup.cloud_secret_key must be set together (or both left out).")
-        if access:
-            options.update(key=access, secret=secret)
-        if settings.cloud_region:
-            options["region"] = settings.cloud_region
-        if endpoint:
-            options["endpoint_url"] = endpoint
-        if settings.storage_class:
-            options["storage_class"] = settings.storage_class
-        if settings.object_lock_days:
-            options["object_lock_days"] = settings.object_lock_days
+        options.update(_s3_options(settings))
     else:
         if settings.storage_class or settings.object_lock_days:
             raise InvalidConfig("backup.storage_class and backup.object_lock_days apply to S3 only; remove them for "
@@ -82,14 +71,39 @@ def cloud_destination(settings: Any) -> CloudDestination | None:
         if provider == "azure":
             options.update(_azure_options(access, secret, endpoint))
         else:
-            if access:
-                raise InvalidConfig("backup.cloud_access_key is not used for GCS; put the service-account JSON path in "
-                                    "backup.cloud_secret_key.")
-            if secret:
-                options["token"] = secret
-            if endpoint:
-                options["endpoint_url"] = endpoint
+            options.update(_gcs_options(access, secret, endpoint))
     return CloudDestination(url, options)
+
+
+def _s3_options(settings: Any) -> dict[str, Any]:
+    access, secret, endpoint = settings.cloud_access_key, settings.cloud_secret_key, settings.cloud_endpoint
+    if bool(access) != bool(secret):
+        raise InvalidConfig("backup.cloud_access_key and backup.cloud_secret_key must be set together "
+                            "(or both left out).")
+    options: dict[str, Any] = {}
+    if access:
+        options.update(key=access, secret=secret)
+    if settings.cloud_region:
+        options["region"] = settings.cloud_region
+    if endpoint:
+        options["endpoint_url"] = endpoint
+    if settings.storage_class:
+        options["storage_class"] = settings.storage_class
+    if settings.object_lock_days:
+        options["object_lock_days"] = settings.object_lock_days
+    return options
+
+
+def _gcs_options(access: str | None, secret: str | None, endpoint: str | None) -> dict[str, str]:
+    if access:
+        raise InvalidConfig("backup.cloud_access_key is not used for GCS; put the service-account JSON path in "
+                            "backup.cloud_secret_key.")
+    options: dict[str, str] = {}
+    if secret:
+        options["token"] = secret
+    if endpoint:
+        options["endpoint_url"] = endpoint
+    return options
 
 
 def _azure_options(account: str | None, key: str | None, endpoint: str | None) -> dict[str, str]:

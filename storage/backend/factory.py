@@ -181,7 +181,8 @@ def open_backend(
             fault_rate = float(os.environ["BACKUPFLOW_FAULT_RATE"])
             fault_seed = int(os.environ.get("BACKUPFLOW_FAULT_SEED", "0")) if fault_seed is None else fault_seed
         except ValueError:
-            raise InvalidConfig("BACKUPFLOW_FAULT_RATE and BACKUPFLOW_FAULT_SEED must be numbers; fix or unset them.") from None
+            raise InvalidConfig("BACKUPFLOW_FAULT_RATE and BACKUPFLOW_FAULT_SEED must be numbers; "
+                                "fix or unset them.") from None
     if fault_rate:
         backend = FaultyBackend(backend, fault_rate, fault_seed or 0, os.environ.get("BACKUPFLOW_FAULT_LOG"))
     up, down = parse_rate(upload_limit, "upload_limit"), parse_rate(download_limit, "download_limit")

@@ -17,7 +17,7 @@ import random
 import threading
 from typing import Iterator
 
-from storage.backend.base import Backend, ObjectInfo
+from storage.backend.base import Backend, ObjectInfo, TemporaryInfo
 from storage.errors import InvalidConfig, TransientError
 
 
@@ -49,6 +49,15 @@ class FaultyBackend:
             with self._lock, open(self._log_path, "a") as log:
                 log.write(what + "\n")
         return TransientError(f"Injected fault: {what} failed (connection reset).")
+
+    # Streamed writes would bypass this wrapper, so it takes whole objects only.
+    open_sink = None
+
+    def temporaries(self) -> list[TemporaryInfo]:
+        return self.inner.temporaries()
+
+    def remove_temporary(self, name: str) -> None:
+        self.inner.remove_temporary(name)
 
     def save(self, name: str, data: bytes, exclusive: bool = True) -> None:
         where = self._roll()

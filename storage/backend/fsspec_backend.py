@@ -13,7 +13,7 @@ from typing import Any, Callable, Iterator
 
 import fsspec
 
-from storage.backend.base import ObjectInfo, display_url
+from storage.backend.base import ObjectInfo, Sink, TemporaryInfo, display_url
 from storage.errors import AlreadyExists, BackupError, NotFound, PermanentError, TransientError
 
 ErrorMap = Callable[[BaseException, str], BackupError | None]
@@ -45,6 +45,16 @@ def default_error_map(exc: BaseException, where: str) -> BackupError | None:
 
 class FsspecBackend:
     """A backend on ``fs`` rooted at ``root`` (a path inside the filesystem, no protocol)."""
+
+    # Whole objects only, and a write killed half-way leaves nothing visible (LocalBackend
+    # overrides both).
+    open_sink: Callable[[], Sink] | None = None
+
+    def temporaries(self) -> list[TemporaryInfo]:
+        return []
+
+    def remove_temporary(self, name: str) -> None:
+        pass
 
     def __init__(self, url: str, fs: Any, root: str, error_map: ErrorMap | None = None):
         self.url = url
@@ -89,11 +99,13 @@ class FsspecBackend:
         except Exception as exc:
             raise self._translate(exc, name) from exc
 
-    def _write(self, path: str, data: bytes) -> None:
+    def _write(self, path: str, data: bytes) -> bool:
+        """Write ``data`` under ``path``; True when it was written (see LocalBackend)."""
         parent = path.rsplit("/", 1)[0]
         if parent and parent != path:
             self.fs.makedirs(parent, exist_ok=True)
         self.fs.pipe_file(path, bytes(data))
+        return True
 
     def _check_same(self, name: str, data: bytes) -> None:
         if self.stat(name).size != len(data) or self.load(name) != bytes(data):

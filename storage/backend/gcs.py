@@ -14,7 +14,9 @@ from typing import Any
 
 from storage.backend.base import display_url
 from storage.backend.factory import PROVIDERS
-from storage.backend.object_store import ObjectStoreBackend, cause_chain, classify_status, is_network_failure, open_filesystem
+from storage.backend.object_store import (
+    ObjectStoreBackend, cause_chain, classify_status, is_network_failure, open_filesystem,
+)
 from storage.errors import BackupError, InvalidConfig, PermanentError, TransientError
 
 # gcsfs >= 2025 probes for hierarchical-namespace buckets on every call unless told not to,
@@ -52,7 +54,8 @@ def gcs_error_map(exc: BaseException, where: str) -> BackupError | None:
             if mapped is not None:
                 return mapped
     if is_network_failure(exc):
-        return TransientError(f"The connection to Google Cloud Storage failed while accessing {where}: {type(exc).__name__}.")
+        return TransientError(f"The connection to Google Cloud Storage failed while accessing {where}: "
+                              f"{type(exc).__name__}.")
     return None
 
 
@@ -70,7 +73,8 @@ def open_gcs(url: str, options: dict[str, Any]) -> GcsBackend:
         opts["token"] = "anon"
     token = opts.get("token")
     if isinstance(token, str) and token.endswith(".json") and not os.path.isfile(os.path.expanduser(token)):
-        raise InvalidConfig(f"The Google credentials file {token} for {display_url(url)} does not exist; fix the token option.")
+        raise InvalidConfig(f"The Google credentials file {token} for {display_url(url)} does not exist; "
+                            "fix the token option.")
     if "project" not in opts and os.environ.get("GOOGLE_CLOUD_PROJECT"):
         opts["project"] = os.environ["GOOGLE_CLOUD_PROJECT"]
     fs, root = open_filesystem(url, opts, "gs://BUCKET/PATH", CHECK)

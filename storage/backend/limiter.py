@@ -2,9 +2,10 @@
 
 Each direction has one schedule shared by every thread: a transfer of ``n`` bytes books the
 next ``n / rate`` seconds of the link and waits until its booking ends before it starts, so
-the bytes moved by any moment never exceed ``rate * elapsed``, whatever the number of connections. The limit applies per object: a 16 MiB pack at 1 MiB/s
-waits 16 s and then goes at full speed, which averages out to the limit over a window of a
-few objects. (restic ``internal/backend/limiter``; kopia ``blob/throttling``.)
+the bytes moved by any moment never exceed ``rate * elapsed``, whatever the number of
+connections. The limit applies per object: a 16 MiB pack at 1 MiB/s waits 16 s and then goes
+at full speed, which averages out to the limit over a window of a few objects.
+(restic ``internal/backend/limiter``; kopia ``blob/throttling``.)
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import threading
 import time
 from typing import Iterator
 
-from storage.backend.base import Backend, ObjectInfo
+from storage.backend.base import Backend, ObjectInfo, TemporaryInfo
 from storage.errors import InvalidConfig
 
 _UNITS = {"": 1, "b": 1, "k": 1000, "kb": 1000, "kib": 1024, "m": 1000**2, "mb": 1000**2, "mib": 1024**2,
@@ -72,6 +73,15 @@ class LimitedBackend:
 
     def __repr__(self) -> str:
         return f"LimitedBackend({self.inner!r})"
+
+    # Streamed writes would bypass this wrapper, so it takes whole objects only.
+    open_sink = None
+
+    def temporaries(self) -> list[TemporaryInfo]:
+        return self.inner.temporaries()
+
+    def remove_temporary(self, name: str) -> None:
+        self.inner.remove_temporary(name)
 
     def save(self, name: str, data: bytes, exclusive: bool = True) -> None:
         if self._up:

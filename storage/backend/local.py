@@ -21,29 +21,15 @@ import errno
 import filecmp
 import hashlib
 import os
-import socket
 import time
 import uuid
-from dataclasses import dataclass
 
-from storage.backend.base import ObjectInfo, display_url
+from storage.backend.base import HOST_TAG, TemporaryInfo, display_url
 from storage.backend.fsspec_backend import FsspecBackend
 from storage.errors import NO_HARD_LINKS, AlreadyExists, BackupError
 
 
 _CANNOT_SYNC = {errno.EINVAL, errno.ENOTSUP, errno.EOPNOTSUPP, errno.ENOSYS}
-# Temporary files are named ``.tmp-<host tag>-<pid>-<random>``: who writes them, so a later
-# process can tell a killed writer's leftovers from a live writer's file.
-HOST_TAG = hashlib.sha256(socket.gethostname().encode()).hexdigest()[:8]
-
-
-@dataclass(frozen=True)
-class TemporaryInfo(ObjectInfo):
-    age: float = 0.0        # seconds since it was last written
-    host: str | None = None  # host tag of its writer; None for names of older versions
-    pid: int | None = None
-
-
 def _writer_of(filename: str) -> tuple[str | None, int | None]:
     parts = filename[len(".tmp-"):].split("-")
     if len(parts) == 3 and parts[1].isdigit():

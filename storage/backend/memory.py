@@ -9,11 +9,19 @@ from __future__ import annotations
 import threading
 from typing import Iterator
 
-from storage.backend.base import ObjectInfo
+from storage.backend.base import ObjectInfo, TemporaryInfo
 from storage.errors import AlreadyExists, NotFound
 
 
 class MemoryBackend:
+    open_sink = None  # whole objects only, and nothing is ever half-written
+
+    def temporaries(self) -> list[TemporaryInfo]:
+        return []
+
+    def remove_temporary(self, name: str) -> None:
+        pass
+
     def __init__(self, url: str = "memory://"):
         self.url = url
         self._objects: dict[str, bytes] = {}

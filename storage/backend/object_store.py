@@ -34,7 +34,9 @@ from fsspec.exceptions import FSTimeoutError
 from storage.backend.base import ObjectInfo, display_url
 from storage.backend.credentials import redact_options
 from storage.backend.fsspec_backend import ErrorMap, FsspecBackend
-from storage.errors import AlreadyExists, BackupError, InvalidConfig, NotFound, PermanentError, TransientError, no_answer
+from storage.errors import (
+    AlreadyExists, BackupError, InvalidConfig, NotFound, PermanentError, TransientError, no_answer,
+)
 
 # Exception class names (anywhere in an error's cause chain or MRO) that mean the network, not
 # the request, failed. Matched by name so this module needs neither aiohttp nor the SDKs.
@@ -54,10 +56,11 @@ _TIMED_CALLS = frozenset({"cat_file", "pipe_file", "info", "find", "exists", "rm
 
 def cause_chain(exc: BaseException) -> Iterable[BaseException]:
     seen: set[int] = set()
-    while exc is not None and id(exc) not in seen:
-        seen.add(id(exc))
-        yield exc
-        exc = exc.__cause__ or exc.__context__
+    cur: BaseException | None = exc
+    while cur is not None and id(cur) not in seen:
+        seen.add(id(cur))
+        yield cur
+        cur = cur.__cause__ or cur.__context__
 
 
 def is_network_failure(exc: BaseException) -> bool:
@@ -81,7 +84,8 @@ def classify_status(status: int | None, code: str, where: str, check: str) -> Ba
     if status in (401, 403):
         return PermanentError(f"Access to {where} was refused ({label}); check {check}.")
     if status in TRANSIENT_STATUS or status >= 500:
-        return TransientError(f"The storage service failed while accessing {where} ({label}); it may succeed on a retry.")
+        return TransientError(f"The storage service failed while accessing {where} ({label}); "
+                              "it may succeed on a retry.")
     return None
 
 

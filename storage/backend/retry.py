@@ -11,7 +11,7 @@ import random
 import time
 from typing import Callable, TypeVar
 
-from storage.backend.base import Backend, ObjectInfo, display_url, innermost
+from storage.backend.base import Backend, ObjectInfo, Sink, TemporaryInfo, display_url, innermost
 from storage.errors import BackupError, Unreachable, is_retryable, no_answer
 
 log = logging.getLogger("backupflow.backend")
@@ -27,10 +27,15 @@ class RetryBackend:
         self.max_delay = max_delay
 
     @property
-    def open_sink(self):
-        # Streamed writes go to the local disk, which has no transient errors to retry; the
-        # attribute is None when the inner backend takes whole objects only (base.sink_for).
-        return getattr(self.inner, "open_sink", None)
+    def open_sink(self) -> Callable[[], Sink] | None:
+        # Streamed writes go to the local disk, which has no transient errors to retry.
+        return self.inner.open_sink
+
+    def temporaries(self) -> list[TemporaryInfo]:
+        return self.inner.temporaries()
+
+    def remove_temporary(self, name: str) -> None:
+        self.inner.remove_temporary(name)
 
     def _answered(self) -> bool:
         return getattr(innermost(self.inner), "answered", True)

@@ -15,7 +15,9 @@ from typing import Any
 from storage.backend import s3_extras
 from storage.backend.base import display_url
 from storage.backend.factory import PROVIDER_OPTIONS, PROVIDERS
-from storage.backend.object_store import ObjectStoreBackend, cause_chain, classify_status, is_network_failure, open_filesystem
+from storage.backend.object_store import (
+    ObjectStoreBackend, cause_chain, classify_status, is_network_failure, open_filesystem,
+)
 from storage.errors import BackupError, NotFound, PermanentError, TransientError
 
 CHECK = ("the AWS credentials (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, AWS_PROFILE or --option key/secret), "
@@ -61,7 +63,9 @@ class S3Backend(ObjectStoreBackend):
             mapped = s3_error_map(exc, f"the bucket {self.container} of {display_url(self.url)}")
             if isinstance(mapped, NotFound):
                 return False
-            raise mapped or exc
+            if mapped is None:
+                raise
+            raise mapped from exc
         return True
 
     def create_container(self) -> None:

@@ -46,7 +46,8 @@ class S3ObjectPolicy:
                 "use GLACIER_IR or STANDARD_IA for packs instead."
             )
         if sc is not None and sc not in READABLE_CLASSES:
-            raise InvalidConfig(f"storage_class {sc!r} is not an S3 storage class; use one of {', '.join(sorted(READABLE_CLASSES))}.")
+            raise InvalidConfig(f"storage_class {sc!r} is not an S3 storage class; "
+                                f"use one of {', '.join(sorted(READABLE_CLASSES))}.")
         days = None
         if lock_days not in (None, "", 0, "0"):
             try:
@@ -54,7 +55,8 @@ class S3ObjectPolicy:
             except (TypeError, ValueError):
                 days = -1
             if days < 1:
-                raise InvalidConfig(f"object_lock_days must be a whole number of days of at least 1, not {lock_days!r}.")
+                raise InvalidConfig("object_lock_days must be a whole number of days of at least 1, "
+                                    f"not {lock_days!r}.")
         mode = str(lock_mode or "COMPLIANCE").upper()
         if mode not in ("COMPLIANCE", "GOVERNANCE"):
             raise InvalidConfig(f"object_lock_mode must be COMPLIANCE or GOVERNANCE, not {lock_mode!r}.")

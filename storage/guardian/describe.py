@@ -7,7 +7,7 @@ by the terminal prompt. Long file lists are cut to a few names plus a count, so 
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Sequence
 
 from storage.guardian.policy import ApprovalRequest
 
@@ -36,7 +36,8 @@ def preview_lines(operation: dict[str, Any]) -> list[str]:
         preview = operation.get("preview") or {}
         for key, verb in (("create", "created"), ("overwrite", "overwritten"), ("delete", "deleted")):
             paths = list(preview.get(key) or [])
-            out.append(f"- {len(paths)} file{'s' if len(paths) != 1 else ''} {verb}" + (f": {_names(paths)}" if paths else ""))
+            names = f": {_names(paths)}" if paths else ""
+            out.append(f"- {len(paths)} file{'s' if len(paths) != 1 else ''} {verb}{names}")
         out.append(f"- {human_bytes(preview.get('bytes'))} to write")
     elif kind in ("delete", "cleanup", "prune"):
         snaps = list(operation.get("snapshots") or [])
@@ -59,7 +60,7 @@ def summary_line(operation: dict[str, Any]) -> str:
     return f"{kind} on {repo or operation.get('target')}"
 
 
-def describe(request: ApprovalRequest, needed: int = 1, approved_by: list[str] = ()) -> str:
+def describe(request: ApprovalRequest, needed: int = 1, approved_by: Sequence[str] = ()) -> str:
     lines = [
         f"## Approval needed: {summary_line(request.operation)}",
         "",

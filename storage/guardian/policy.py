@@ -18,7 +18,7 @@ Refused decisions never change the verdict; they are listed so the caller can au
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, Sequence
 
 from storage.config import GuardianSettings
 from storage.guardian.risk import Assessment, Risk, assess
@@ -84,7 +84,7 @@ def approvals_needed(request: ApprovalRequest, policy: GuardianSettings) -> int:
 
 
 def refusal(request: ApprovalRequest, decision: Decision, policy: GuardianSettings,
-            approved_by: list[str] = ()) -> str | None:
+            approved_by: Sequence[str] = ()) -> str | None:
     """Why this one decision does not count, or None when it is valid."""
     who = (decision.approver or "").strip()
     if not who:

@@ -66,7 +66,8 @@ def _assess_restore(operation: dict[str, Any]) -> Assessment:
             parts.append(f"deletes {_count(len(delete), 'file')}")
         return Assessment(Risk.HIGH, f"the restore {' and '.join(parts)} in {target}")
     create = len(preview.get("create") or [])
-    return Assessment(Risk.MEDIUM, f"the restore creates {_count(create, 'file')} in {target} and changes no existing file")
+    return Assessment(Risk.MEDIUM,
+                      f"the restore creates {_count(create, 'file')} in {target} and changes no existing file")
 
 
 def _assess_delete(operation: dict[str, Any]) -> Assessment:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from typing import BinaryIO, Iterator
+from typing import Iterator, Protocol
 
 from pyfastcdc import FastCDC
 
@@ -57,7 +57,7 @@ class Chunker:
         """Size of the read window: a file shorter than this is read and cut in one piece."""
         return 2 * self.params.max_size
 
-    def cut_file(self, f: BinaryIO, size: int) -> Iterator[memoryview]:
+    def cut_file(self, f: Readable, size: int) -> Iterator[memoryview]:
         """Chunks of an open file of about ``size`` bytes. A file shorter than the window is
         read whole and its views stay valid until the next file; for a longer one, each view
         is valid only until the next one is produced. Stops at the window's end if a short
@@ -68,7 +68,7 @@ class Chunker:
         else:
             yield from self.cut_stream(f)
 
-    def cut_stream(self, f: BinaryIO) -> Iterator[memoryview]:
+    def cut_stream(self, f: Readable) -> Iterator[memoryview]:
         """Chunks of a stream; each view is valid only until the next one is produced.
 
         Boundaries are the same as cutting the whole content at once: only the last chunk of a
@@ -99,7 +99,13 @@ class Chunker:
         return self._buf
 
 
-def _fill(f: BinaryIO, view: memoryview, filled: int) -> int:
+class Readable(Protocol):
+    """An open binary file: what the chunker reads from."""
+
+    def readinto(self, buffer: memoryview, /) -> int | None: ...
+
+
+def _fill(f: Readable, view: memoryview, filled: int) -> int:
     """Read into ``view[filled:]`` until it is full or the file ends; the new fill level."""
     while filled < len(view):
         n = f.readinto(view[filled:])

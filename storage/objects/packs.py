@@ -65,7 +65,8 @@ class PackWriter:
         self._size += len(data)
 
     def finish(self) -> tuple[str, bytes | None, list[list]]:
-        header = Codec.pack_doc(json.dumps({"v": 1, "run": self.run, "blobs": self._entries}, separators=(",", ":")).encode())
+        doc = {"v": 1, "run": self.run, "blobs": self._entries}
+        header = Codec.pack_doc(json.dumps(doc, separators=(",", ":")).encode())
         for part in (header, TRAILER.pack(len(header)), MAGIC):
             self._put(part)
         if self._sink is not None:

@@ -35,7 +35,8 @@ class _ChunkReader(io.RawIOBase):
             stored = self.repo.backend.load(pack_name(loc.pack), loc.offset, loc.length)
             raw = self.codec.decode(stored, loc.flags, loc.raw_length)
             if hashlib.sha256(raw).hexdigest() != cid:
-                raise IntegrityError(f"Chunk {cid[:12]} of {self.path} is damaged; run `backupflow verify --read-data`.")
+                raise IntegrityError(f"Chunk {cid[:12]} of {self.path} is damaged; "
+                                     "run `backupflow verify --read-data`.")
             self.buf = raw
         n = min(len(b), len(self.buf))
         b[:n] = self.buf[:n]
@@ -109,8 +110,9 @@ def _write_tar(repo, snap: Snapshot, entries: list[dict], locator: ChunkLocator,
                 tar.addfile(ti)
                 files += 1
             else:
-                src = e if e["type"] == "file" else next(x for x in snap.tree if x["path"] == e["link"])
+                src = e if e["type"] == "file" else next(x for x in snap.entries if x["path"] == e["link"])
                 ti.size = src["size"]
-                tar.addfile(ti, io.BufferedReader(_ChunkReader(repo, codec, src["chunks"], locator, e["path"]), 1 << 20))
+                content = _ChunkReader(repo, codec, src["chunks"], locator, e["path"])
+                tar.addfile(ti, io.BufferedReader(content, 1 << 20))
                 files += 1
     return files

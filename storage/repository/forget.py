@@ -122,7 +122,8 @@ def forget(repo, plan: ForgetPlan) -> dict[str, Any]:
     still = [sid for sid in plan.snapshots if sid in present]
     if still:
         now = plan_forget(repo, still)
-        if (now.last_snapshot and not plan.last_snapshot) or (now.full_with_dependants and not plan.full_with_dependants):
+        if ((now.last_snapshot and not plan.last_snapshot)
+                or (now.full_with_dependants and not plan.full_with_dependants)):
             raise InvalidInput("The repository changed while the forget waited for approval (other snapshots were "
                                "deleted); run the forget again so that it is assessed as it is now.")
     gone = []

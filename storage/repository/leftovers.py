@@ -18,7 +18,7 @@ import os
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from storage.backend import Backend, innermost
+from storage.backend import HOST_TAG, Backend, TemporaryInfo
 from storage.errors import InvalidConfig
 from storage.repository import locks
 
@@ -70,17 +70,12 @@ def _pid_dead(pid: int) -> bool:
     return False
 
 
-def dead_temporaries(backend: Backend) -> list[Any]:
+def dead_temporaries(backend: Backend) -> list[TemporaryInfo]:
     """The temporary files whose writer is provably gone (see the module docstring)."""
-    raw = innermost(backend)
-    listing = getattr(raw, "temporaries", None)
-    if listing is None:
-        return []  # object stores write whole objects: nothing half-written stays behind
     safe_age = temp_safe_age()
-    here = getattr(raw, "host_tag", None)
     dead = []
-    for info in listing():
-        if info.host == here and info.pid is not None:
+    for info in backend.temporaries():  # [] on object stores: they write whole objects
+        if info.host == HOST_TAG and info.pid is not None:
             gone = info.pid != os.getpid() and _pid_dead(info.pid)
         else:
             gone = info.age >= safe_age
@@ -89,7 +84,7 @@ def dead_temporaries(backend: Backend) -> list[Any]:
     return dead
 
 
-def find(backend: Backend, own_run: str | None = None) -> tuple[list[str], list[Any]]:
+def find(backend: Backend, own_run: str | None = None) -> tuple[list[str], list[TemporaryInfo]]:
     """(runs with stale leases, dead temporaries), deleting nothing."""
     return locks.stale_runs(backend, keep=own_run), dead_temporaries(backend)
 
@@ -103,7 +98,7 @@ def sweep(backend: Backend, own_run: str | None = None, dry_run: bool = False) -
         runs = locks.remove_stale(backend, keep=own_run)
         temps = dead_temporaries(backend)
         for info in temps:
-            innermost(backend).remove_temporary(info.name)
+            backend.remove_temporary(info.name)
     out.runs = sorted(runs)
     out.leases_removed = len(runs)
     out.temporaries = [t.name for t in temps]

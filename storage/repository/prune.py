@@ -159,7 +159,7 @@ def find_garbage(repo, own_run: str | None = None) -> PruneReport:
     # Index entries for packs that are gone already (and not needed) are dropped as well.
     dropped = doomed | {p for p, run in index.pack_run.items() if p not in sizes and p not in keep and run not in live}
     names = list(index.index_names)
-    for name, doc in zip(names, _load_index_docs(repo.backend, names)):
+    for name, doc in zip(names, _load_index_docs(repo.backend, names), strict=True):
         hit = dropped.intersection(doc["packs"])
         if not hit:
             continue

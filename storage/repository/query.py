@@ -6,13 +6,16 @@ from typing import Any
 
 from storage.snapshots import Snapshot
 
+# The tree-entry fields `ls` shows, in this order.
+LISTED_FIELDS = ("path", "type", "mode", "size", "mtime_ns", "target", "link", "sha256")
+
 
 def list_entries(snap: Snapshot, prefix: str | None = None) -> list[dict[str, Any]]:
     out = []
-    for e in snap.tree:
+    for e in snap.entries:
         if prefix and not (e["path"] == prefix.strip("/") or e["path"].startswith(prefix.strip("/") + "/")):
             continue
-        out.append({k: e[k] for k in ("path", "type", "mode", "size", "mtime_ns", "target", "link", "sha256") if k in e})
+        out.append({k: e[k] for k in LISTED_FIELDS if k in e})
     return out
 
 
@@ -21,8 +24,8 @@ def _sig(e: dict) -> tuple:
 
 
 def diff_snapshots(a: Snapshot, b: Snapshot) -> dict[str, Any]:
-    ta = {e["path"]: e for e in a.tree}
-    tb = {e["path"]: e for e in b.tree}
+    ta = {e["path"]: e for e in a.entries}
+    tb = {e["path"]: e for e in b.entries}
     added = sorted(p for p in tb if p not in ta)
     removed = sorted(p for p in ta if p not in tb)
     modified = sorted(p for p in ta if p in tb and _sig(ta[p]) != _sig(tb[p]))

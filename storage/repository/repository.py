@@ -130,7 +130,8 @@ class Repository:
     def scan(self, plan: backup_mod.BackupPlan) -> ScanResult:
         return backup_mod.scan_for_plan(self, plan)
 
-    def store(self, plan: backup_mod.BackupPlan, scan: ScanResult, progress=None, connections: int | None = None) -> backup_mod.StoreResult:
+    def store(self, plan: backup_mod.BackupPlan, scan: ScanResult, progress=None,
+              connections: int | None = None) -> backup_mod.StoreResult:
         return backup_mod.store_files(self, plan, scan, progress, connections)
 
     def commit(self, plan: backup_mod.BackupPlan, stored: backup_mod.StoreResult) -> Snapshot:

@@ -94,7 +94,8 @@ def test_backup_through_20_percent_transient_faults_restores_identically(s3_serv
     fault_log = tmp_path / "faults.log"
     cfg = Path(env["BACKUPFLOW_CONFIG"])
     cfg.write_text(cfg.read_text() + "[backup]\npack_size_mib = 1\n")  # more packs, more calls to fail
-    faulty = {**env, "BACKUPFLOW_FAULT_RATE": "0.2", "BACKUPFLOW_FAULT_SEED": "11", "BACKUPFLOW_FAULT_LOG": str(fault_log)}
+    faulty = {**env, "BACKUPFLOW_FAULT_RATE": "0.2", "BACKUPFLOW_FAULT_SEED": "11",
+              "BACKUPFLOW_FAULT_LOG": str(fault_log)}
 
     cli(env, "init", *repo)
     first = cli(faulty, "backup", str(src), *repo, "--type", "full")

@@ -29,7 +29,7 @@ class Terminal:
                 try:
                     self.screen += os.read(self.master, 65536).decode("utf-8", "replace")
                 except OSError:
-                    assert False, f"terminal closed before {text!r}:\n{self.screen[-3000:]}"
+                    raise AssertionError(f"terminal closed before {text!r}:\n{self.screen[-3000:]}") from None
 
     def answer(self, line: str) -> None:
         os.write(self.master, (line + "\n").encode())

@@ -99,7 +99,8 @@ cloud_secret_block = "no-such-block"
     assert "no-such-block" in proc.stderr and "does not exist" in proc.stderr
 
 
-def test_credentials_given_as_options_stay_out_of_parameters_artifacts_audit_and_repository(prefect_server, s3_server, tmp_path):
+def test_credentials_given_as_options_stay_out_of_parameters_artifacts_audit_and_repository(
+        prefect_server, s3_server, tmp_path):
     dest = s3_server.new_destination(create=True)
     env = _env(prefect_server, tmp_path, "")
     src = _source(tmp_path)

@@ -51,7 +51,7 @@ def test_intact_log_verifies_and_chains_across_day_files(tmp_path):
     assert report.ok and report.events == 12 and report.files == len(files)
     events = log.get_events()
     assert [e["details"]["i"] for e in events] == list(range(12))
-    assert all(b["prev_hash"] == a["hash"] for a, b in zip(events, events[1:]))
+    assert all(b["prev_hash"] == a["hash"] for a, b in zip(events, events[1:], strict=False))
     assert set(events[0]) >= {"id", "time", "type", "user", "host", "flow_run_id", "target",
                               "details", "outcome", "prev_hash", "hash"}
 

@@ -53,7 +53,7 @@ def test_two_cli_processes_back_up_at_once(prefect_server, tmp_path):
     trees = [make_tree(tmp_path / f"src{i}", seed=200 + i) for i in range(2)]
     procs = [start(["backup", str(t.root), "-r", repo, "--json"], env, tmp_path) for t in trees]
     outs = [p.communicate(timeout=180) for p in procs]
-    for p, (out, err) in zip(procs, outs):
+    for p, (_, err) in zip(procs, outs, strict=True):
         assert p.returncode == 0, err
     repo_obj = Repository.open(repo)
     assert len(repo_obj.snapshots.all()) == 2
@@ -73,7 +73,7 @@ def test_two_first_backups_into_an_empty_location_share_one_repository(tmp_path)
         barrier = threading.Barrier(2)
         results: list[object] = []
 
-        def backup() -> None:
+        def backup(url: str = url, barrier: threading.Barrier = barrier, results: list[object] = results) -> None:
             barrier.wait()
             try:
                 repo = Repository.open(url, create=True)

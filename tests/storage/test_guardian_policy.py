@@ -63,7 +63,8 @@ def test_self_approval_is_refused_for_critical_even_when_allowed():
 
 def test_self_approval_of_high_follows_the_setting():
     assert decide(req(restore(overwrite=["a"])), [Decision(True, "alice")], GuardianSettings()).status == "approved"
-    verdict = decide(req(restore(overwrite=["a"])), [Decision(True, "alice")], GuardianSettings(allow_self_approval=False))
+    verdict = decide(req(restore(overwrite=["a"])), [Decision(True, "alice")],
+                     GuardianSettings(allow_self_approval=False))
     assert verdict.status == "pending" and "allow_self_approval" in verdict.refused[0]
 
 

@@ -127,8 +127,9 @@ def _nobody_listening(kind: str) -> tuple[str, dict]:
     if kind == "s3":
         return "s3://backups/repo", {"endpoint_url": endpoint, "key": "k", "secret": "s"}
     if kind == "azure":
-        return "az://backups/repo", {"connection_string": f"DefaultEndpointsProtocol=http;AccountName={AZURITE_ACCOUNT};"
-                                                          f"AccountKey={AZURITE_KEY};BlobEndpoint={endpoint}/{AZURITE_ACCOUNT};"}
+        return "az://backups/repo", {"connection_string": (
+            f"DefaultEndpointsProtocol=http;AccountName={AZURITE_ACCOUNT};"
+            f"AccountKey={AZURITE_KEY};BlobEndpoint={endpoint}/{AZURITE_ACCOUNT};")}
     return "gs://backups/repo", {"endpoint_url": endpoint, "token": "anon"}
 
 
@@ -188,7 +189,8 @@ def test_gcsfs_retry_tracebacks_are_not_printed(caplog):
 # Servers do not answer 503 or throttle on demand, so these build the vendors' own exception
 # objects for such replies and check the classification the retry layer relies on.
 def _client_error(status: int, code: str) -> ClientError:
-    return ClientError({"Error": {"Code": code, "Message": "m"}, "ResponseMetadata": {"HTTPStatusCode": status}}, "PutObject")
+    return ClientError({"Error": {"Code": code, "Message": "m"}, "ResponseMetadata": {"HTTPStatusCode": status}},
+                       "PutObject")
 
 
 @pytest.mark.parametrize("status,code,expected", [
