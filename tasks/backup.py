@@ -10,6 +10,7 @@ from prefect.cache_policies import NO_CACHE
 
 from storage import BackupPlan, BackupSummary, StoreResult, summarize
 from storage.snapshots import ScanResult
+from storage.sizes import human_bytes
 from tasks.progress import reporter_for
 from tasks.repo_access import open_repo
 from tasks.retry import TASK_OPTIONS
@@ -48,22 +49,12 @@ def abandon_backup(repo: str, options: dict[str, Any], plan: BackupPlan) -> None
     open_repo(repo, options).abandon(plan)
 
 
-def _fmt_bytes(n: int | None) -> str:
-    if n is None:
-        return "-"
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if abs(n) < 1024 or unit == "TiB":
-            return f"{n:.1f} {unit}" if unit != "B" else f"{n} B"
-        n /= 1024
-    return str(n)
-
-
 @task(name="publish_backup_report", cache_policy=NO_CACHE)
 def publish_backup_report(summary: BackupSummary, repo_display: str) -> None:
     s = summary["stats"]
     row = {
         "snapshot": summary["short_id"], "type": summary["type"], "files": s["files"],
-        "bytes read": _fmt_bytes(s["bytes_read"]), "bytes added": _fmt_bytes(s["bytes_added"]),
+        "bytes read": human_bytes(s["bytes_read"]), "bytes added": human_bytes(s["bytes_added"]),
         "dedup ratio": s["dedup_ratio"], "compression ratio": s["compression_ratio"],
         "duration s": summary.get("duration_seconds"), "warnings": len(summary["warnings"]),
         "not backed up": len(summary["incomplete"]),

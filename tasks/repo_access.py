@@ -14,7 +14,7 @@ from typing import Any
 from prefect.blocks.system import Secret
 
 from storage import Repository
-from storage.backend.credentials import split_secret_options
+from storage.backend.credentials import split_secret_options  # noqa: F401  (flows import it from here)
 from storage.errors import InvalidConfig
 
 _SECRETS: dict[str, dict[str, Any]] = {}

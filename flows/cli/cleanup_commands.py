@@ -13,7 +13,8 @@ import typer
 
 from flows.cli.app import app
 from flows.cli.common import CONFIG_OPTION, JSON_OPTION, OPTION_OPTION, REPO_OPTION, emit_json, run_guarded
-from flows.cli.context import human_bytes, load_flows, repo_context
+from flows.cli.context import load_flows, repo_context
+from storage.sizes import human_bytes
 
 DRY_RUN_OPTION = typer.Option(False, "--dry-run", help="Show what would be deleted; change nothing.")
 

@@ -15,11 +15,12 @@ from rich.table import Table
 from flows.cli.app import app
 from flows.cli.common import (CONFIG_OPTION, JSON_OPTION, OPTION_OPTION, REPO_OPTION, emit_json, run_guarded,
                               warn_damaged)
-from flows.cli.context import human_bytes, load_flows, open_repository, repo_context
+from flows.cli.context import load_flows, open_repository, repo_context
 from storage import Repository
 from storage.backend import display_url, ensure_container
 from storage.errors import IncompleteSnapshot, InvalidConfig, RestoreIncomplete
 from storage.snapshots import require_text, shown
+from storage.sizes import human_bytes
 
 
 @app.command()

@@ -15,8 +15,9 @@ from typing import Any
 from storage.audit.chain import canonical, event_hash
 from storage.backend import Backend
 from storage.errors import IntegrityError
+from storage.layout import AUDIT
 
-PREFIX = "audit/"
+PREFIX = AUDIT
 
 
 def object_name(event: dict[str, Any]) -> str:

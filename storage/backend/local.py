@@ -27,6 +27,7 @@ import uuid
 from storage.backend.base import HOST_TAG, TemporaryInfo, display_url
 from storage.backend.fsspec_backend import FsspecBackend
 from storage.errors import NO_HARD_LINKS, AlreadyExists, BackupError
+from storage.layout import DATA
 
 
 _CANNOT_SYNC = {errno.EINVAL, errno.ENOTSUP, errno.EOPNOTSUPP, errno.ENOSYS}

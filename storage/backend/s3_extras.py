@@ -21,9 +21,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from storage.errors import InvalidConfig
+from storage import layout
 
-PACK_PREFIX = "data/"
-LOCKED_PREFIXES = ("data/", "index/", "snapshots/", "keys/", "config")
+PACK_PREFIX = layout.DATA
+LOCKED_PREFIXES = (layout.DATA, layout.INDEX, layout.SNAPSHOTS, layout.KEYS, layout.CONFIG)
 READABLE_CLASSES = {"STANDARD", "STANDARD_IA", "ONEZONE_IA", "INTELLIGENT_TIERING", "GLACIER_IR",
                     "REDUCED_REDUNDANCY", "EXPRESS_ONEZONE"}
 ARCHIVE_CLASSES = {"GLACIER", "DEEP_ARCHIVE"}

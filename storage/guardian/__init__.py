@@ -22,7 +22,7 @@ Invariants:
 - A refused decision never changes the verdict.
 """
 
-from storage.guardian.describe import describe, human_bytes, preview_lines, summary_line
+from storage.guardian.describe import describe, preview_lines, summary_line
 from storage.guardian.policy import (
     ApprovalRequest, Decision, Verdict, approvals_needed, decide, refusal, requires_approval,
 )
@@ -30,6 +30,6 @@ from storage.guardian.risk import Assessment, Risk, assess
 
 __all__ = [
     "ApprovalRequest", "Assessment", "Decision", "Risk", "Verdict", "approvals_needed", "assess",
-    "decide", "describe", "human_bytes", "preview_lines", "refusal", "requires_approval",
+    "decide", "describe", "preview_lines", "refusal", "requires_approval",
     "summary_line",
 ]

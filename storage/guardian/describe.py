@@ -10,17 +10,9 @@ from __future__ import annotations
 from typing import Any, Sequence
 
 from storage.guardian.policy import ApprovalRequest
+from storage.sizes import human_bytes
 
 SHOW = 10
-
-
-def human_bytes(n: int | float | None) -> str:
-    value = float(n or 0)
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if value < 1024 or unit == "TiB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{value} B"
 
 
 def _names(paths: list[Any]) -> str:
@@ -38,11 +30,11 @@ def preview_lines(operation: dict[str, Any]) -> list[str]:
             paths = list(preview.get(key) or [])
             names = f": {_names(paths)}" if paths else ""
             out.append(f"- {len(paths)} file{'s' if len(paths) != 1 else ''} {verb}{names}")
-        out.append(f"- {human_bytes(preview.get('bytes'))} to write")
+        out.append(f"- {human_bytes(preview.get('bytes') or 0)} to write")
     elif kind in ("delete", "cleanup", "prune"):
         snaps = list(operation.get("snapshots") or [])
         out.append(f"- snapshots deleted ({len(snaps)}): {_names(snaps) if snaps else 'none'}")
-        out.append(f"- space freed: {human_bytes(operation.get('bytes_freed'))}")
+        out.append(f"- space freed: {human_bytes(operation.get('bytes_freed') or 0)}")
         if operation.get("last_snapshot"):
             out.append("- **no snapshot would remain**")
         if operation.get("full_with_dependants"):

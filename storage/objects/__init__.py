@@ -12,12 +12,13 @@ Invariants: a pack is uploaded before any index names it; an index is written be
 snapshot relies on it; every object's name is the hash of its content.
 """
 
+from storage.objects.blob import EMPTY_SHA256, read_blob
 from storage.objects.chunker import Chunker, ChunkerParams
 from storage.objects.codec import Codec
 from storage.objects.index import BlobLocation, Index, IndexWriter
 from storage.objects.packs import PackWriter, load_pack_header, pack_name, parse_pack
 
 __all__ = [
-    "BlobLocation", "Chunker", "ChunkerParams", "Codec", "Index", "IndexWriter",
-    "PackWriter", "load_pack_header", "pack_name", "parse_pack",
+    "EMPTY_SHA256", "BlobLocation", "Chunker", "ChunkerParams", "Codec", "Index", "IndexWriter",
+    "PackWriter", "load_pack_header", "pack_name", "parse_pack", "read_blob",
 ]

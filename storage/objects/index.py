@@ -13,18 +13,17 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from storage.backend import Backend
 from storage.errors import BackupError, IntegrityError, NotFound
+from storage.layout import INDEX, OBJECT_ID, index_name, list_ids, list_packs, object_id
 from storage.objects.codec import Codec
 from storage.objects.packs import load_pack_header_doc
 
 
-_OBJECT_ID = re.compile(r"[0-9a-f]{64}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,7 +72,7 @@ class Index:
         ``damaged``; the packs it may have listed are then indexed from their own headers
         (two ranged reads per pack not otherwise indexed), so readers go on working."""
         idx = cls()
-        names = [o.name for o in backend.list("index/")]
+        names = [index_name(i) for i in list_ids(backend, INDEX)]
 
         def fetch(name: str) -> dict | None:
             try:
@@ -98,9 +97,8 @@ class Index:
 
     def recover_from_headers(self, backend: Backend) -> None:
         """Index every stored pack that no readable index object names, from its header."""
-        for o in backend.list("data/"):
-            pack = o.name.rsplit("/", 1)[-1]
-            if pack in self.pack_run or not _OBJECT_ID.fullmatch(pack):
+        for pack in list_packs(backend):
+            if pack in self.pack_run or not OBJECT_ID.fullmatch(pack):
                 continue
             try:
                 header = load_pack_header_doc(backend, pack)
@@ -152,8 +150,8 @@ class Index:
 def read_index_object(backend: Backend, name: str) -> dict:
     """One index object, checked against its name; IntegrityError names what is wrong."""
     raw = backend.load(name)
-    short = name.rsplit("/", 1)[-1][:12]
-    if hashlib.sha256(raw).hexdigest() != name.rsplit("/", 1)[-1]:
+    short = object_id(name)[:12]
+    if hashlib.sha256(raw).hexdigest() != object_id(name):
         raise IntegrityError(f"index object {short} is damaged: it does not match its hash.")
     try:
         doc = json.loads(Codec.unpack_doc(raw))
@@ -190,7 +188,7 @@ class IndexWriter:
             return
         doc = {"v": 1, "run": self.run, "chain": self.chain, "packs": pending}
         data = Codec.pack_doc(json.dumps(doc, separators=(",", ":"), sort_keys=True).encode())
-        name = f"index/{hashlib.sha256(data).hexdigest()}"
+        name = index_name(hashlib.sha256(data).hexdigest())
         self.backend.save(name, data)
         with self._lock:
             self.written.append(name)

@@ -16,14 +16,11 @@ import json
 import struct
 
 from storage.errors import IntegrityError
+from storage.layout import pack_name
 from storage.objects.codec import Codec
 
 MAGIC = b"BFPACK01"
 TRAILER = struct.Struct("<I")
-
-
-def pack_name(pack_id: str) -> str:
-    return f"data/{pack_id[:2]}/{pack_id}"
 
 
 class PackWriter:

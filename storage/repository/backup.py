@@ -24,6 +24,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from storage.errors import BackupError, IntegrityError, InvalidInput
+from storage.layout import list_packs
 from storage.objects import IndexWriter, load_pack_header
 from storage.repository import chains, leftovers, locks
 from storage.repository.backup_report import BackupStats, Missing, ratio
@@ -121,7 +122,7 @@ def recover_unindexed_packs(repo, plan: BackupPlan, index_writer: IndexWriter) -
     if locks.live_runs(repo.backend) - {plan.run}:
         return 0
     index = repo.index
-    stored = {o.name.rsplit("/", 1)[-1] for o in repo.backend.list("data/")}
+    stored = set(list_packs(repo.backend))
     recovered = 0
     for pack in sorted(stored - set(index.pack_run)):
         try:

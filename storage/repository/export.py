@@ -13,7 +13,7 @@ import os
 import tarfile
 
 from storage.errors import BackupError, IntegrityError, InvalidInput, PermanentError
-from storage.objects import Codec, pack_name
+from storage.objects import Codec, pack_name, read_blob
 from storage.repository.restore import ChunkLocator, select_entries
 from storage.snapshots import Snapshot
 
@@ -33,11 +33,7 @@ class _ChunkReader(io.RawIOBase):
             cid = self.chunks.pop(0)
             loc = self.locator.locate(cid, self.path)
             stored = self.repo.backend.load(pack_name(loc.pack), loc.offset, loc.length)
-            raw = self.codec.decode(stored, loc.flags, loc.raw_length)
-            if hashlib.sha256(raw).hexdigest() != cid:
-                raise IntegrityError(f"Chunk {cid[:12]} of {self.path} is damaged; "
-                                     "run `backupflow verify --read-data`.")
-            self.buf = raw
+            self.buf = read_blob(self.codec, stored, loc, cid, self.path)
         n = min(len(b), len(self.buf))
         b[:n] = self.buf[:n]
         self.buf = self.buf[n:]

@@ -29,13 +29,12 @@ from functools import lru_cache
 from io import FileIO
 from typing import Any, BinaryIO, Callable, Iterable, Iterator, cast
 
-from storage.objects import Chunker, ChunkerParams
+from storage.objects import EMPTY_SHA256, Chunker, ChunkerParams
 from storage.repository.backup_report import Missing
 from storage.repository.pack_saver import PackSaver
 from storage.snapshots.names import shown
 
 Progress = Callable[[int, int], None]  # (files done, bytes done)
-EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
 ATTEMPTS = 3
 
 

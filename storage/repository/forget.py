@@ -16,9 +16,9 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from storage.errors import InvalidInput, NotFound
+from storage.layout import snapshot_name
 from storage.repository.prune import needed_packs, stored_pack_sizes
 from storage.snapshots import Snapshot
-from storage.snapshots.manifest import snapshot_name
 
 
 @dataclass

@@ -14,11 +14,12 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 
 from storage.errors import IntegrityError, InvalidConfig, NotARepository
+from storage.layout import CONFIG
 from storage.objects.chunker import ChunkerParams
 
 FORMAT_NAME = "backupflow-repository"
 FORMAT_VERSION = 1
-CONFIG_NAME = "config"
+CONFIG_NAME = CONFIG
 
 
 def config_checksum(doc: dict) -> str:

@@ -39,8 +39,9 @@ from typing import Any, Iterator
 
 from storage.backend import Backend
 from storage.errors import BackupError, InvalidConfig, Locked, NotFound, PermanentError
+from storage.layout import LOCKS
 
-PREFIX = "locks/"
+PREFIX = LOCKS
 EXCLUSIVE_KINDS = frozenset({"prune"})
 log = logging.getLogger("backupflow.leases")
 

@@ -33,10 +33,11 @@ from typing import Any
 
 from storage.backend import Backend
 from storage.errors import IntegrityError, Locked, NotFound
-from storage.snapshots.manifest import damaged_names
+from storage.layout import TREES, list_ids, list_packs, tree_name
 from storage.objects import Codec, Index, IndexWriter, pack_name
 from storage.repository import leftovers, locks
 from storage.snapshots import Snapshot, SnapshotStore
+from storage.snapshots.manifest import damaged_names
 
 
 @dataclass
@@ -64,7 +65,7 @@ class PruneReport:
 
 
 def stored_pack_sizes(backend: Backend) -> dict[str, int]:
-    return {o.name.rsplit("/", 1)[-1]: o.size for o in backend.list("data/")}
+    return list_packs(backend)
 
 
 def needed_packs(index: Index, snaps: list[Snapshot], store: SnapshotStore,
@@ -134,7 +135,7 @@ def find_garbage(repo, own_run: str | None = None) -> PruneReport:
     # A backup writes its tree just before its manifest, under its lock; prune runs only when
     # no backup is alive, so an unnamed tree is garbage.
     named = {s.tree_id for s in snaps}
-    report.trees = sorted(o.name for o in repo.backend.list("trees/") if o.name.rsplit("/", 1)[-1] not in named)
+    report.trees = sorted(tree_name(t) for t in list_ids(repo.backend, TREES) if t not in named)
     report.trees_deleted = len(report.trees)
     doomed: set[str] = set()
     for pack, size in sizes.items():

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from storage.layout import list_packs
 from storage.snapshots import Snapshot
 
 # The tree-entry fields `ls` shows, in this order.
@@ -35,7 +36,7 @@ def diff_snapshots(a: Snapshot, b: Snapshot) -> dict[str, Any]:
 def repository_stats(repo) -> dict[str, Any]:
     snaps = repo.snapshots.all()
     index = repo.index
-    stored = sum(o.size for o in repo.backend.list("data/"))
+    stored = sum(list_packs(repo.backend).values())
     logical = sum(s.stats.get("bytes_total", 0) for s in snaps)
     raw = sum(loc.raw_length for _, loc in index.items())
     out = {

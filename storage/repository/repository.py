@@ -9,6 +9,7 @@ from typing import Any
 from storage.allocator import tune_allocator
 from storage.backend import Backend, display_url, open_backend, scheme_of
 from storage.errors import AlreadyExists, ChainGone, IntegrityError, NotARepository, NotFound
+from storage.layout import INDEX, SNAPSHOTS
 from storage.objects import Index
 from storage.repository import backup as backup_mod
 from storage.repository import locks
@@ -20,7 +21,9 @@ from storage.repository.prune import PruneReport, prune
 from storage.repository.query import diff_snapshots, list_entries, repository_stats
 from storage.repository.repair import (IndexRepair, SnapshotRepairPlan, plan_repair_snapshots, repair_index,
                                        repair_snapshots)
-from storage.repository.restore import ChunkLocator, RestorePlan, RestoreResult, plan_restore, restore_snapshot, select_entries
+from storage.repository.restore import (
+    ChunkLocator, RestorePlan, RestoreResult, plan_restore, restore_snapshot, select_entries,
+)
 from storage.repository.verify import VerifyReport, verify_repository
 from storage.snapshots import ScanResult, Snapshot, SnapshotStore
 
@@ -42,7 +45,7 @@ class BackupResult:
 
 
 def _has_repository_objects(backend: Backend) -> bool:
-    return any(next(iter(backend.list(prefix)), None) is not None for prefix in ("snapshots/", "index/"))
+    return any(next(iter(backend.list(prefix)), None) is not None for prefix in (SNAPSHOTS, INDEX))
 
 
 class Repository:

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Callable
 
 from storage.errors import IntegrityError, NotFound
+from storage.layout import list_packs
 from storage.objects import BlobLocation, Codec, pack_name
 from storage.repository.restore_target import WRITE, Target, split, target_error
 from storage.snapshots import Snapshot
@@ -45,7 +46,7 @@ class ChunkLocator:
 
     def __init__(self, repo: Repository, snap: Snapshot):
         self.index = repo.index
-        self.existing = {o.name.rsplit("/", 1)[-1] for o in repo.backend.list("data/")}
+        self.existing = set(list_packs(repo.backend))
         self.prefer = {p for s in repo.snapshots.all() if s.chain == snap.chain for p in s.packs}
 
     def locate(self, cid: str, path: str) -> BlobLocation:

@@ -20,9 +20,10 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Callable
 
 from storage.errors import BackupError, NotFound
+from storage.layout import DATA, INDEX, OBJECT_ID, TREES, snapshot_name, tree_name
 from storage.objects import Codec, Index, load_pack_header, pack_name, parse_pack
 from storage.snapshots import Snapshot
-from storage.snapshots.manifest import OBJECT_ID, SnapshotStore, snapshot_name, tree_name
+from storage.snapshots.manifest import SnapshotStore
 
 Progress = Callable[[int, int], None]  # (packs read, bytes read)
 
@@ -125,8 +126,8 @@ class _Verifier:
             self.problem(f"{why}{needs}", snapshot_name(sid))
             self.report.damaged_snapshots.append(sid)
         for name in self.store.strays:
-            self.problem(f"snapshots/{name} is not a snapshot (its name is not a snapshot id); remove it",
-                         f"snapshots/{name}")
+            self.problem(f"{snapshot_name(name)} is not a snapshot (its name is not a snapshot id); remove it",
+                         snapshot_name(name))
         self.report.snapshots = len(snaps)
         return snaps
 
@@ -134,8 +135,8 @@ class _Verifier:
         for name, why in sorted(self.index.damaged.items()):
             self.problem(f"{why} Its packs were read from their own headers; `backupflow repair index` "
                          "rewrites the index.", name)
-        self._check_names("index/", lambda parts: len(parts) == 2)
-        self._check_names("trees/", lambda parts: len(parts) == 2)
+        self._check_names(INDEX, lambda parts: len(parts) == 2)
+        self._check_names(TREES, lambda parts: len(parts) == 2)
 
     def _check_names(self, prefix: str, shape: Callable[[list[str]], bool]) -> None:
         for o in self.repo.backend.list(prefix):
@@ -146,7 +147,7 @@ class _Verifier:
 
     def check_packs_present(self) -> None:
         self.existing = {}
-        for o in self.repo.backend.list("data/"):
+        for o in self.repo.backend.list(DATA):
             parts = o.name.split("/")
             pid = parts[-1]
             if len(parts) != 3 or not OBJECT_ID.fullmatch(pid) or parts[1] != pid[:2]:
@@ -248,7 +249,7 @@ class _Verifier:
             self.problem(f"snapshot {s.id[:8]}: {outside} chunk reference(s) lie outside its chain")
         for pack in sorted(lost_index):
             self.problem(f"pack {pack[:12]} holds data snapshot {s.id[:8]} needs, but no index object names it "
-                         "(an index object was lost); `backupflow repair index` re-indexes it", "index/")
+                         "(an index object was lost); `backupflow repair index` re-indexes it", INDEX)
         if damaged:
             self.report.damaged_snapshots.append(s.id)
             self.report.damaged_files[s.id] = damaged

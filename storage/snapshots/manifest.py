@@ -4,18 +4,17 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 from storage.backend import Backend
 from storage.errors import AlreadyExists, IntegrityError, InvalidInput, NotFound
+from storage.layout import OBJECT_ID, SNAPSHOTS, object_id, snapshot_name, tree_name
 from storage.objects.codec import Codec
 from storage.snapshots.names import dump_json
 
 SNAPSHOT_TYPES = ("full", "incremental", "differential")
-OBJECT_ID = re.compile(r"[0-9a-f]{64}")
 # Manifest keys a reader relies on, with the JSON types they must have (docs/FORMAT.md).
 _REQUIRED: dict[str, type] = {"type": str, "run": str, "chain": str, "time": str, "host": str, "source": str,
                               "tree_id": str}
@@ -98,14 +97,6 @@ class Snapshot:
             "base_full": self.base_full, "chain": self.chain, "tags": self.tags,
             "description": self.description, "author": self.author, "stats": self.stats,
         }
-
-
-def snapshot_name(sid: str) -> str:
-    return f"snapshots/{sid}"
-
-
-def tree_name(tree_id: str) -> str:
-    return f"trees/{tree_id}"
 
 
 def _load_verified(backend: Backend, name: str, digest: str, label: str) -> bytes:

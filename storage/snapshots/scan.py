@@ -12,17 +12,16 @@ from __future__ import annotations
 
 import errno
 import fnmatch
-import hashlib
 import os
 import re
 import stat
 from typing import Any, Callable, TypedDict
 
 from storage.errors import InvalidInput
+from storage.objects import EMPTY_SHA256
 from storage.snapshots.names import shown
 
 Entry = dict[str, Any]
-EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
 
 
 class Missing(TypedDict):

@@ -1,0 +1,30 @@
+"""Reading a chunk back: the one place a stored blob becomes trusted bytes.
+
+restore, export and verify all read chunks through :func:`read_blob`, so a damaged or
+substituted blob is refused the same way everywhere (docs/FORMAT.md, "chunks and blobs").
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+from storage.errors import IntegrityError
+from storage.objects.codec import Codec
+from storage.objects.index import BlobLocation
+
+# The content hash of an empty file: a file with no chunks.
+EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
+
+
+def read_blob(codec: Codec, stored: bytes | memoryview, loc: BlobLocation, chunk_id: str,
+              path: str | None = None) -> bytes:
+    """The chunk ``chunk_id`` decoded from ``stored`` (its blob at ``loc``), after checking
+    its length and SHA-256. Raises IntegrityError naming the chunk, its pack and (given
+    ``path``) the file it belongs to; a blob that does not decode raises the codec's
+    IntegrityError."""
+    raw = codec.decode(stored, loc.flags, loc.raw_length)
+    if len(raw) != loc.raw_length or hashlib.sha256(raw).hexdigest() != chunk_id:
+        of = f" of {path}" if path else ""
+        raise IntegrityError(f"Chunk {chunk_id[:12]}{of} in pack {loc.pack[:12]} is damaged; "
+                             "run `backupflow verify --read-data`.")
+    return raw
