@@ -213,7 +213,8 @@ def _warm_up() -> None:
 
 def parse(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m deployments.runner", description=__doc__.splitlines()[0])
-    p.add_argument("--idle-minutes", type=float, default=30.0, help="Stop after this long without a command (0: never).")
+    p.add_argument("--idle-minutes", type=float, default=30.0,
+                   help="Stop after this long without a command (0: never).")
     p.add_argument("--serve", action="store_true", help="Also serve the scheduled deployments (never idles out).")
     p.add_argument("--source")
     p.add_argument("--repo", default=os.environ.get("BACKUPFLOW_REPO"))

@@ -32,7 +32,8 @@ app = typer.Typer(
 def _options(no_runner: bool = typer.Option(
         False, "--no-runner",
         help="Run a backup, restore, verify, forget or prune in this process instead of the resident runner "
-             "(also: BACKUPFLOW_RUNNER=off, or [runner] enabled = false in the config). It may stand anywhere.")) -> None:
+             "(also: BACKUPFLOW_RUNNER=off, or [runner] enabled = false in the config). "
+             "It may stand anywhere.")) -> None:
     """Deduplicated, verifiable backups orchestrated by Prefect."""
 
 # Called with the exit code when a command ends; a hook may end the process itself (see

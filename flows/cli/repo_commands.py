@@ -84,8 +84,9 @@ def backup(source: str = typer.Argument(..., help="Directory to back up."),
                 typer.echo(f"warning: {w}", err=True)
         if result["incomplete"]:
             where = "under incomplete" if json_out else "in the warnings"
-            raise IncompleteSnapshot(f"snapshot {result['short_id']} is incomplete: {len(result['incomplete'])} item(s) "
-                                     f"could not be read (named {where}); make them readable and back up again.")
+            raise IncompleteSnapshot(f"snapshot {result['short_id']} is incomplete: "
+                                     f"{len(result['incomplete'])} item(s) could not be read (named {where}); "
+                                     "make them readable and back up again.")
     run_guarded(go)
 
 

@@ -191,8 +191,10 @@ class FileWriter:
             os.fchmod(fd, e["mode"])
         os.utime(fd, ns=(e["mtime_ns"], e["mtime_ns"]))
         final = split(e["path"])[1]
-        if self.names[n] != final:
-            os.rename(self.names[n], final, src_dir_fd=dfd, dst_dir_fd=dfd)
+        name = self.names[n]
+        assert name is not None  # created (prepare or the first chunk) before it completes
+        if name != final:
+            os.rename(name, final, src_dir_fd=dfd, dst_dir_fd=dfd)
             self.names[n] = final
         with self.lock:
             self.finished[n] = True
@@ -247,7 +249,9 @@ class FileWriter:
             os.close(fd)
 
     def _write_part(self, n: int, off: int, data: bytes, zero: bool, dfd: int) -> None:
-        fd = os.open(self.names[n], WRITE, dir_fd=dfd)
+        name = self.names[n]
+        assert name is not None  # a file of several chunks is created by prepare()
+        fd = os.open(name, WRITE, dir_fd=dfd)
         try:
             if not zero:
                 _write_all(fd, data, off)

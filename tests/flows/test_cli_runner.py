@@ -24,7 +24,7 @@ import pytest
 from flows.cli import runner_client
 from flows.cli import runner_protocol as wire
 from storage import Repository
-from tests.flows.cli_process import BACKUPFLOW, cli_env, run, start
+from tests.flows.cli_process import cli_env, run, start
 
 
 @pytest.fixture
@@ -108,12 +108,13 @@ def test_the_client_does_not_import_prefect(own_runner, prefect_server, tmp_path
     env = cli_env(prefect_server, tmp_path)
     src = _tree(tmp_path / "src", 2, 1000)
     probe = ("import atexit, sys\n"
-             "atexit.register(lambda: sys.stderr.write('LOADED: ' + ' '.join(m for m in ('prefect', 'typer', 'pydantic')"
-             " if m in sys.modules) + '\\n'))\n"
+             "atexit.register(lambda: sys.stderr.write('LOADED: ' + ' '.join(m for m in "
+             "('prefect', 'typer', 'pydantic') if m in sys.modules) + '\\n'))\n"
              "from flows.cli import main\n"
              f"sys.argv = ['backupflow', 'backup', {str(src)!r}, '-r', {str(tmp_path / 'repo')!r}]\n"
              "main()\n")
-    out = subprocess.run([sys.executable, "-c", probe], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    out = subprocess.run([sys.executable, "-c", probe], env=env, cwd=tmp_path, capture_output=True, text=True,
+                         timeout=300)
     assert out.returncode == 0, out.stderr
     assert "saved: 2 files" in out.stdout
     assert out.stderr.strip().splitlines()[-1] == "LOADED:", out.stderr
@@ -125,7 +126,7 @@ def test_two_clients_at_once(own_runner, prefect_server, tmp_path):
     procs = [start(["backup", str(_tree(tmp_path / f"src{i}", 8, 512 * 1024, seed=i)), "-r", str(tmp_path / f"repo{i}"),
                     "--json"], env, tmp_path) for i in range(2)]
     outs = [p.communicate(timeout=300) for p in procs]
-    for proc, (stdout, stderr) in zip(procs, outs):
+    for proc, (stdout, stderr) in zip(procs, outs, strict=True):
         assert proc.returncode == 0, stderr
         assert json.loads(stdout)["files"] == 8
     for i in range(2):
