@@ -62,7 +62,8 @@ def main() -> None:
     p.add_argument("--prune-cron", default=DEFAULT_PRUNE_CRON)
     a = p.parse_args()
     if a.prune_cron == a.verify_cron:
-        p.error("--prune-cron must differ from --verify-cron: a prune and a verify at the same time get in each other's way")
+        p.error("--prune-cron must differ from --verify-cron: a prune and a verify at the same time "
+                "get in each other's way")
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, _stop)
     sys.stderr.write(f"backupflow: serving the schedules of {a.repo}; stop with SIGTERM or Ctrl-C.\n")

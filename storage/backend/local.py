@@ -169,7 +169,7 @@ class _FileSink:
 
     def __init__(self, backend: LocalBackend, folder: str | None = None):
         self.backend = backend
-        folder = folder or backend._path("data")
+        folder = folder or backend._path(DATA)
         self.where = os.path.relpath(folder, backend.root).replace(os.sep, "/") + "/"
         try:
             _make_folder(folder)

@@ -7,12 +7,11 @@ checked; nothing is staged on disk.
 from __future__ import annotations
 
 import errno
-import hashlib
 import io
 import os
 import tarfile
 
-from storage.errors import BackupError, IntegrityError, InvalidInput, PermanentError
+from storage.errors import BackupError, InvalidInput, PermanentError
 from storage.objects import Codec, pack_name, read_blob
 from storage.repository.restore import ChunkLocator, select_entries
 from storage.snapshots import Snapshot

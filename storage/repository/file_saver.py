@@ -27,7 +27,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import lru_cache
 from io import FileIO
-from typing import Any, BinaryIO, Callable, Iterable, Iterator, cast
+from typing import Any, Callable, Iterable, Iterator
 
 from storage.objects import EMPTY_SHA256, Chunker, ChunkerParams
 from storage.repository.backup_report import Missing
@@ -155,7 +155,7 @@ def read_file(path: str, chunker: Chunker, packer: PackSaver, bounded: bool = Fa
             zero = _zero_chunk(chunker.params.max_size)
             streaming = True
         else:
-            pieces = chunker.cut_file(cast(BinaryIO, _Bounded(f, st.st_size)) if bounded else f, st.st_size)
+            pieces = chunker.cut_file(_Bounded(f, st.st_size) if bounded else f, st.st_size)
             streaming = st.st_size >= chunker.window()  # else the views last the whole file
         chunks, sha, read = _store(pieces, packer, streaming, zero)
         after = os.fstat(f.fileno())
@@ -251,7 +251,7 @@ def _sparse_pieces(f: FileIO, size: int, holes: list[tuple[int, int]], chunker: 
     for start, end in holes + [(size, size)]:
         if start > pos:
             f.seek(pos)
-            yield from chunker.cut_stream(cast(BinaryIO, _Bounded(f, start - pos)))
+            yield from chunker.cut_stream(_Bounded(f, start - pos))
         n = end - start
         for _ in range(n // len(zero)):
             yield zero

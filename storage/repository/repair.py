@@ -20,12 +20,13 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from storage.errors import BackupError, NotFound
+from storage.layout import OBJECT_ID, index_name, list_packs
 from storage.objects import Codec, Index
 from storage.objects.index import read_index_object
 from storage.objects.packs import load_pack_header_doc
 from storage.repository import locks
 from storage.repository.verify import verify_repository
-from storage.snapshots.manifest import OBJECT_ID, snapshot_name
+from storage.snapshots.manifest import snapshot_name
 
 
 @dataclass
@@ -58,7 +59,7 @@ def _write_index(backend, run: str, chain: str, packs: dict[str, list], damaged:
     is replaced."""
     doc = {"v": 1, "run": run, "chain": chain, "packs": packs}
     data = Codec.pack_doc(json.dumps(doc, separators=(",", ":"), sort_keys=True).encode())
-    name = f"index/{hashlib.sha256(data).hexdigest()}"
+    name = index_name(hashlib.sha256(data).hexdigest())
     if name in damaged:
         backend.remove(name)
     backend.save(name, data)
@@ -69,8 +70,7 @@ def _unindexed_headers(repo, index: Index, out: IndexRepair) -> dict[str, dict[s
     """run -> {pack: blobs} for every stored pack no readable index object names."""
     covered = set(index.pack_run) - set(index.recovered)
     by_run: dict[str, dict[str, list]] = {}
-    for o in repo.backend.list("data/"):
-        pack = o.name.rsplit("/", 1)[-1]
+    for pack in list_packs(repo.backend):
         if pack in covered or not OBJECT_ID.fullmatch(pack):
             continue
         try:
@@ -109,7 +109,7 @@ def repair_index(repo) -> IndexRepair:
             for start in range(0, len(packs), 16):
                 part = dict(sorted(packs.items())[start:start + 16])
                 out.index_written.append(_write_index(repo.backend, pack_run, chain, part, index.damaged))
-        stored = {o.name.rsplit("/", 1)[-1] for o in repo.backend.list("data/")}
+        stored = set(list_packs(repo.backend))
         doomed = dict(index.damaged)
         for name, doc in _naming_missing(repo.backend, index, stored, out):
             rest = {p: b for p, b in doc["packs"].items() if p in stored}

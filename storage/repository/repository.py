@@ -195,7 +195,7 @@ class Repository:
         committed, a forget ran) are checked again on a fresh view before they are reported.
         ``expected``: snapshot ids another record (the audit log) says exist -> a description."""
         with self.reading("verify"):
-            for attempt in range(3):
+            for _ in range(3):
                 before = self._fingerprint()
                 report = verify_repository(self, read_data, progress, expected=expected)
                 if report.ok or self._fingerprint() == before:
@@ -204,8 +204,8 @@ class Repository:
             return report
 
     def _fingerprint(self) -> tuple[frozenset[str], frozenset[str]]:
-        return (frozenset(o.name for o in self.backend.list("snapshots/")),
-                frozenset(o.name for o in self.backend.list("index/")))
+        return (frozenset(o.name for o in self.backend.list(SNAPSHOTS)),
+                frozenset(o.name for o in self.backend.list(INDEX)))
 
     def export_tar(self, ref: str, path: str, include: list[str] | None = None) -> dict[str, Any]:
         with self.reading("export"):

@@ -128,8 +128,8 @@ class SnapshotStore:
     def ids(self) -> list[str]:
         ids: list[str] = []
         strays: list[str] = []
-        for o in self.backend.list("snapshots/"):
-            name = o.name.rsplit("/", 1)[-1]
+        for o in self.backend.list(SNAPSHOTS):
+            name = object_id(o.name)
             (ids if OBJECT_ID.fullmatch(name) else strays).append(name)
         self.strays = strays
         return ids

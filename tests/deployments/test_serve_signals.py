@@ -21,7 +21,8 @@ def _serve(prefect_server, tmp_path) -> tuple[subprocess.Popen, list[str]]:
     env = {**os.environ, **prefect_server.env(), "BACKUPFLOW_AUDIT_PATH": str(tmp_path / "audit")}
     (tmp_path / "src").mkdir()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "deployments.serve", "--source", str(tmp_path / "src"), "--repo", str(tmp_path / "repo")],
+        [sys.executable, "-m", "deployments.serve", "--source", str(tmp_path / "src"),
+         "--repo", str(tmp_path / "repo")],
         cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     lines: list[str] = []
     threading.Thread(target=lambda: lines.extend(proc.stdout), daemon=True).start()
