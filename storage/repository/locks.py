@@ -50,11 +50,15 @@ log = logging.getLogger("backupflow.leases")
 class LeaseTimes:
     """How often a holder refreshes, when an unrefreshed lease is stale, how long a shared run
     waits for an exclusive one to end. Environment: BACKUPFLOW_LEASE_REFRESH (default 300 s),
-    BACKUPFLOW_LEASE_STALE (1800 s), BACKUPFLOW_LEASE_WAIT (0 s: refuse at once)."""
+    BACKUPFLOW_LEASE_STALE (1800 s), BACKUPFLOW_LEASE_WAIT (10 s).
+
+    The short default wait matters when a prune and a backup or reader start together: the
+    prune sees their lease and refuses, and they see the prune's lease for the moment it
+    lives; waiting a little lets them go ahead instead of both standing down."""
 
     refresh: float = 300.0
     stale_after: float = 1800.0
-    wait: float = 0.0
+    wait: float = 10.0
 
     @classmethod
     def from_env(cls) -> "LeaseTimes":
@@ -291,8 +295,8 @@ def wait_for_no_exclusive(backend: Backend, lease: Lease, doing: str) -> None:
         if time.monotonic() >= deadline:
             lease.release()
             raise Locked(f"A prune is running on this repository; try the {doing} again when it finishes "
-                         "(or set BACKUPFLOW_LEASE_WAIT to a number of seconds to wait for it).")
-        time.sleep(min(1.0, max(0.05, deadline - time.monotonic())))
+                         f"(waited {lease.times.wait:g} s; BACKUPFLOW_LEASE_WAIT sets how long).")
+        time.sleep(min(0.25, max(0.02, deadline - time.monotonic())))
 
 
 @contextmanager

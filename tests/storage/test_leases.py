@@ -122,6 +122,7 @@ def test_prune_refuses_while_a_reader_holds_a_lease_and_readers_wait_out_a_prune
     assert Repository.open(url).prune().packs_deleted == 0
 
     backend = Repository.open(url).backend
+    monkeypatch.setenv("BACKUPFLOW_LEASE_WAIT", "0")
     prune = locks.acquire(backend, "9" * 32, "prune", what="prune")
     try:
         with pytest.raises(Locked, match="A prune is running on this repository; try the restore again"):

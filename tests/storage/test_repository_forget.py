@@ -133,8 +133,9 @@ def test_a_live_backup_makes_prune_refuse_and_keeps_everything(chain):
     assert Repository.open(str(root)).prune().packs_deleted > 0
 
 
-def test_a_live_prune_makes_a_new_backup_refuse(chain):
+def test_a_live_prune_makes_a_new_backup_refuse(chain, monkeypatch):
     root, src, _, _ = chain
+    monkeypatch.setenv("BACKUPFLOW_LEASE_WAIT", "0")  # refuse at once instead of waiting for the prune
     backend = Repository.open(str(root)).backend
     locks.acquire(backend, "f" * 32, "prune")
     try:
