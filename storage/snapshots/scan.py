@@ -22,6 +22,7 @@ from storage.objects import EMPTY_SHA256
 from storage.snapshots.names import shown
 
 Entry = dict[str, Any]
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
 
 
 class Missing(TypedDict):
@@ -101,22 +102,31 @@ class _Walker:
         while stack:
             rel_dir, abs_dir = stack.pop()
             try:
-                it = os.scandir(abs_dir)
+                # A folder is opened without following a symlink: one swapped in after the
+                # folder was listed would lead the walk outside the source. The source itself
+                # may be a symlink to a folder.
+                fd = os.open(abs_dir, _DIR_FLAGS | (os.O_NOFOLLOW if rel_dir else 0))
             except OSError as exc:
                 self._unreadable(rel_dir or ".", exc, "directory")
                 continue
-            with it:
-                for de in it:
-                    rel = f"{rel_dir}/{de.name}" if rel_dir else de.name
-                    if self.excluded and self.excluded(rel, de.name):
-                        continue
-                    e = self._entry(de, rel)
-                    if e is not None:
-                        self.entries.append(e)
-                        if e["type"] == "dir":
-                            stack.append((rel, de.path))
+            try:
+                self._list(fd, rel_dir, abs_dir, stack)
+            finally:
+                os.close(fd)
 
-    def _entry(self, de: os.DirEntry, rel: str) -> Entry | None:
+    def _list(self, fd: int, rel_dir: str, abs_dir: str, stack: list[tuple[str, str]]) -> None:
+        with os.scandir(fd) as it:
+            for de in it:
+                rel = f"{rel_dir}/{de.name}" if rel_dir else de.name
+                if self.excluded and self.excluded(rel, de.name):
+                    continue
+                e = self._entry(de, rel, fd)
+                if e is not None:
+                    self.entries.append(e)
+                    if e["type"] == "dir":
+                        stack.append((rel, os.path.join(abs_dir, de.name)))
+
+    def _entry(self, de: os.DirEntry, rel: str, dir_fd: int) -> Entry | None:
         try:
             st = de.stat(follow_symlinks=False)
             mode = st.st_mode
@@ -128,7 +138,7 @@ class _Walker:
                 if st.st_nlink > 1:
                     e["_hl"] = (st.st_dev, st.st_ino)
             elif stat.S_ISLNK(mode):
-                e.update(type="symlink", target=os.readlink(de.path))
+                e.update(type="symlink", target=os.readlink(de.name, dir_fd=dir_fd))
             else:
                 kind = "FIFO" if stat.S_ISFIFO(mode) else "socket" if stat.S_ISSOCK(mode) else "device"
                 self.warnings.append(f"{shown(rel)} is a {kind}; skipped")
@@ -144,6 +154,9 @@ class _Walker:
         name = f"{what} {shown(rel)}".strip()
         if exc.errno == errno.ENOENT:
             self.warnings.append(f"{name} vanished while it was scanned; not backed up")
+            return
+        if exc.errno in (errno.ELOOP, errno.ENOTDIR):
+            self.warnings.append(f"{name} was replaced by a symlink or a file after it was listed; not backed up")
             return
         if exc.errno == errno.ENAMETOOLONG:
             reason = "its path is longer than the system allows (PATH_MAX)"

@@ -116,3 +116,37 @@ def test_missing_source_is_one_clear_sentence(tmp_path):
     (tmp_path / "file").write_text("x")
     with pytest.raises(InvalidInput, match="is not a directory"):
         scan_workspace(str(tmp_path / "file"))
+
+
+def test_a_folder_replaced_by_a_symlink_after_it_was_listed_is_not_followed(tmp_path, monkeypatch):
+    import storage.snapshots.scan as scan_mod
+
+    src = tmp_path / "src"
+    (src / "sub").mkdir(parents=True)
+    (src / "sub" / "mine.txt").write_text("mine\n")
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "secret.txt").write_text("not part of the source\n")
+    real_entry = scan_mod._Walker._entry
+
+    def entry(self, de, rel, dir_fd):
+        e = real_entry(self, de, rel, dir_fd)
+        if rel == "sub":  # listed as a folder; replaced before the walk goes into it
+            os.rename(src / "sub", tmp_path / "moved")
+            os.symlink(outside, src / "sub")
+        return e
+
+    monkeypatch.setattr(scan_mod._Walker, "_entry", entry)
+    scan = scan_workspace(str(src))
+    assert _paths(scan) == {"sub"}
+    assert scan.warnings == ["directory sub was replaced by a symlink or a file after it was listed; not backed up"]
+    assert scan.missing == []
+
+
+def test_a_source_that_is_a_symlink_to_a_folder_is_backed_up(tmp_path):
+    real = tmp_path / "real"
+    (real / "a").mkdir(parents=True)
+    (real / "a" / "f.txt").write_text("f\n")
+    os.symlink(real, tmp_path / "link")
+    scan = scan_workspace(str(tmp_path / "link"))
+    assert _paths(scan) == {"a", "a/f.txt"} and scan.warnings == []
