@@ -224,7 +224,11 @@ class _Verifier:
         outside = 0
         lost_index: set[str] = set()
         for e in tree:
-            for cid in e.get("chunks", ()):
+            chunks = e.get("chunks", ())
+            if not isinstance(chunks, (list, tuple)) or not all(isinstance(c, str) for c in chunks):
+                damaged.append(e["path"])  # a hostile or damaged entry: nothing to look up
+                continue
+            for cid in chunks:
                 locs = self._intact_locations(cid)
                 if not locs:
                     pack = self._unindexed_pack(cid)

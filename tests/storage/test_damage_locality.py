@@ -13,6 +13,7 @@ import pytest
 from storage import Repository
 from storage.errors import IntegrityError
 from storage.objects import Codec
+from storage.snapshots import Snapshot
 from storage.snapshots.manifest import snapshot_name
 
 
@@ -185,3 +186,14 @@ def test_damaged_tree_is_named_with_its_snapshot(two_sources):
     report = Repository.open(str(root)).verify()
     assert f"trees/{tree_id}" in report.damaged_objects and report.damaged_snapshots == [ids["two"]]
     assert any(ids["two"][:8] in p and "missing" in p for p in report.problems)
+
+
+def test_verify_names_a_tree_entry_whose_chunks_are_not_chunk_ids(two_sources):
+    root, ids = two_sources
+    repo = Repository.open(str(root))
+    snap = repo.snapshot(ids["two"])
+    tree = [dict(e, chunks=5) if e["path"] == "two.txt" else e for e in snap.tree]
+    bad = repo.snapshots.save(Snapshot(**{**{f: getattr(snap, f) for f in ("type", "run", "chain", "time", "host",
+                                                                              "source", "packs")}, "tree": tree}))
+    report = Repository.open(str(root)).verify()
+    assert report.damaged_files[bad] == ["two.txt"]
