@@ -140,3 +140,16 @@ def test_cli_refuses_a_source_path_that_is_not_utf8_in_one_sentence(prefect_serv
     out = run(["backup", str(tmp_path), "-r", str(tmp_path / "repo"), "--json", "-e", "repo"], env, tmp_path).json()
     tree = Repository.open(str(tmp_path / "repo")).snapshot(out["snapshot_id"]).tree
     assert "src\udcff/inside.txt" in {e["path"] for e in tree}
+
+
+def test_cli_incomplete_snapshot_through_the_resident_runner_keeps_its_exit_code(prefect_server, tmp_path):
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "top.txt").write_text("top\n")
+    make_deep_tree(src)  # unreadable whatever the privileges: deeper than PATH_MAX
+    env = cli_env(prefect_server, tmp_path)
+    res = run(["backup", str(src), "-r", str(tmp_path / "repo"), "--json"], env, tmp_path)
+    assert res.returncode == 14, res.stderr
+    assert "incomplete: 1 item(s) could not be read" in res.stderr and "Traceback" not in res.stderr
+    out = json.loads(res.stdout)
+    assert out["files"] == 1 and [m["path"].split("/")[0] for m in out["incomplete"]] == [DEEP]
