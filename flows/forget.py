@@ -14,7 +14,7 @@ from typing import Any
 
 from flows.runtime import current_flow_run_id, plain_flow
 from storage.backend import display_url
-from storage.errors import Locked
+from storage.errors import IntegrityError, Locked
 from tasks.approval_gate import request_approval
 from tasks.audit_events import audited
 from tasks.forget import forget_snapshots, plan_forget, prune_packs, publish_cleanup_report
@@ -45,8 +45,9 @@ def forget_flow(snapshots: list[str], repo: str, prune: bool = False, chain: boo
         if prune:
             try:
                 result["prune"] = prune_packs(repo, options)
-            except Locked as exc:
-                # The snapshots are gone either way; their data waits for the next prune.
+            except (Locked, IntegrityError) as exc:
+                # The snapshots are gone either way; their data waits for the next prune (after a
+                # running backup ends, or after `backupflow repair` when prune found damage).
                 result["prune_skipped"] = exc.message
         trail.details.update(forgotten=result["forgotten"], pruned=result["prune"],
                              prune_skipped=result.get("prune_skipped"))

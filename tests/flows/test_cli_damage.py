@@ -70,6 +70,14 @@ def test_damaged_index_object_then_repair_index(setup, tmp_path):
     assert restored.json()["files"] == 1                             # readers go on
     verify = run(["verify", "--json"], env, work)
     assert verify.returncode == 6 and "repair index" in verify.stdout
+    (tmp_path / "one" / "later.txt").write_text("later\n")
+    inc = run(["backup", str(tmp_path / "one"), "--json"], env, work).json()["snapshot_id"]
+    proc = start(["forget", inc[:12], "--prune"], env, work)
+    run_id, _ = wait_for_approval(proc, "forget")
+    assert run(["approve", run_id, "--as", "bob", "--reason", "test"], env, work).returncode == 0
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err                                  # forgotten; the prune waits for the repair
+    assert f"forgot 1 snapshot(s) ({inc[:8]}); not pruned: Cannot prune: index object(s)" in out
     fixed = run(["repair", "index"], env, work).ok()
     assert "removed 1 index object(s)" in fixed.stdout
     assert run(["verify", "--read-data", "--json"], env, work).json()["ok"]
