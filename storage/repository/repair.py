@@ -25,7 +25,6 @@ from storage.objects import Codec, Index
 from storage.objects.index import read_index_object
 from storage.objects.packs import load_pack_header_doc
 from storage.repository import locks
-from storage.repository.verify import verify_repository
 from storage.snapshots.manifest import snapshot_name
 
 
@@ -151,7 +150,7 @@ class SnapshotRepairPlan:
 def plan_repair_snapshots(repo, read_data: bool = False) -> SnapshotRepairPlan:
     """Find the snapshots that cannot restore everything (verify, with ``read_data`` reading
     every pack) and decide for each: rewrite without the lost files, or remove."""
-    report = verify_repository(repo, read_data)
+    report = repo.verify(read_data)  # under a read lease, re-checked if the repository changed meanwhile
     present = set(repo.snapshots.ids())
     plan = SnapshotRepairPlan(read_data=read_data)
     for sid in report.damaged_snapshots:
