@@ -323,11 +323,11 @@ def test_sigkill_of_cli_backup_and_restore(prefect_server, tmp_path, capsys):
     repo_dir = tmp_path / "repo"
     run(["init", "-r", str(repo_dir), "--config", str(config)], env, tmp_path).ok()
     world = World(str(repo_dir), tmp_path / "src", tmp_path, rng)
-    _write_tree(rng, world.src, files=40)
+    _write_tree(rng, world.src, files=80)
 
     packs = lambda: [p for p in (repo_dir / "data").rglob("*") if p.is_file() and not p.name.startswith(".")]  # noqa: E731
     proc = start(["backup", str(world.src), "-r", str(repo_dir), "--config", str(config)], env, tmp_path)
-    world.count("cli backup " + _kill_when(proc, lambda: (repo_dir / "data").exists() and packs(), rng, 0.3))
+    world.count("cli backup " + _kill_when(proc, lambda: (repo_dir / "data").exists() and packs(), rng, 0.1))
     _new_snapshots(world, set())
     world.check("after the CLI backup kill")
     world.backup()
