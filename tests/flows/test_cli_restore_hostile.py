@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 
 import pytest
 
@@ -89,3 +90,30 @@ def test_restore_latest_afile_sub_is_one_sentence(hostile, tmp_path):
     line = res.one_sentence_error()
     assert res.returncode == 2 and "is a file, not a directory" in line
     assert (tmp_path / "afile").read_text() == "a file"
+
+
+@pytest.fixture
+def small_mount(tmp_path):
+    """A 1 MiB tmpfs (full after 1 MiB), mounted as root; skipped where mounting is not allowed."""
+    where = tmp_path / "mnt"
+    where.mkdir()
+    made = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(where)], capture_output=True)
+    if made.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {made.stderr.decode().strip()}")
+    yield where
+    subprocess.run(["umount", "-l", str(where)], check=False)
+
+
+def test_full_and_read_only_targets_are_one_sentence_each(hostile, small_mount):
+    repo = hostile["repo"]
+    (hostile["work"] / "src" / "big.bin").write_bytes(os.urandom(3 * 1024 * 1024))
+    repo.backup(str(hostile["work"] / "src"))
+    res = _restore(hostile, "latest", small_mount / "full")
+    line = res.one_sentence_error()
+    assert res.returncode == 8 and "No space is left" in line
+    assert not (small_mount / "full" / "big.bin").exists()
+    subprocess.run(["mount", "-o", "remount,ro", str(small_mount)], check=True)
+    res = _restore(hostile, "latest", small_mount / "full")
+    line = res.one_sentence_error()
+    assert res.returncode == 8 and "read-only file system" in line
+    assert Repository.open(repo.url).verify(read_data=True).ok  # nothing backed up was harmed
