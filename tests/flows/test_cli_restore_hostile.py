@@ -104,10 +104,13 @@ def small_mount(tmp_path):
     subprocess.run(["umount", "-l", str(where)], check=False)
 
 
-def test_full_and_read_only_targets_are_one_sentence_each(hostile, small_mount):
-    repo = hostile["repo"]
-    (hostile["work"] / "src" / "big.bin").write_bytes(os.urandom(3 * 1024 * 1024))
-    repo.backup(str(hostile["work"] / "src"))
+def test_full_and_read_only_targets_are_one_sentence_each(hostile, small_mount, tmp_path):
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "ok.txt").write_bytes(CONTENT)
+    (tmp_path / "src" / "big.bin").write_bytes(os.urandom(3 * 1024 * 1024))
+    repo = Repository.init(str(tmp_path / "repo"))  # the module's repository holds hostile snapshots
+    repo.backup(str(tmp_path / "src"))
+    hostile = {**hostile, "repo": repo}
     res = _restore(hostile, "latest", small_mount / "full")
     line = res.one_sentence_error()
     assert res.returncode == 8 and "No space is left" in line
