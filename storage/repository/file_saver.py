@@ -33,6 +33,7 @@ from storage.objects import EMPTY_SHA256, Chunker, ChunkerParams
 from storage.repository.backup_report import Missing
 from storage.repository.pack_saver import PackSaver
 from storage.snapshots.names import shown
+from storage.snapshots.scan import unreadable_reason
 
 Progress = Callable[[int, int], None]  # (files done, bytes done)
 ATTEMPTS = 3
@@ -104,7 +105,7 @@ class FileSaver:
             if exc.errno == errno.ELOOP:
                 self._drop(i, f"{shown(entry['path'])} was replaced by a symlink after the scan; not backed up")
                 return
-            reason = exc.strerror or str(exc)
+            reason = unreadable_reason(exc)
             self._drop(i, f"{shown(entry['path'])} could not be read ({reason}); not backed up",
                        Missing(path=shown(entry["path"]), reason=reason))
             return

@@ -158,12 +158,16 @@ class _Walker:
         if exc.errno in (errno.ELOOP, errno.ENOTDIR):
             self.warnings.append(f"{name} was replaced by a symlink or a file after it was listed; not backed up")
             return
-        if exc.errno == errno.ENAMETOOLONG:
-            reason = "its path is longer than the system allows (PATH_MAX)"
-        else:
-            reason = exc.strerror or str(exc)
+        reason = unreadable_reason(exc)
         self.warnings.append(f"{name} could not be read ({reason}); not backed up")
         self.missing.append(Missing(path=shown(rel), reason=reason))
+
+
+def unreadable_reason(exc: OSError) -> str:
+    """Why something that exists could not be read, for a warning and ``missing``."""
+    if exc.errno == errno.ENAMETOOLONG:
+        return "its path is longer than the system allows (PATH_MAX)"
+    return exc.strerror or str(exc)
 
 
 def _plan_reads(entries: list[Entry], previous: dict[str, Entry],

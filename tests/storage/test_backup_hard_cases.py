@@ -113,16 +113,17 @@ def test_unreadable_file_and_directory_make_an_incomplete_snapshot_that_names_th
 DEEP = "d" * 200
 
 
-def make_deep_tree(src: Path) -> None:
-    """25 folders of 200-character names below ``src``: deeper than PATH_MAX (4096)."""
+def make_deep_tree(src: Path, depth: int = 25, name: str = "deep.txt") -> None:
+    """``depth`` folders of 200-character names below ``src`` (25: deeper than PATH_MAX, 4096),
+    with the file ``name`` at the bottom."""
     fd = os.open(src, os.O_RDONLY)
     try:  # walk down by descriptor: the path itself grows past what open(2) accepts
-        for _ in range(25):
+        for _ in range(depth):
             os.mkdir(DEEP, dir_fd=fd)
             nfd = os.open(DEEP, os.O_RDONLY, dir_fd=fd)
             os.close(fd)
             fd = nfd
-        with open(os.open("deep.txt", os.O_WRONLY | os.O_CREAT, 0o644, dir_fd=fd), "w") as f:
+        with open(os.open(name, os.O_WRONLY | os.O_CREAT, 0o644, dir_fd=fd), "w") as f:
             f.write("deep\n")
     finally:
         os.close(fd)
@@ -139,6 +140,19 @@ def test_a_subtree_deeper_than_path_max_is_named_not_silently_left_out(tmp_path)
     assert "PATH_MAX" in missing["reason"] and missing["path"].startswith(DEEP + "/" + DEEP)
     assert any("PATH_MAX" in w for w in res.warnings)
     assert res.stats["files"] == 1 and res.stats["missing"] == 1
+
+
+def test_a_file_whose_folder_fits_in_path_max_but_whose_path_does_not_is_named_too(tmp_path):
+    src = tmp_path / "src"
+    src.mkdir()
+    depth = (4096 - len(str(src))) // 201  # the deepest folder still fits, a 220-character name does not
+    name = "f" * 216 + ".txt"
+    make_deep_tree(src, depth, name)
+    assert len(str(src)) + depth * 201 < 4096 < len(str(src)) + depth * 201 + 1 + len(name)
+    res = _repo(tmp_path).backup(str(src))
+    [missing] = res.missing
+    assert missing["path"].endswith("/" + name) and "PATH_MAX" in missing["reason"]
+    assert f"{name} could not be read (its path is longer than the system allows (PATH_MAX))" in res.warnings[0]
 
 
 def _rchar() -> int:
