@@ -18,7 +18,6 @@ restic's restorer: planner, fileRestorer, filesWriter).
 
 from __future__ import annotations
 
-import hashlib
 import os
 import secrets
 import threading
@@ -28,7 +27,7 @@ from typing import TYPE_CHECKING, Callable
 
 from storage.errors import IntegrityError, NotFound
 from storage.layout import list_packs
-from storage.objects import BlobLocation, Codec, pack_name
+from storage.objects import BlobLocation, Codec, pack_name, read_blob
 from storage.repository.restore_target import WRITE, Target, split, target_error
 from storage.snapshots import Snapshot
 
@@ -331,12 +330,8 @@ class PackFetcher:
 
     def _checked(self, pack: str, cid: str, data: bytes, base: int) -> bytes | None:
         loc = self.work.locs[cid]
-        stored = data[loc.offset - base: loc.offset - base + loc.length]
         try:
-            raw = self.codec.decode(stored, loc.flags, loc.raw_length)
+            return read_blob(self.codec, memoryview(data)[loc.offset - base: loc.offset - base + loc.length], loc, cid)
         except IntegrityError:
-            raw = None
-        if raw is None or len(raw) != loc.raw_length or hashlib.sha256(raw).hexdigest() != cid:
             self.writer.fail_chunk(cid, f"chunk {cid[:12]} in pack {pack[:12]} is damaged")
             return None
-        return raw
