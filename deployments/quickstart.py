@@ -1,8 +1,11 @@
 """The README's first command: back up a sample workspace, change it, back it up again,
-restore it and verify the repository, all as Prefect flow runs on the embedded server.
+restore it and verify the repository, all as Prefect flow runs on the local Prefect server
+that the resident runner uses too (deployments/local_server.py; PREFECT_API_URL wins).
 
-Everything lands under ./data (sample workspace, repository, restore, audit log), so the demo
-never touches anything else.
+The workspace, repository, restore and audit log land under ./data, so the demo never touches
+anything else. scripts/quickstart.sh then serves the schedules and the UI in the foreground
+(`backupflow serve`) when it runs in a terminal; elsewhere (CI) it ends here, and a server
+started only for the demo is stopped again (its runs stay in its database).
 """
 
 from __future__ import annotations
@@ -14,7 +17,11 @@ import shutil
 import sys
 from pathlib import Path
 
+from prefect.context import refresh_global_settings_context
+
+from deployments import local_server
 from flows import backup_flow, restore_flow, verify_flow
+from flows.cli.runner_protocol import data_dir
 from flows.runtime import in_process_run
 
 DATA = Path("data")
@@ -44,12 +51,24 @@ def same_tree(a: Path, b: Path) -> bool:
     return not mismatch and not errors and all(same_tree(a / d, b / d) for d in cmp.common_dirs)
 
 
+def _server() -> local_server.LocalServer | None:
+    """The local Prefect server, unless PREFECT_API_URL names one; Prefect's settings follow."""
+    if os.environ.get("PREFECT_API_URL"):
+        return None
+    print(f"0/4 starting (or finding) the local Prefect server (SQLite in {local_server.home(data_dir())})")
+    server = local_server.ensure(data_dir())
+    os.environ.update(server.env())
+    refresh_global_settings_context()  # Prefect read its settings at import, before the address was known
+    return server
+
+
 def main() -> int:
     os.environ.setdefault("BACKUPFLOW_AUDIT_PATH", str(DATA / "audit"))
     workspace, repo, target = DATA / "sample-workspace", DATA / "repository", DATA / "restored"
     for p in (workspace, repo, target):
         shutil.rmtree(p, ignore_errors=True)
     make_workspace(workspace)
+    server = _server()
     print(f"1/4 backing up {workspace} into {repo} (full)")
     with in_process_run():
         first = backup_flow(source=str(workspace), repo=str(repo))
@@ -68,8 +87,12 @@ def main() -> int:
           f"{second['stats']['bytes_added']} bytes added")
     print(f"restore identical to the workspace: {'yes' if ok else 'NO'}")
     print()
-    print("See the runs and their reports in the Prefect UI: run `.venv/bin/prefect server start`,")
-    print("then open http://127.0.0.1:4200/runs (the embedded server kept them in ~/.prefect).")
+    if server is not None:
+        print(f"The runs and their backup reports are in the Prefect UI at {server.ui_url}/runs")
+    if server is not None and server.started_now and os.environ.get("BACKUPFLOW_QUICKSTART_SERVE") != "1":
+        local_server.stop(data_dir())
+        print("(stopped again: `.venv/bin/backupflow serve --source data/sample-workspace --repo data/repository` "
+              "serves the schedules and this UI)")
     print(f"Try the CLI: .venv/bin/backupflow snapshots --repo {repo}")
     return 0 if ok else 1
 

@@ -52,6 +52,7 @@ class State:
     stopping: str | None = None  # "stop" or "retire"
     last_activity: float = field(default_factory=time.monotonic)
     schedule_pid: int | None = None
+    exit_code: int = 0
 
     def status(self) -> dict:
         return {"type": "status", "runner_pid": os.getppid(), "version": self.version,
@@ -62,10 +63,31 @@ class State:
                 "ui_url": self.server.ui_url if self.server else None}
 
 
-def peer_uid(conn: socket.socket) -> int:
+def peer_credentials(conn: socket.socket) -> tuple[int, int, int]:
+    """(pid, uid, gid) of the connected process, from the kernel (SO_PEERCRED)."""
     creds = conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
-    _pid, uid, _gid = struct.unpack("3i", creds)
-    return uid
+    pid, uid, gid = struct.unpack("3i", creds)
+    return pid, uid, gid
+
+
+def capabilities(pid: int | str) -> tuple[str, ...]:
+    """The effective and bounding capability sets: a client started with fewer rights than the
+    runner (setpriv, a container) must not get the runner's."""
+    try:
+        lines = Path(f"/proc/{pid}/status").read_text().splitlines()
+    except OSError:
+        return ("unknown",)
+    return tuple(line for line in lines if line.startswith(("CapEff:", "CapBnd:", "Groups:")))
+
+
+def _refusal(conn: socket.socket) -> dict | None:
+    pid, uid, gid = peer_credentials(conn)
+    if uid != os.getuid():
+        return {"type": "refused", "reason": "uid", "message": "this runner serves only the user who started it"}
+    if gid != os.getgid() or capabilities(pid) != capabilities("self"):
+        return {"type": "refused", "reason": "credentials",
+                "message": "this client has other groups or capabilities than the runner; it runs in its own process"}
+    return None
 
 
 def _bind(path: Path) -> tuple[socket.socket, int]:
@@ -107,10 +129,10 @@ def _fork_connection(conn: socket.socket, listener: socket.socket, state: State)
 def _accept(listener: socket.socket, state: State) -> None:
     conn, _ = listener.accept()
     state.last_activity = time.monotonic()
-    if peer_uid(conn) != os.getuid():
+    refusal = _refusal(conn)
+    if refusal is not None:
         try:
-            wire.send(conn, {"type": "refused", "reason": "uid",
-                             "message": "this runner serves only the user who started it"})
+            wire.send(conn, refusal)
         except OSError:
             pass
         conn.close()
@@ -121,7 +143,7 @@ def _accept(listener: socket.socket, state: State) -> None:
 def _reap(state: State) -> None:
     while state.children:
         try:
-            pid, _status = os.waitpid(-1, os.WNOHANG)
+            pid, status = os.waitpid(-1, os.WNOHANG)
         except ChildProcessError:
             state.children.clear()
             return
@@ -129,6 +151,10 @@ def _reap(state: State) -> None:
             return
         if state.children.pop(pid, None) is not None:
             state.last_activity = time.monotonic()
+        if pid == state.schedule_pid:  # serving ended (its own error, or a stop): so does the runner
+            state.schedule_pid = None
+            state.exit_code = os.waitstatus_to_exitcode(status) if not state.stopping else 0
+            state.stopping = state.stopping or "stop"
 
 
 def _idle(state: State) -> bool:
@@ -249,7 +275,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"backupflow: serving the scheduled backup ({args.backup_cron}), verify and prune ({args.verify_cron}) "
               f"of {args.source} into {args.repo}; Prefect UI: {ui}. Ctrl-C or SIGTERM stops it.", flush=True)
     loop(listener, path, inode, state)
-    return 0
+    return state.exit_code
 
 
 if __name__ == "__main__":

@@ -201,8 +201,9 @@ def run_command(conn: socket.socket, request: dict[str, Any], fds: list[int], st
 
 
 def fork_schedules(args) -> int:
-    """Serve the scheduled deployments in a child of the runner (Prefect's serve loop starts
-    threads, which the forking parent must never have)."""
+    """Serve the scheduled deployments in a child of the runner, with deployments.serve's own
+    main (its messages and signal handling). Prefect's serve loop starts threads, which the
+    forking parent must never have; the parent passes its SIGTERM on."""
     pid = os.fork()
     if pid:
         return pid
@@ -210,11 +211,14 @@ def fork_schedules(args) -> int:
     try:
         for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGUSR1):
             signal.signal(sig, signal.SIG_DFL)
-        from prefect import serve
+        from deployments import serve
 
-        from deployments.serve import build
-        serve(*build(args.source, args.repo, args.backup_cron, args.verify_cron))
+        sys.argv = ["deployments.serve", "--source", args.source, "--repo", args.repo,
+                    "--backup-cron", args.backup_cron, "--verify-cron", args.verify_cron]
+        serve.main()
         code = 0
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else 0
     except BaseException:
         traceback.print_exc()
     finally:

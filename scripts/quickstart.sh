@@ -1,8 +1,18 @@
 #!/usr/bin/env bash
 # From a fresh clone: install backupflow, then back up a sample workspace into a local
-# repository, restore it, verify it, on Prefect's embedded server (SQLite, no cloud account).
+# repository, restore it, verify it, on a local Prefect server (SQLite, no cloud account).
+# In a terminal it then serves the schedules and the Prefect UI in the foreground (Ctrl-C
+# stops it); without one (CI), or with --no-serve, it ends after the sample.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 bash scripts/setup_venv.sh
-exec .venv/bin/python -m deployments.quickstart "$@"
+serve=0
+if [[ -t 0 && -t 1 && " $* " != *" --no-serve "* ]]; then
+    serve=1
+fi
+BACKUPFLOW_QUICKSTART_SERVE=$serve .venv/bin/python -m deployments.quickstart
+if [[ $serve == 1 ]]; then
+    echo
+    exec .venv/bin/backupflow serve --source data/sample-workspace --repo data/repository
+fi

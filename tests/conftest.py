@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
+import signal
 import tempfile
 
 import pytest
@@ -29,9 +31,15 @@ def session_runner():
     """Stops the session's runner (and any local Prefect server it started) at the end."""
     yield
     from flows.cli import runner_client
-    reply = runner_client.control("stop")
-    if reply and isinstance(reply.get("runner_pid"), int):
-        runner_client.wait_gone(reply["runner_pid"])
+    from flows.cli.runner_protocol import runtime_dir
+    # every runner of the session: one per set of rights (tests run some commands with fewer)
+    for pid_file in runtime_dir().glob("runner-*.pid"):
+        try:
+            pid = json.loads(pid_file.read_text())["pid"]
+            os.kill(pid, signal.SIGTERM)
+        except (OSError, ValueError, KeyError):
+            continue
+        runner_client.wait_gone(pid)
     shutil.rmtree(_RUNNER_HOME, ignore_errors=True)
 
 

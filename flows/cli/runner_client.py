@@ -37,6 +37,11 @@ class RunnerUnavailable(Exception):
     """The runner could not be started; the command runs in this process instead."""
 
 
+class NotForThisClient(Exception):
+    """This process has other groups or capabilities than the runner (setpriv, sudo -g, a
+    container): it runs its command itself, with exactly its own rights."""
+
+
 def _config_table(argv: list[str]) -> dict[str, Any]:
     """The config's ``[runner]`` table, read without pydantic (validated by storage.config)."""
     path = None
@@ -153,6 +158,9 @@ def _open_run(argv: list[str]) -> tuple[socket.socket, dict[str, Any]]:
             sock.close()
             retire(reply)
             continue
+        if reply and reply.get("type") == "refused" and reply.get("reason") == "credentials":
+            sock.close()
+            raise NotForThisClient()
         if not reply or reply.get("type") != "started":
             sock.close()
             raise RunnerUnavailable(f"it answered {reply!r}")
@@ -197,6 +205,8 @@ def delegate(argv: list[str]) -> int | None:
         return None
     try:
         sock, started = _open_run(argv)
+    except NotForThisClient:
+        return None
     except (RunnerUnavailable, wire.ProtocolError, OSError) as exc:
         sys.stderr.write(f"backupflow: the backupflow runner is not available ({exc}); running in this process.\n")
         return None
@@ -216,6 +226,8 @@ def control(kind: str) -> dict[str, Any] | None:
         sock.settimeout(30)
         wire.send(sock, _request(kind))
         reply = wire.receive(sock)
+    except (OSError, wire.ProtocolError):
+        return None
     finally:
         sock.close()
     if reply and reply.get("type") == "refused" and reply.get("reason") == "version":

@@ -12,7 +12,7 @@ the client's own terminal or pipes exactly as an in-process run would. The runne
 ``started`` (with the pid of the process running the command), then ``exit`` with the code;
 the client may send ``cancel`` at any time. Anything else is answered with ``refused``.
 
-Files, per user and per installation (two checkouts never share a runner):
+Files, per user, installation and set of rights (two checkouts never share a runner):
 ``<runtime dir>/runner-<key>.sock`` (0600, in a 0700 directory), ``.pid``, ``.lock``, ``.log``.
 """
 
@@ -57,7 +57,16 @@ def runtime_dir() -> Path:
 
 
 def install_key() -> str:
-    return hashlib.sha256(str(ROOT).encode()).hexdigest()[:12]
+    """Which runner this process may use: one per installation and per set of rights (uid,
+    groups, capabilities), so a client started with fewer rights (setpriv, sudo -g) never runs
+    its command with a runner's greater ones."""
+    try:
+        rights = [line for line in Path("/proc/self/status").read_text().splitlines()
+                  if line.startswith(("CapEff:", "CapBnd:", "Groups:"))]
+    except OSError:
+        rights = []
+    who = f"{ROOT}\n{os.getuid()}:{os.getgid()}\n" + "\n".join(rights)
+    return hashlib.sha256(who.encode()).hexdigest()[:12]
 
 
 def runner_file(suffix: str) -> Path:

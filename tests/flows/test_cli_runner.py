@@ -16,6 +16,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from pathlib import Path
 
 import psutil
@@ -304,3 +305,37 @@ def test_without_a_prefect_server_the_runner_starts_one_and_says_where_its_ui_is
     assert "Stopped the backupflow runner" in stopped.stdout
     assert runner_client.wait_gone(server["pid"]), "runner stop should stop the local Prefect server too"
     assert runner_pid() is None
+
+
+def _deployments_of(api_url: str, repo: str) -> list[str]:
+    body = json.dumps({"deployments": {"name": {"any_": ["scheduled-backup", "weekly-verify", "weekly-prune"]}}})
+    req = urllib.request.Request(f"{api_url}/deployments/filter", data=body.encode(), method="POST",
+                                 headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=30) as response:
+        found = json.loads(response.read())
+    return sorted(d["name"] for d in found if d["parameters"].get("repo") == repo)
+
+
+def test_serve_runs_the_schedules_and_the_commands_and_stops_on_sigterm(own_runner, prefect_server, tmp_path):
+    env = cli_env(prefect_server, tmp_path)
+    src = _tree(tmp_path / "src", 2, 100)
+    repo = str(tmp_path / "repo")
+    proc = subprocess.Popen([BACKUPFLOW, "serve", "--source", str(src), "--repo", repo], env=env, cwd=tmp_path,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 240
+        while _deployments_of(prefect_server.api_url, repo) != ["scheduled-backup", "weekly-prune", "weekly-verify"]:
+            assert proc.poll() is None, proc.communicate()
+            assert time.monotonic() < deadline, "serve never registered its deployments"
+            time.sleep(0.5)
+        status = json.loads(run(["runner", "status", "--json"], env, tmp_path).ok().stdout)
+        assert status["serving_schedules"] is True and status["runner_pid"] == proc.pid
+        assert run(["backup", str(src), "-r", repo, "--json"], env, tmp_path).json()["files"] == 2
+        assert runner_pid() == proc.pid, "commands go to the serving runner"
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        stdout, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 0, stderr
+    assert "backupflow: serving the scheduled backup" in stdout and "Prefect UI: http://127.0.0.1:" in stdout
+    assert "Traceback" not in stderr, stderr
+    assert not wire.runner_file("sock").exists()
