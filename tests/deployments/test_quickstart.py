@@ -1,0 +1,23 @@
+"""The README's first command without a terminal (as CI runs it): the sample runs on a local
+Prefect server started for it, the UI address is printed, and it ends, stopping that server."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+
+
+def test_quickstart_without_a_terminal_runs_the_sample_on_a_local_server_and_ends(tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_API_URL", "BACKUPFLOW_"))}
+    env["BACKUPFLOW_DATA_DIR"] = str(tmp_path / "state")
+    out = subprocess.run([sys.executable, "-m", "deployments.quickstart"], env=env, cwd=tmp_path,
+                         stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "restore identical to the workspace: yes" in out.stdout
+    ui = re.search(r"Prefect UI at (http://127\.0\.0\.1:\d+)/runs", out.stdout)
+    assert ui, out.stdout
+    assert "stopped again" in out.stdout
+    assert not (tmp_path / "state" / "prefect" / "server.json").exists(), "the demo's server should be stopped"
+    assert (tmp_path / "state" / "prefect" / "prefect.db").exists(), "its runs stay in its database"
