@@ -246,6 +246,7 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--repo", default=os.environ.get("BACKUPFLOW_REPO"))
     p.add_argument("--backup-cron", default="0 2 * * *")
     p.add_argument("--verify-cron", default="0 4 * * 0")
+    p.add_argument("--prune-cron", default="0 5 * * 0")
     return p.parse_args(argv)
 
 
@@ -272,7 +273,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.serve:
         ui = state.server.ui_url if state.server else os.environ.get("PREFECT_UI_URL") or \
             os.environ["PREFECT_API_URL"].removesuffix("/").removesuffix("/api")
-        print(f"backupflow: serving the scheduled backup ({args.backup_cron}), verify and prune ({args.verify_cron}) "
+        print(f"backupflow: serving the scheduled backup ({args.backup_cron}), verify ({args.verify_cron}) "
+              f"and prune ({args.prune_cron}) "
               f"of {args.source} into {args.repo}; Prefect UI: {ui}. Ctrl-C or SIGTERM stops it.", flush=True)
     loop(listener, path, inode, state)
     return state.exit_code

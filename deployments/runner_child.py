@@ -214,7 +214,7 @@ def fork_schedules(args) -> int:
         from deployments import serve
 
         sys.argv = ["deployments.serve", "--source", args.source, "--repo", args.repo,
-                    "--backup-cron", args.backup_cron, "--verify-cron", args.verify_cron]
+                    "--backup-cron", args.backup_cron, "--verify-cron", args.verify_cron, "--prune-cron", args.prune_cron]
         serve.main()
         code = 0
     except SystemExit as exc:

@@ -64,13 +64,16 @@ def stop(json_out: bool = JSON_OPTION) -> None:
 def serve(source: str = typer.Option(..., "--source", help="Directory the scheduled backup backs up."),
           repo: Optional[str] = typer.Option(None, "--repo", "-r", help="Repository URL (or set BACKUPFLOW_REPO)."),
           backup_cron: str = typer.Option("0 2 * * *", "--backup-cron", help="When the backup runs (cron)."),
-          verify_cron: str = typer.Option("0 4 * * 0", "--verify-cron", help="When verify --read-data and prune run."),
+          verify_cron: str = typer.Option("0 4 * * 0", "--verify-cron", help="When verify --read-data runs (cron)."),
+          prune_cron: str = typer.Option("0 5 * * 0", "--prune-cron", help="When prune runs (cron; not the verify's time)."),
           ) -> None:
     """Serve the scheduled backup, verify and prune in the foreground, in the resident runner
     (which also runs the CLI's commands meanwhile); Ctrl-C or SIGTERM stops it."""
     url = repo or os.environ.get("BACKUPFLOW_REPO")
     if not url:
         fail("No repository given; pass --repo URL or set BACKUPFLOW_REPO.", 2)
+    if prune_cron == verify_cron:
+        fail(f"The prune schedule {prune_cron!r} equals the verify schedule; give them different times.", 2)
     if not os.path.isdir(source):
         fail(f"{source} is not a directory; pass the folder to back up as --source.", 2)
     reply = runner_client.control("status")
@@ -80,6 +83,6 @@ def serve(source: str = typer.Option(..., "--source", help="Directory the schedu
                  "stop it with `backupflow runner stop` first.", 7)
         runner_client.retire(reply)
     cmd = [sys.executable, "-m", "deployments.runner", "--serve", "--idle-minutes", "0", "--source",
-           os.path.abspath(source), "--repo", url, "--backup-cron", backup_cron, "--verify-cron", verify_cron]
+           os.path.abspath(source), "--repo", url, "--backup-cron", backup_cron, "--verify-cron", verify_cron, "--prune-cron", prune_cron]
     sys.stdout.flush()
     os.execv(sys.executable, cmd)
