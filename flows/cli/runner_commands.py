@@ -65,7 +65,8 @@ def serve(source: str = typer.Option(..., "--source", help="Directory the schedu
           repo: Optional[str] = typer.Option(None, "--repo", "-r", help="Repository URL (or set BACKUPFLOW_REPO)."),
           backup_cron: str = typer.Option("0 2 * * *", "--backup-cron", help="When the backup runs (cron)."),
           verify_cron: str = typer.Option("0 4 * * 0", "--verify-cron", help="When verify --read-data runs (cron)."),
-          prune_cron: str = typer.Option("0 5 * * 0", "--prune-cron", help="When prune runs (cron; not the verify's time)."),
+          prune_cron: str = typer.Option("0 5 * * 0", "--prune-cron",
+                                         help="When prune runs (cron; not the verify's time)."),
           ) -> None:
     """Serve the scheduled backup, verify and prune in the foreground, in the resident runner
     (which also runs the CLI's commands meanwhile); Ctrl-C or SIGTERM stops it."""
@@ -82,7 +83,8 @@ def serve(source: str = typer.Option(..., "--source", help="Directory the schedu
             fail(f"a backupflow runner (pid {reply['runner_pid']}) already serves the schedules; "
                  "stop it with `backupflow runner stop` first.", 7)
         runner_client.retire(reply)
-    cmd = [sys.executable, "-m", "deployments.runner", "--serve", "--idle-minutes", "0", "--source",
-           os.path.abspath(source), "--repo", url, "--backup-cron", backup_cron, "--verify-cron", verify_cron, "--prune-cron", prune_cron]
+    cmd = [sys.executable, "-m", "deployments.runner", "--serve", "--idle-minutes", "0",
+           "--source", os.path.abspath(source), "--repo", url,
+           "--backup-cron", backup_cron, "--verify-cron", verify_cron, "--prune-cron", prune_cron]
     sys.stdout.flush()
     os.execv(sys.executable, cmd)

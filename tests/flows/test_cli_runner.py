@@ -25,7 +25,7 @@ import pytest
 from flows.cli import runner_client
 from flows.cli import runner_protocol as wire
 from storage import Repository
-from tests.flows.cli_process import cli_env, run, start
+from tests.flows.cli_process import BACKUPFLOW, cli_env, run, start
 
 
 @pytest.fixture
