@@ -152,7 +152,10 @@ def _open_run(argv: list[str]) -> tuple[socket.socket, dict[str, Any]]:
     for _ in range(3):
         sock, _started = ensure_runner(argv)
         request = _request("run", argv=argv, cwd=os.getcwd(), env=dict(os.environ))
-        wire.send(sock, request, fds=[0, 1, 2])
+        try:
+            wire.send(sock, request, fds=[0, 1, 2])
+        except BrokenPipeError:  # a refusal may be waiting: the runner answers before it reads
+            pass
         reply = wire.receive(sock)
         if reply and reply.get("type") == "refused" and reply.get("reason") == "version":
             sock.close()
