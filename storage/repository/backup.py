@@ -119,7 +119,7 @@ def recover_unindexed_packs(repo, plan: BackupPlan, index_writer: IndexWriter) -
     Only when no other backup is alive: a live run's packs are unindexed for a while too, and
     adopting them would make two chains share a pack. Pack headers make this cheap: two ranged
     reads per pack, no data read. Returns how many packs were recovered."""
-    if locks.live_runs(repo.backend) - {plan.run}:
+    if locks.live_writers(repo.backend) - {plan.run}:
         return 0
     index = repo.index
     stored = set(list_packs(repo.backend))

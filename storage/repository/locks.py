@@ -254,6 +254,11 @@ def live_runs(backend: Backend) -> set[str]:
     return {doc["run"] for doc in live_locks(backend)}
 
 
+def live_writers(backend: Backend) -> set[str]:
+    """The live runs that may upload packs (backups; leases of older versions count too)."""
+    return {doc["run"] for doc in live_locks(backend) if doc.get("kind") not in ("read", "prune")}
+
+
 def _stale(backend: Backend, keep: str | None) -> dict[str, list[str]]:
     now = time.time()
     return {run: names for run, (names, doc) in _read_all(backend).items()

@@ -156,3 +156,30 @@ def test_a_backup_whose_lease_was_removed_as_stale_does_not_commit(repo_with_sna
     repo.abandon(plan)
     assert Repository.open(url).snapshots.ids() == before
     assert locks.live_runs(repo.backend) == set() and _names(repo.backend) == []
+
+
+@pytest.fixture()
+def read_only_copy(repo_with_snapshot, tmp_path):
+    """The repository seen through a read-only bind mount; skipped where mounting is not allowed."""
+    url, tree, snap = repo_with_snapshot
+    where = tmp_path / "ro"
+    where.mkdir()
+    made = subprocess.run(["mount", "--bind", url, str(where)], capture_output=True)
+    if made.returncode != 0:
+        pytest.skip(f"cannot bind-mount here: {made.stderr.decode().strip()}")
+    try:
+        subprocess.run(["mount", "-o", "remount,bind,ro", str(where)], check=True, capture_output=True)
+        yield str(where), tree, snap
+    finally:
+        subprocess.run(["umount", "-l", str(where)], check=False)
+
+
+def test_a_read_only_repository_is_read_without_a_lease(read_only_copy, tmp_path):
+    url, tree, snap = read_only_copy
+    repo = Repository.open(url)
+    assert len(repo.ls(snap)) == len(repo.snapshot(snap).tree)
+    report = repo.verify(read_data=True)
+    assert report.ok, report.problems
+    repo.restore(snap, str(tmp_path / "out"))
+    assert_same_tree(tree.root, tmp_path / "out")
+    assert _names(repo.backend) == []
