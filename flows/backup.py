@@ -5,6 +5,8 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from prefect.states import Completed
+
 from flows.runtime import current_flow_run_id, plain_flow
 from storage import BackupSummary
 from storage.backend import display_url
@@ -21,9 +23,9 @@ def backup_flow(source: str, repo: str, type: str | None = None, excludes: list[
                 compression_level: int = 3, connections: int | None = None, pack_size_mib: int = 16) -> BackupSummary:
     """Back up ``source`` into the repository at ``repo`` (created if the location is empty).
 
-    A snapshot that lacks something that could not be read still completes the run; its
-    summary, report and audit event name what is missing under ``incomplete`` (the CLI then
-    exits with IncompleteSnapshot's code)."""
+    A snapshot that lacks something that could not be read still completes the run, in a
+    Completed state named "Incomplete"; its summary, report and audit event name what is
+    missing under ``incomplete`` (the CLI then exits with IncompleteSnapshot's code)."""
     started = time.monotonic()
     options = options or {}
     with audited("backup", "started", target=source, repo=repo,
@@ -50,4 +52,9 @@ def backup_flow(source: str, repo: str, type: str | None = None, excludes: list[
         trail.details.update(snapshot=summary["snapshot_id"], type=summary["type"], stats=summary["stats"])
         if summary["incomplete"]:
             trail.details["incomplete"] = summary["incomplete"][:100]
+    if summary["incomplete"]:
+        # Completed (the snapshot is saved), but named so in the UI's run list; the caller
+        # still gets the summary back.
+        return Completed(data=summary, name="Incomplete",  # type: ignore[return-value]
+                         message=f"{len(summary['incomplete'])} item(s) could not be read; see the backup report")
     return summary

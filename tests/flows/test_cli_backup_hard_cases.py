@@ -117,6 +117,9 @@ def test_cli_incomplete_snapshot_exits_14_and_names_what_is_missing(prefect_serv
     snap = Repository.open(repo).snapshot("latest")  # what could be read is saved
     assert snap.id == out["snapshot_id"] and {"open.txt", "locked", DEEP} <= {e["path"] for e in snap.tree}
     assert _artifact_rows(out["flow_run_id"])[0]["not backed up"] == 3
+    with get_client(sync_client=True) as client:  # the UI's run list says so
+        state = client.read_flow_run(uuid.UUID(out["flow_run_id"])).state
+    assert state.is_completed() and state.name == "Incomplete"
     events = [json.loads(line) for f in sorted((tmp_path / "audit").glob("*.jsonl")) for line in f.open()]
     [done] = [e for e in events if e["type"] == "backup.completed"]
     assert {m["path"].split("/")[0] for m in done["details"]["incomplete"]} == {"locked", "secret.txt", DEEP}
