@@ -194,14 +194,18 @@ class Repository:
         """Verify under a read lease; problems found while the repository changed (a backup
         committed, a forget ran) are checked again on a fresh view before they are reported.
         ``expected``: snapshot ids another record (the audit log) says exist -> a description."""
+        looks = 3
         with self.reading("verify"):
-            for _ in range(3):
+            for look in range(looks):
                 before = self._fingerprint()
                 report = verify_repository(self, read_data, progress, expected=expected)
+                report.rechecks = look
                 if report.ok or self._fingerprint() == before:
                     return report
                 self.refresh()  # changed under me, not damage until a fresh look agrees
-            return report
+        report.problems.append(f"the repository changed during each of {looks} looks (other runs write to it), so "
+                               "some of these problems may be changes, not damage; verify again when they finish")
+        return report
 
     def _fingerprint(self) -> tuple[frozenset[str], frozenset[str]]:
         return (frozenset(o.name for o in self.backend.list(SNAPSHOTS)),

@@ -42,6 +42,9 @@ class VerifyReport:
     # Every object found damaged, missing or out of place, by name (``config``, ``index/<id>``,
     # ``snapshots/<id>``, ``trees/<id>``, ``data/<xx>/<id>``, or a stray name).
     damaged_objects: list[str] = field(default_factory=list)
+    # How many times verify looked again because the repository changed while it ran (a
+    # backup committed, a forget ran); the report is from the last look (Repository.verify).
+    rechecks: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -43,7 +43,7 @@ def test_verify_during_a_lease_blind_prune_rechecks_and_reports_no_damage(tmp_pa
     report = verifier.verify(read_data=True, progress=progress)
     assert pruned and pruned[0] > 0, "the prune deleted nothing: the race was not exercised"
     assert report.ok, report.problems
-    assert report.snapshots == 1
+    assert report.snapshots == 1 and report.rechecks == 1
 
 
 def test_real_damage_is_still_reported(tmp_path):
@@ -55,3 +55,4 @@ def test_real_damage_is_still_reported(tmp_path):
     pack.write_bytes(bytes(data))
     report = Repository.open(url).verify(read_data=True)
     assert not report.ok and pack.name in report.damaged_packs
+    assert report.rechecks == 0  # nothing changed while it ran: damage is reported at once
