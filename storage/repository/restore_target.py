@@ -126,15 +126,6 @@ class Target:
             if owned:
                 os.close(fd)
 
-    def remove(self, rel: str) -> None:
-        """Remove a file or symlink at ``rel`` if there is one (a folder is left alone)."""
-        folder, name = split(rel)
-        with self.folder(folder) as dfd:
-            try:
-                os.unlink(name, dir_fd=dfd)
-            except (FileNotFoundError, IsADirectoryError):
-                pass
-
     def finish_dir(self, rel: str, mode: int, mtime_ns: int) -> None:
         with self.folder(rel) as fd:
             os.fchmod(fd, stat_mod.S_IMODE(mode))
