@@ -21,7 +21,8 @@ import time
 import uuid
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
-from typing import Any
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
 
 from storage.errors import BackupError, IntegrityError, InvalidInput
 from storage.layout import list_packs
@@ -33,6 +34,9 @@ from storage.repository.pack_saver import PackSaver
 from storage.snapshots import ScanResult, Snapshot, scan_workspace
 from storage.snapshots.manifest import SNAPSHOT_TYPES
 from storage.snapshots.names import shown
+
+if TYPE_CHECKING:
+    from storage.repository.repository import Repository
 
 
 @dataclass
@@ -77,7 +81,8 @@ def _same_source(s: Snapshot, source: str, host: str) -> bool:
     return s.source == source and s.host == host
 
 
-def plan_backup(repo, source: str, type: str | None = None, excludes=(), tags=(), description: str = "",
+def plan_backup(repo: Repository, source: str, type: str | None = None, excludes: Iterable[str] = (),
+                tags: Iterable[str] = (), description: str = "",
                 author: str | None = None) -> BackupPlan:
     src = os.path.abspath(os.path.expanduser(source))
     if not os.path.isdir(src):
@@ -113,7 +118,7 @@ def plan_backup(repo, source: str, type: str | None = None, excludes=(), tags=()
     return plan
 
 
-def recover_unindexed_packs(repo, plan: BackupPlan, index_writer: IndexWriter) -> int:
+def recover_unindexed_packs(repo: Repository, plan: BackupPlan, index_writer: IndexWriter) -> int:
     """Index the packs a killed run uploaded but never indexed, so this run can adopt them.
 
     Only when no other backup is alive: a live run's packs are unindexed for a while too, and
@@ -136,23 +141,23 @@ def recover_unindexed_packs(repo, plan: BackupPlan, index_writer: IndexWriter) -
     return recovered
 
 
-def _allowed_packs(repo, plan: BackupPlan) -> tuple[set[str], set[str]]:
+def _allowed_packs(repo: Repository, plan: BackupPlan) -> tuple[set[str], set[str]]:
     """(packs this run may dedup against, of which unclaimed orphans it would adopt)."""
     snaps = repo.snapshots.all()
     claimed = {p for s in snaps for p in s.packs}
     live = locks.live_runs(repo.backend) - {plan.run}
     index = repo.index
     orphans = {p for p, run in index.pack_run.items() if p not in claimed and run not in live}
-    if plan.type == "full":
-        base: set[str] = set()
-    elif plan.type == "incremental":
+    if plan.type == "incremental":
         base = {p for s in snaps if s.chain == plan.chain for p in s.packs}
-    else:
+    elif plan.type == "differential" and plan.base_full:
         base = set(repo.snapshots.header(plan.base_full).packs)
+    else:
+        base = set()
     return base | orphans, orphans
 
 
-def _tree_or_none(repo, sid: str, warnings: list[str]) -> list[dict] | None:
+def _tree_or_none(repo: Repository, sid: str, warnings: list[str]) -> list[dict] | None:
     """A parent's tree, or None with a warning when it is damaged: the backup then reads every
     file again instead of failing (damage stays local; verify names the tree)."""
     try:
@@ -162,7 +167,7 @@ def _tree_or_none(repo, sid: str, warnings: list[str]) -> list[dict] | None:
         return None
 
 
-def scan_for_plan(repo, plan: BackupPlan) -> ScanResult:
+def scan_for_plan(repo: Repository, plan: BackupPlan) -> ScanResult:
     previous: dict[str, dict] = {}
     can_reuse = None
     warnings: list[str] = []
@@ -181,7 +186,7 @@ def scan_for_plan(repo, plan: BackupPlan) -> ScanResult:
     return scan
 
 
-def store_files(repo, plan: BackupPlan, scan: ScanResult, progress: Progress | None = None,
+def store_files(repo: Repository, plan: BackupPlan, scan: ScanResult, progress: Progress | None = None,
                 connections: int | None = None, workers: int | None = None) -> StoreResult:
     """Read, chunk and pack every file the scan marked (FileSaver -> PackSaver), on ``workers``
     reader threads and ``connections`` upload threads."""
@@ -224,7 +229,7 @@ def _without_dropped(entries: list[dict[str, Any]], saver: FileSaver) -> list[di
     return kept
 
 
-def _used_orphans(repo, entries: list[dict[str, Any]], orphans: set[str]) -> set[str]:
+def _used_orphans(repo: Repository, entries: list[dict[str, Any]], orphans: set[str]) -> set[str]:
     """The orphan packs this run adopts: those holding a chunk its tree needs."""
     used: set[str] = set()
     if orphans:
@@ -258,7 +263,7 @@ def _stats(entries: list[dict[str, Any]], saver: FileSaver, packer: PackSaver, r
     )
 
 
-def commit_snapshot(repo, plan: BackupPlan, stored: StoreResult) -> Snapshot:
+def commit_snapshot(repo: Repository, plan: BackupPlan, stored: StoreResult) -> Snapshot:
     lease = locks.held(plan.run)
     if lease is not None:
         lease.check()
@@ -281,6 +286,6 @@ def commit_snapshot(repo, plan: BackupPlan, stored: StoreResult) -> Snapshot:
     return snap
 
 
-def abandon(repo, plan: BackupPlan) -> None:
+def abandon(repo: Repository, plan: BackupPlan) -> None:
     """A failed run: release its lock so its packs can be adopted by the next run."""
     locks.release(repo.backend, plan.run)
