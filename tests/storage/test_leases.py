@@ -183,3 +183,19 @@ def test_a_read_only_repository_is_read_without_a_lease(read_only_copy, tmp_path
     repo.restore(snap, str(tmp_path / "out"))
     assert_same_tree(tree.root, tmp_path / "out")
     assert _names(repo.backend) == []
+
+
+def test_a_refresh_never_overwrites_an_object_it_did_not_write(backend):
+    """Lease objects are created with the store's conditional write: a refresh that finds its
+    next name taken by other content fails instead of replacing it."""
+    from storage.errors import AlreadyExists
+
+    lease = locks.Lease(backend, "7" * 32, "backup", locks.LeaseTimes(refresh=3600, stale_after=7200)).acquire()
+    try:
+        backend.save("locks/" + "7" * 32 + ".1", b'{"someone": "else"}')
+        with pytest.raises(AlreadyExists):
+            lease.refresh()
+        assert backend.load("locks/" + "7" * 32 + ".1") == b'{"someone": "else"}'
+        assert lease.seq == 0 and "locks/" + "7" * 32 + ".0" in _names(backend)  # still held, under its old name
+    finally:
+        lease.release()
