@@ -27,7 +27,7 @@ def plan_forget(repo: str, options: dict[str, Any], snapshots: list[str], prune:
 
 @task(name="forget_snapshots", **TASK_OPTIONS)
 def forget_snapshots(repo: str, options: dict[str, Any], plan: dict[str, Any]) -> dict[str, Any]:
-    return open_repo(repo, options).forget(ForgetPlan(**plan))
+    return open_repo(repo, options).forget(ForgetPlan(**plan)).to_dict()
 
 
 @task(name="prune_packs", **TASK_OPTIONS)

@@ -134,7 +134,7 @@ def diff(snapshot_a: str, snapshot_b: str, repo: Optional[str] = REPO_OPTION,
          config: Optional[str] = CONFIG_OPTION):
     """Show what changed between two snapshots."""
     def go():
-        d = open_repository(repo, option, config).diff(snapshot_a, snapshot_b)
+        d = open_repository(repo, option, config).diff(snapshot_a, snapshot_b).to_dict()
         if json_out:
             emit_json(d)
             return
@@ -223,7 +223,7 @@ def export(snapshot: str = typer.Argument(..., help="Snapshot id, unique prefix,
            json_out: bool = JSON_OPTION, config: Optional[str] = CONFIG_OPTION):
     """Write a snapshot as a standard .tar.gz (restore it with plain `tar -xzf`)."""
     def go():
-        out = open_repository(repo, option, config).export_tar(snapshot, file, list(include or []) or None)
+        out = open_repository(repo, option, config).export_tar(snapshot, file, list(include or []) or None).to_dict()
         if json_out:
             emit_json(out)
         else:
@@ -236,7 +236,7 @@ def stats(repo: Optional[str] = REPO_OPTION, option: Optional[List[str]] = OPTIO
           json_out: bool = JSON_OPTION, config: Optional[str] = CONFIG_OPTION):
     """Repository size, deduplication and compression."""
     def go():
-        s = open_repository(repo, option, config).stats()
+        s = open_repository(repo, option, config).stats().to_dict()
         warn_damaged(s.get("damaged_snapshots") or {})
         if json_out:
             emit_json(s)

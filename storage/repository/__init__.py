@@ -13,12 +13,15 @@ the repository is readable and an interrupted backup leaves no snapshot.
 
 from storage.repository.backup import BackupPlan, StoreResult
 from storage.repository.backup_report import BackupSummary, summarize
-from storage.repository.forget import ForgetPlan
+from storage.repository.export import ExportResult
+from storage.repository.forget import ForgetPlan, ForgetResult
 from storage.repository.prune import PruneReport
+from storage.repository.query import RepositoryStats, SnapshotDiff
 from storage.repository.repair import IndexRepair, SnapshotRepairPlan
 from storage.repository.repository import BackupResult, Repository
 from storage.repository.restore import RestorePlan, RestoreResult
 from storage.repository.verify import VerifyReport
 
-__all__ = ["BackupPlan", "BackupResult", "BackupSummary", "ForgetPlan", "IndexRepair", "PruneReport", "Repository",
-           "RestorePlan", "RestoreResult", "SnapshotRepairPlan", "StoreResult", "VerifyReport", "summarize"]
+__all__ = ["BackupPlan", "BackupResult", "BackupSummary", "ExportResult", "ForgetPlan", "ForgetResult", "IndexRepair",
+           "PruneReport", "Repository", "RepositoryStats", "RestorePlan", "RestoreResult", "SnapshotDiff",
+           "SnapshotRepairPlan", "StoreResult", "VerifyReport", "summarize"]

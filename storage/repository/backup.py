@@ -22,7 +22,7 @@ import uuid
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from storage.errors import BackupError, IntegrityError, InvalidInput
 from storage.layout import list_packs
@@ -31,7 +31,7 @@ from storage.repository import chains, leftovers, locks
 from storage.repository.backup_report import BackupStats, Missing, ratio
 from storage.repository.file_saver import FileSaver, Progress
 from storage.repository.pack_saver import PackSaver
-from storage.snapshots import ScanResult, Snapshot, scan_workspace
+from storage.snapshots import ScanResult, Snapshot, SnapshotType, TreeEntry, scan_workspace
 from storage.snapshots.manifest import SNAPSHOT_TYPES
 from storage.snapshots.names import shown
 
@@ -44,7 +44,7 @@ class BackupPlan:
     """Plain data describing one backup run; safe to pass between Prefect tasks."""
 
     run: str
-    type: str
+    type: SnapshotType
     chain: str
     source: str
     host: str
@@ -94,22 +94,21 @@ def plan_backup(repo: Repository, source: str, type: str | None = None, excludes
     mine = [s for s in repo.snapshots.all() if _same_source(s, src, host)]
     fulls = [s for s in mine if s.type == "full"]
     last_full = fulls[-1] if fulls else None
-    if type is None:
-        type = "incremental" if last_full else "full"
-    if type != "full" and last_full is None:
-        raise InvalidInput(f"There is no full backup of {src} to base a {type} backup on; "
+    kind: SnapshotType = type or ("incremental" if last_full else "full")
+    if kind != "full" and last_full is None:
+        raise InvalidInput(f"There is no full backup of {src} to base a {kind} backup on; "
                            "run one with --type full first.")
     run = uuid.uuid4().hex
     plan = BackupPlan(
-        run=run, type=type, chain=run, source=src, host=host, author=author or getpass.getuser(),
+        run=run, type=kind, chain=run, source=src, host=host, author=author or getpass.getuser(),
         started=datetime.now(timezone.utc).isoformat(), excludes=list(excludes), tags=list(tags),
         description=description,
     )
-    if last_full is not None and type != "full":
+    if last_full is not None and kind != "full":
         chain = [s for s in mine if s.chain == last_full.chain]
         plan.chain = last_full.chain
         plan.base_full = last_full.id
-        plan.parent = chain[-1].id if type == "incremental" else last_full.id
+        plan.parent = chain[-1].id if kind == "incremental" else last_full.id
     lease = locks.acquire(repo.backend, run, "backup", what="backup", chain=plan.chain)
     # Lease first, then look: a prune does the same the other way round (locks.py), so a backup
     # and a prune never both go ahead and a prune never deletes packs this run may commit.
@@ -157,7 +156,7 @@ def _allowed_packs(repo: Repository, plan: BackupPlan) -> tuple[set[str], set[st
     return base | orphans, orphans
 
 
-def _tree_or_none(repo: Repository, sid: str, warnings: list[str]) -> list[dict] | None:
+def _tree_or_none(repo: Repository, sid: str, warnings: list[str]) -> list[TreeEntry] | None:
     """A parent's tree, or None with a warning when it is damaged: the backup then reads every
     file again instead of failing (damage stays local; verify names the tree)."""
     try:
@@ -168,7 +167,7 @@ def _tree_or_none(repo: Repository, sid: str, warnings: list[str]) -> list[dict]
 
 
 def scan_for_plan(repo: Repository, plan: BackupPlan) -> ScanResult:
-    previous: dict[str, dict] = {}
+    previous: dict[str, Any] = {}
     can_reuse = None
     warnings: list[str] = []
     if plan.type != "full":
@@ -278,7 +277,7 @@ def commit_snapshot(repo: Repository, plan: BackupPlan, stored: StoreResult) -> 
         type=plan.type, run=plan.run, chain=plan.chain, time=datetime.now(timezone.utc).isoformat(),
         host=plan.host, source=plan.source, parent=plan.parent, base_full=plan.base_full,
         tags=plan.tags, description=plan.description, author=plan.author, stats=stats,
-        packs=stored.packs, tree=stored.entries,
+        packs=stored.packs, tree=cast(list[TreeEntry], stored.entries),  # the scan's entries, finished
     )
     repo.snapshots.save(snap)
     chains.undo_if_base_gone(repo, plan, snap)

@@ -12,12 +12,17 @@ packs the failed run uploaded (they are unclaimed once its lease is gone).
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from storage.errors import ChainGone, NotFound
 from storage.snapshots import Snapshot
 from storage.snapshots.manifest import snapshot_name
 
+if TYPE_CHECKING:  # the repository imports this module
+    from storage.repository.repository import Repository
 
-def _missing(repo, plan) -> list[str]:
+
+def _missing(repo: Repository, plan) -> list[str]:
     missing = []
     for sid in dict.fromkeys(s for s in (plan.base_full, plan.parent) if s):
         try:
@@ -33,7 +38,7 @@ def _error(plan, missing: list[str]) -> ChainGone:
                      "again: it starts a new full and reuses what this run uploaded.")
 
 
-def check_base(repo, plan) -> None:
+def check_base(repo: Repository, plan) -> None:
     """Raise ChainGone when the snapshots the run depends on are no longer there."""
     if plan.type == "full":
         return
@@ -42,7 +47,7 @@ def check_base(repo, plan) -> None:
         raise _error(plan, missing)
 
 
-def undo_if_base_gone(repo, plan, snap: Snapshot) -> None:
+def undo_if_base_gone(repo: Repository, plan, snap: Snapshot) -> None:
     """After the manifest is written: if the chain vanished meanwhile, remove it and raise."""
     if plan.type == "full":
         return

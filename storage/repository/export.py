@@ -11,16 +11,22 @@ import io
 import os
 import tarfile
 
+from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING, Any
+
 from storage.errors import BackupError, InvalidInput, PermanentError
 from storage.objects import Codec, pack_name, read_blob
 from storage.repository.restore import ChunkLocator, select_entries
-from storage.snapshots import Snapshot
+from storage.snapshots import Snapshot, TreeEntry
+
+if TYPE_CHECKING:  # the repository imports this module
+    from storage.repository.repository import Repository
 
 
 class _ChunkReader(io.RawIOBase):
     """A file-like view of one entry's content, read chunk by chunk."""
 
-    def __init__(self, repo, codec: Codec, chunks: list[str], locator: ChunkLocator, path: str):
+    def __init__(self, repo: Repository, codec: Codec, chunks: list[str], locator: ChunkLocator, path: str):
         self.repo, self.codec, self.chunks, self.locator, self.path = repo, codec, list(chunks), locator, path
         self.buf = b""
 
@@ -39,7 +45,19 @@ class _ChunkReader(io.RawIOBase):
         return n
 
 
-def export_snapshot(repo, snap: Snapshot, out_path: str, include: list[str] | None = None) -> dict:
+@dataclass
+class ExportResult:
+    snapshot_id: str
+    file: str       # the archive's absolute path
+    files: int      # regular files and hard links written
+    bytes: int      # the archive's size
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def export_snapshot(repo: Repository, snap: Snapshot, out_path: str,
+                    include: list[str] | None = None) -> ExportResult:
     out = os.path.abspath(os.path.expanduser(out_path))
     if os.path.isdir(out):
         raise InvalidInput(f"{out_path} is a folder; give a file name ending in .tar.gz.")
@@ -60,7 +78,7 @@ def export_snapshot(repo, snap: Snapshot, out_path: str, include: list[str] | No
         if isinstance(exc, OSError) and not isinstance(exc, BackupError):
             raise _write_error(exc, out_path) from exc
         raise
-    return {"snapshot_id": snap.id, "file": out, "files": files, "bytes": os.path.getsize(out)}
+    return ExportResult(snap.id, out, files, os.path.getsize(out))
 
 
 def _check_folder(out: str, out_path: str) -> None:
@@ -85,7 +103,8 @@ def _write_error(exc: OSError, out_path: str) -> BackupError:
     return PermanentError(f"Writing {out_path} failed ({exc.strerror or exc}); nothing was written there.")
 
 
-def _write_tar(repo, snap: Snapshot, entries: list[dict], locator: ChunkLocator, codec: Codec, tmp: str) -> int:
+def _write_tar(repo: Repository, snap: Snapshot, entries: list[TreeEntry], locator: ChunkLocator, codec: Codec,
+               tmp: str) -> int:
     files = 0
     with tarfile.open(tmp, "w:gz", compresslevel=6, format=tarfile.PAX_FORMAT) as tar:
         for e in entries:

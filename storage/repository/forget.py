@@ -13,12 +13,15 @@ Forgetting only deletes manifests; the data goes when :mod:`storage.repository.p
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from storage.errors import InvalidInput, NotFound
 from storage.layout import snapshot_name
 from storage.repository.prune import needed_packs, stored_pack_sizes
 from storage.snapshots import Snapshot
+
+if TYPE_CHECKING:  # the repository imports this module
+    from storage.repository.repository import Repository
 
 
 @dataclass
@@ -68,7 +71,7 @@ def _check_dependants(chosen: dict[str, Snapshot], snaps: list[Snapshot]) -> Non
             f"need; name them too, or add --chain to forget them with it.")
 
 
-def plan_forget(repo, refs: list[str], prune: bool = False, chain: bool = False) -> ForgetPlan:
+def plan_forget(repo: Repository, refs: list[str], prune: bool = False, chain: bool = False) -> ForgetPlan:
     """Resolve ``refs`` and check the dependants rule; raises InvalidInput or NotFound.
 
     ``prune`` does not change what is forgotten, only whether the caller prunes afterwards;
@@ -111,7 +114,16 @@ def plan_forget(repo, refs: list[str], prune: bool = False, chain: bool = False)
     )
 
 
-def forget(repo, plan: ForgetPlan) -> dict[str, Any]:
+@dataclass
+class ForgetResult:
+    forgotten: list[str]     # every planned snapshot, whoever removed its manifest
+    already_gone: list[str]  # of those, the ones another run had removed before this one
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def forget(repo: Repository, plan: ForgetPlan) -> ForgetResult:
     """Delete the planned manifests, after checking the plan still holds.
 
     An approval can take hours; if a backup added a dependant or another forget removed
@@ -134,4 +146,4 @@ def forget(repo, plan: ForgetPlan) -> dict[str, Any]:
             pass
         gone.append(sid)
     repo.refresh()
-    return {"forgotten": gone, "already_gone": [sid for sid in plan.snapshots if sid not in present]}
+    return ForgetResult(gone, [sid for sid in plan.snapshots if sid not in present])

@@ -29,7 +29,7 @@ import json
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from storage.backend import Backend
 from storage.errors import IntegrityError, Locked, NotFound
@@ -38,6 +38,9 @@ from storage.objects import Codec, Index, IndexWriter, pack_name
 from storage.repository import leftovers, locks
 from storage.snapshots import Snapshot, SnapshotStore
 from storage.snapshots.manifest import damaged_names
+
+if TYPE_CHECKING:  # the repository imports this module
+    from storage.repository.repository import Repository
 
 
 @dataclass
@@ -107,7 +110,7 @@ def _load_index_docs(backend: Backend, names: list[str]) -> list[dict]:
         return list(pool.map(fetch, names))
 
 
-def _refuse_if_damaged(repo, index: Index) -> None:
+def _refuse_if_damaged(repo: Repository, index: Index) -> None:
     """Prune must never delete data that an unreadable manifest or index object may name."""
     damaged = repo.snapshots.damaged
     if damaged:
@@ -122,7 +125,7 @@ def _refuse_if_damaged(repo, index: Index) -> None:
                              "so nothing was deleted; run `backupflow repair index` first.")
 
 
-def find_garbage(repo, own_run: str | None = None) -> PruneReport:
+def find_garbage(repo: Repository, own_run: str | None = None) -> PruneReport:
     """What a prune would delete now, deleting nothing."""
     repo.refresh()
     index = repo.index
@@ -171,7 +174,7 @@ def find_garbage(repo, own_run: str | None = None) -> PruneReport:
     return report
 
 
-def _sweep(repo, report: PruneReport, run: str) -> None:
+def _sweep(repo: Repository, report: PruneReport, run: str) -> None:
     for _, doc in report.index_changes:
         if doc is not None:
             writer = IndexWriter(repo.backend, doc["run"], doc["chain"], batch=len(doc["packs"]) + 1)
@@ -212,7 +215,7 @@ def _refuse_if_others(backend: Backend, run: str) -> None:
                  "try again when it finishes.")
 
 
-def prune(repo, dry_run: bool = False) -> PruneReport:
+def prune(repo: Repository, dry_run: bool = False) -> PruneReport:
     """Delete unneeded packs under an exclusive lease; a dry run takes none and deletes nothing."""
     if dry_run:
         report = find_garbage(repo)

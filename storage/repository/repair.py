@@ -17,7 +17,7 @@ import hashlib
 import json
 import uuid
 from dataclasses import asdict, dataclass, field, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from storage.errors import BackupError, NotFound
 from storage.layout import OBJECT_ID, index_name, list_packs
@@ -25,7 +25,11 @@ from storage.objects import Codec, Index
 from storage.objects.index import read_index_object
 from storage.objects.packs import load_pack_header_doc
 from storage.repository import locks
+from storage.snapshots import TreeEntry
 from storage.snapshots.manifest import snapshot_name
+
+if TYPE_CHECKING:  # the repository imports this module
+    from storage.repository.repository import Repository
 
 
 @dataclass
@@ -49,7 +53,7 @@ def _lock_for_repair(backend) -> str:
     return run
 
 
-def _pack_chains(repo) -> dict[str, str]:
+def _pack_chains(repo: Repository) -> dict[str, str]:
     return {p: s.chain for s in repo.snapshots.all() for p in s.packs}
 
 
@@ -65,7 +69,7 @@ def _write_index(backend, run: str, chain: str, packs: dict[str, list], damaged:
     return name
 
 
-def _unindexed_headers(repo, index: Index, out: IndexRepair) -> dict[str, dict[str, list]]:
+def _unindexed_headers(repo: Repository, index: Index, out: IndexRepair) -> dict[str, dict[str, list]]:
     """run -> {pack: blobs} for every stored pack no readable index object names."""
     covered = set(index.pack_run) - set(index.recovered)
     by_run: dict[str, dict[str, list]] = {}
@@ -96,7 +100,7 @@ def _naming_missing(backend, index: Index, stored: set[str], out: IndexRepair) -
     return found
 
 
-def repair_index(repo) -> IndexRepair:
+def repair_index(repo: Repository) -> IndexRepair:
     """Index every pack the readable index objects miss; then delete the damaged ones."""
     run = _lock_for_repair(repo.backend)
     try:
@@ -147,7 +151,7 @@ class SnapshotRepairPlan:
         return {**asdict(self), "snapshots": self.snapshots}
 
 
-def plan_repair_snapshots(repo, read_data: bool = False) -> SnapshotRepairPlan:
+def plan_repair_snapshots(repo: Repository, read_data: bool = False) -> SnapshotRepairPlan:
     """Find the snapshots that cannot restore everything (verify, with ``read_data`` reading
     every pack) and decide for each: rewrite without the lost files, or remove."""
     report = repo.verify(read_data)  # under a read lease, re-checked if the repository changed meanwhile
@@ -165,12 +169,12 @@ def plan_repair_snapshots(repo, read_data: bool = False) -> SnapshotRepairPlan:
     return plan
 
 
-def _without(tree: list[dict], lost: set[str]) -> list[dict]:
+def _without(tree: list[TreeEntry], lost: set[str]) -> list[TreeEntry]:
     """The tree minus the lost files and the hard links that point at them."""
     return [e for e in tree if e["path"] not in lost and not (e.get("type") == "hardlink" and e.get("link") in lost)]
 
 
-def repair_snapshots(repo, plan: SnapshotRepairPlan) -> dict[str, Any]:
+def repair_snapshots(repo: Repository, plan: SnapshotRepairPlan) -> dict[str, Any]:
     """Carry out ``plan`` under a lease: write each replacement manifest first, then delete the
     old one."""
     run = _lock_for_repair(repo.backend)
@@ -180,7 +184,7 @@ def repair_snapshots(repo, plan: SnapshotRepairPlan) -> dict[str, Any]:
         locks.release(repo.backend, run)
 
 
-def _carry_out(repo, plan: SnapshotRepairPlan) -> dict[str, Any]:
+def _carry_out(repo: Repository, plan: SnapshotRepairPlan) -> dict[str, Any]:
     repo.refresh()
     replaced: dict[str, str] = {}
     for sid, lost in sorted(plan.rewrite.items()):

@@ -14,11 +14,11 @@ from storage.objects import Index
 from storage.repository import backup as backup_mod
 from storage.repository import locks
 from storage.repository.backup_report import Missing
-from storage.repository.export import export_snapshot
-from storage.repository.forget import ForgetPlan, forget, plan_forget
+from storage.repository.export import ExportResult, export_snapshot
+from storage.repository.forget import ForgetPlan, ForgetResult, forget, plan_forget
 from storage.repository.format import CONFIG_NAME, RepoConfig
 from storage.repository.prune import PruneReport, prune
-from storage.repository.query import diff_snapshots, list_entries, repository_stats
+from storage.repository.query import RepositoryStats, SnapshotDiff, diff_snapshots, list_entries, repository_stats
 from storage.repository.repair import (IndexRepair, SnapshotRepairPlan, plan_repair_snapshots, repair_index,
                                        repair_snapshots)
 from storage.repository.restore import (
@@ -211,7 +211,7 @@ class Repository:
         return (frozenset(o.name for o in self.backend.list(SNAPSHOTS)),
                 frozenset(o.name for o in self.backend.list(INDEX)))
 
-    def export_tar(self, ref: str, path: str, include: list[str] | None = None) -> dict[str, Any]:
+    def export_tar(self, ref: str, path: str, include: list[str] | None = None) -> ExportResult:
         with self.reading("export"):
             return export_snapshot(self, self.snapshot(ref), path, include)
 
@@ -219,18 +219,18 @@ class Repository:
         with self.reading("ls"):
             return list_entries(self.snapshot(ref), prefix)
 
-    def diff(self, ref_a: str, ref_b: str) -> dict[str, Any]:
+    def diff(self, ref_a: str, ref_b: str) -> SnapshotDiff:
         with self.reading("diff"):
             return diff_snapshots(self.snapshot(ref_a), self.snapshot(ref_b))
 
-    def stats(self) -> dict[str, Any]:
+    def stats(self) -> RepositoryStats:
         return repository_stats(self)
 
     # --- deleting --------------------------------------------------------------------------
     def plan_forget(self, refs: list[str], prune: bool = False, chain: bool = False) -> ForgetPlan:
         return plan_forget(self, refs, prune, chain)
 
-    def forget(self, plan: ForgetPlan) -> dict[str, Any]:
+    def forget(self, plan: ForgetPlan) -> ForgetResult:
         return forget(self, plan)
 
     def prune(self, dry_run: bool = False) -> PruneReport:

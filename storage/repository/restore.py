@@ -30,7 +30,7 @@ from storage.repository.restore_files import (
 )
 from storage.repository.restore_target import Target, target_error
 from storage.repository.restore_tree import check_path, select_entries
-from storage.snapshots import Snapshot, shown
+from storage.snapshots import Snapshot, TreeEntry, shown
 
 if TYPE_CHECKING:  # the repository imports this module
     from storage.repository.repository import Repository
@@ -152,7 +152,7 @@ class LinksAndMetadata:
         except OSError as exc:
             raise (target_error(exc, self.target.path) or exc) from None
 
-    def _entry(self, e: dict, make) -> None:
+    def _entry(self, e: TreeEntry, make) -> None:
         try:
             make(e)
         except (InvalidInput, IsADirectoryError, NotADirectoryError, FileNotFoundError, PermissionError) as exc:

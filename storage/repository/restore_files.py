@@ -29,7 +29,7 @@ from storage.errors import IntegrityError, NotFound
 from storage.layout import list_packs
 from storage.objects import BlobLocation, Codec, pack_name, read_blob
 from storage.repository.restore_target import WRITE, Target, split, target_error
-from storage.snapshots import Snapshot
+from storage.snapshots import Snapshot, TreeEntry
 
 if TYPE_CHECKING:  # the repository imports this module
     from storage.repository.repository import Repository
@@ -58,7 +58,7 @@ class ChunkLocator:
                 return loc
         return locs[0]
 
-    def missing(self, entries: list[dict]) -> tuple[int, list[str]]:
+    def missing(self, entries: list[TreeEntry]) -> tuple[int, list[str]]:
         """(chunks located, paths of the files with a chunk the repository no longer holds)."""
         n, lost = 0, []
         for e in entries:
@@ -76,10 +76,10 @@ class ChunkLocator:
 class RestoreWork:
     """What the planner hands the writers."""
 
-    files: list[dict] = field(default_factory=list)
-    hardlinks: list[dict] = field(default_factory=list)
-    symlinks: list[dict] = field(default_factory=list)
-    dirs: list[dict] = field(default_factory=list)
+    files: list[TreeEntry] = field(default_factory=list)
+    hardlinks: list[TreeEntry] = field(default_factory=list)
+    symlinks: list[TreeEntry] = field(default_factory=list)
+    dirs: list[TreeEntry] = field(default_factory=list)
     # chunk -> [(file number, offset)]
     dests: dict[str, list[tuple[int, int]]] = field(default_factory=lambda: defaultdict(list))
     locs: dict[str, BlobLocation] = field(default_factory=dict)
@@ -91,14 +91,14 @@ class RestorePlanner:
     def __init__(self, locator: ChunkLocator):
         self.locator = locator
 
-    def plan(self, snap: Snapshot, entries: list[dict]) -> RestoreWork:
+    def plan(self, snap: Snapshot, entries: list[TreeEntry]) -> RestoreWork:
         work = RestoreWork()
         selected = {e["path"] for e in entries}
-        by_path: dict[str, dict] = {}
+        by_path: dict[str, TreeEntry] = {}
         for e in entries:
             if e["type"] == "hardlink" and e["link"] not in selected:
                 by_path = by_path or {x["path"]: x for x in snap.tree or ()}
-                e = {**by_path[e["link"]], "path": e["path"]}
+                e = by_path[e["link"]] | {"path": e["path"]}
             getattr(work, e["type"] + "s").append(e)
         wanted, work.files = work.files, []
         for e in wanted:
@@ -108,7 +108,7 @@ class RestorePlanner:
             work.by_pack[work.locs[cid].pack].append(cid)
         return work
 
-    def _place(self, work: RestoreWork, e: dict, n: int) -> bool:
+    def _place(self, work: RestoreWork, e: TreeEntry, n: int) -> bool:
         locs = work.locs
         try:
             placed = [locs[cid] if cid in locs else self._locate(work, cid, e["path"]) for cid in e["chunks"]]
@@ -152,7 +152,7 @@ def _current_umask() -> int:
 class FileWriter:
     """Writes the planned files (see the module docstring); fields are shared by the threads."""
 
-    def __init__(self, target: Target, files: list[dict], dests: dict[str, list[tuple[int, int]]],
+    def __init__(self, target: Target, files: list[TreeEntry], dests: dict[str, list[tuple[int, int]]],
                  progress: Progress | None = None):
         self.target, self.files, self.dests, self.progress = target, files, dests, progress
         self.umask = _current_umask()

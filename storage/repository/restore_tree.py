@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import bisect
 import os
+from typing import Any, Mapping
 
 from storage.errors import IntegrityError, NotFound, PathEscape
-from storage.snapshots import Snapshot
+from storage.snapshots import Snapshot, TreeEntry
 
 ENTRY_TYPES = ("file", "dir", "symlink", "hardlink")
 _INT64 = 1 << 63
@@ -32,7 +33,7 @@ def _is_int(value: object, low: int, high: int) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and low <= value < high
 
 
-def _entry_problem(e: dict) -> str | None:
+def _entry_problem(e: Mapping[str, Any]) -> str | None:
     """What is wrong with one entry's fields (its path aside), or None."""
     t = e.get("type")
     if t not in ENTRY_TYPES:
@@ -59,12 +60,12 @@ def _malformed(snap: Snapshot, what: str) -> IntegrityError:
     return IntegrityError(f"The tree of snapshot {snap.id[:8]} is malformed: {what}; restore refused.")
 
 
-def validate_tree(snap: Snapshot) -> dict[str, dict]:
+def validate_tree(snap: Snapshot) -> dict[str, TreeEntry]:
     """Check every entry of ``snap`` (see the module docstring); returns entries by path."""
     tree = snap.tree
     if not isinstance(tree, list) or not all(isinstance(e, dict) for e in tree):
         raise _malformed(snap, "it is not a list of entries")
-    by_path: dict[str, dict] = {}
+    by_path: dict[str, TreeEntry] = {}
     for e in tree:
         path = e.get("path")
         if not isinstance(path, str):
@@ -80,7 +81,7 @@ def validate_tree(snap: Snapshot) -> dict[str, dict]:
     return by_path
 
 
-def _check_structure(snap: Snapshot, by_path: dict[str, dict]) -> None:
+def _check_structure(snap: Snapshot, by_path: dict[str, TreeEntry]) -> None:
     """Nothing lies below a symlink or a file; hard links name a file of the tree."""
     paths = sorted(by_path)
     for path, e in by_path.items():
@@ -99,7 +100,7 @@ def _check_structure(snap: Snapshot, by_path: dict[str, dict]) -> None:
                 raise _malformed(snap, f"the hard link {path!r} names {e['link']!r}, which {what}")
 
 
-def select_entries(snap: Snapshot, include: list[str] | None) -> list[dict]:
+def select_entries(snap: Snapshot, include: list[str] | None) -> list[TreeEntry]:
     """The entries to restore: all of them, or those at or below an ``include`` path."""
     validate_tree(snap)
     tree = snap.tree or []

@@ -16,13 +16,16 @@ from __future__ import annotations
 from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from storage.errors import BackupError, NotFound
 from storage.layout import DATA, INDEX, OBJECT_ID, TREES, snapshot_name, tree_name
 from storage.objects import BlobLocation, Codec, Index, load_pack_header, pack_name, parse_pack, read_blob
-from storage.snapshots import Snapshot
+from storage.snapshots import Snapshot, TreeEntry
 from storage.snapshots.manifest import SnapshotStore
+
+if TYPE_CHECKING:  # the repository imports this module
+    from storage.repository.repository import Repository
 
 Progress = Callable[[int, int], None]  # (packs read, bytes read)
 
@@ -63,7 +66,7 @@ class PackCheck:
 class _PackChecker:
     """Reads one pack, checks its hash and header, decodes and hashes every indexed blob."""
 
-    def __init__(self, repo, index: Index):
+    def __init__(self, repo: Repository, index: Index):
         self.backend = repo.backend
         self.codec = Codec(repo.config.compression_level)
         self.blobs: dict[str, dict[str, BlobLocation]] = defaultdict(dict)
@@ -100,7 +103,7 @@ class _PackChecker:
 class _Verifier:
     """The state one verify run shares between its steps."""
 
-    def __init__(self, repo, read_data: bool):
+    def __init__(self, repo: Repository, read_data: bool):
         self.repo = repo
         self.index: Index = repo.index
         self.store = SnapshotStore(repo.backend)
@@ -221,7 +224,7 @@ class _Verifier:
                 self.unindexed.update((b[0], pack) for b in blobs)
         return self.unindexed.get(cid)
 
-    def _walk_tree(self, s: Snapshot, tree: list[dict], own: set[str]) -> tuple[list[str], int, set[str]]:
+    def _walk_tree(self, s: Snapshot, tree: list[TreeEntry], own: set[str]) -> tuple[list[str], int, set[str]]:
         damaged: list[str] = []
         outside = 0
         lost_index: set[str] = set()
@@ -270,7 +273,7 @@ class _Verifier:
         return self.report
 
 
-def verify_repository(repo, read_data: bool = False, progress: Progress | None = None,
+def verify_repository(repo: Repository, read_data: bool = False, progress: Progress | None = None,
                       workers: int | None = None, expected: dict[str, str] | None = None) -> VerifyReport:
     """Check ``repo``; ``expected`` maps snapshot ids another record says exist (the audit log)
     to a description, so a deleted manifest is found too."""

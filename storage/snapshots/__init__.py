@@ -14,8 +14,9 @@ Invariant: a snapshot exists exactly when its manifest object exists; its name i
 of its JSON, so a manifest proves its own integrity.
 """
 
-from storage.snapshots.manifest import Snapshot, SnapshotStore
+from storage.snapshots.manifest import SNAPSHOT_TYPES, Snapshot, SnapshotStore, SnapshotType, TreeEntry
 from storage.snapshots.names import require_text, shown
 from storage.snapshots.scan import ScanResult, scan_workspace
 
-__all__ = ["ScanResult", "Snapshot", "SnapshotStore", "require_text", "scan_workspace", "shown"]
+__all__ = ["SNAPSHOT_TYPES", "ScanResult", "Snapshot", "SnapshotStore", "SnapshotType", "TreeEntry", "require_text",
+           "scan_workspace", "shown"]

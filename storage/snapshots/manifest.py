@@ -6,7 +6,7 @@ import hashlib
 import json
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, fields, replace
-from typing import Any
+from typing import Any, Literal, Required, TypedDict, get_args
 
 from storage.backend import Backend
 from storage.errors import AlreadyExists, IntegrityError, InvalidInput, NotFound
@@ -14,7 +14,28 @@ from storage.layout import OBJECT_ID, SNAPSHOTS, object_id, snapshot_name, tree_
 from storage.objects.codec import Codec
 from storage.snapshots.names import dump_json
 
-SNAPSHOT_TYPES = ("full", "incremental", "differential")
+SnapshotType = Literal["full", "incremental", "differential"]
+SNAPSHOT_TYPES: tuple[SnapshotType, ...] = get_args(SnapshotType)
+EntryType = Literal["file", "dir", "symlink", "hardlink"]
+
+
+class TreeEntry(TypedDict, total=False):
+    """One entry of a snapshot's tree: the table "snapshot manifest" in docs/FORMAT.md."""
+
+    path: Required[str]
+    type: Required[EntryType]
+    mode: Required[int]
+    mtime_ns: Required[int]
+    size: int                  # file
+    ctime_ns: int              # file
+    ino: int                   # file
+    chunks: list[str]          # file
+    sha256: str                # file
+    changed_while_read: bool   # file
+    target: str                # symlink
+    link: str                  # hardlink
+
+
 # Manifest keys a reader relies on, with the JSON types they must have (docs/FORMAT.md).
 _REQUIRED: dict[str, type] = {"type": str, "run": str, "chain": str, "time": str, "host": str, "source": str,
                               "tree_id": str}
@@ -42,7 +63,7 @@ def _check_manifest(doc: Any) -> str | None:
 
 @dataclass
 class Snapshot:
-    type: str
+    type: SnapshotType
     run: str
     chain: str
     time: str
@@ -58,13 +79,13 @@ class Snapshot:
     # The tree lives in its own object (``trees/<tree_id>``), so listing snapshots reads only
     # small manifests and memory stays flat however many snapshots there are. ``tree`` is None
     # on a header (SnapshotStore.header/all) and the entries on a full load.
-    tree: list[dict[str, Any]] | None = None
+    tree: list[TreeEntry] | None = None
     tree_id: str = ""
     version: int = 1
     id: str = ""  # not stored: it is the hash of the stored JSON
 
     @property
-    def entries(self) -> list[dict[str, Any]]:
+    def entries(self) -> list[TreeEntry]:
         """The tree of a fully loaded snapshot (SnapshotStore.load)."""
         if self.tree is None:
             raise ValueError(f"snapshot {self.id[:8]} was loaded without its tree")
@@ -143,7 +164,7 @@ class SnapshotStore:
             self._cache[sid] = snap
         return snap
 
-    def load_tree(self, snap: Snapshot) -> list[dict[str, Any]]:
+    def load_tree(self, snap: Snapshot) -> list[TreeEntry]:
         label = f"tree {snap.tree_id[:8]} of snapshot {snap.id[:8]}"
         try:
             tree = json.loads(_load_verified(self.backend, tree_name(snap.tree_id), snap.tree_id, label))

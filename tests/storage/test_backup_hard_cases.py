@@ -53,7 +53,7 @@ def test_names_that_are_not_utf8_back_up_restore_list_and_diff_exactly(tmp_path)
         f.write(b" more")
     second = repo.backup(str(src))
     d = repo.diff(first.snapshot_id, second.snapshot_id)
-    assert [os.fsencode(p) for p in d["modified"]] == [b"bad\xff"] and not d["added"] and not d["removed"]
+    assert [os.fsencode(p) for p in d.modified] == [b"bad\xff"] and not d.added and not d.removed
     # The tree object stays valid UTF-8 JSON: the name is an escape any JSON reader accepts.
     tree = repo.backend.load(f"trees/{repo.snapshot(second.snapshot_id).tree_id}")
     raw = Codec.unpack_doc(tree)

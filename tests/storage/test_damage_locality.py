@@ -46,7 +46,7 @@ def test_flipped_manifest_is_skipped_named_and_forgettable(two_sources, tmp_path
     assert list(repo.snapshots.damaged) == [ids["two"]]
     assert ids["two"][:8] in repo.snapshots.damaged[ids["two"]]
     stats = repo.stats()
-    assert stats["snapshots"] == 2 and ids["two"] in stats["damaged_snapshots"]
+    assert stats.snapshots == 2 and ids["two"] in stats.damaged_snapshots
 
     # the intact snapshots still restore, a full backup still works
     repo.restore(ids["one-inc"], str(tmp_path / "out"))
@@ -67,7 +67,7 @@ def test_flipped_manifest_is_skipped_named_and_forgettable(two_sources, tmp_path
     repo = Repository.open(str(root))
     plan = repo.plan_forget([ids["two"][:10]])
     assert plan.snapshots == [ids["two"]] and plan.damaged == [ids["two"]]
-    assert repo.forget(plan)["forgotten"] == [ids["two"]]
+    assert repo.forget(plan).forgotten == [ids["two"]]
     report = Repository.open(str(root)).prune()
     assert report.packs_deleted == 1          # source two's only pack
     assert Repository.open(str(root)).verify(read_data=True).ok

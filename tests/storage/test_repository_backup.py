@@ -56,12 +56,12 @@ def test_a_second_full_stores_everything_again(src):
     repo = _repo()
     total = sum(SIZES.values())
     first = repo.backup(str(src), type="full")
-    stored_after_first = repo.stats()["bytes_stored"]
+    stored_after_first = repo.stats().bytes_stored
     second = repo.backup(str(src), type="full")
     assert first.stats["bytes_new"] == second.stats["bytes_new"] == total
     assert second.stats["bytes_read"] == total  # a full never trusts another chain's entries
     assert second.base_full is None and second.parent is None
-    assert repo.stats()["bytes_stored"] >= 2 * stored_after_first - 10_000
+    assert repo.stats().bytes_stored >= 2 * stored_after_first - 10_000
     # each chain restores on its own
     assert repo.snapshot(second.snapshot_id).chain != repo.snapshot(first.snapshot_id).chain
 

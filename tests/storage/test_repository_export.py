@@ -28,7 +28,7 @@ def exported(tmp_path_factory):
 
 def test_tar_xzf_gives_back_the_tree(exported, tmp_path):
     repo, tree, out, result = exported
-    assert result["file"] == str(out) and result["files"] == len(tree.files) + 3  # three hard-link names
+    assert result.file == str(out) and result.files == len(tree.files) + 3  # three hard-link names
     dest = tmp_path / "x"
     dest.mkdir()
     proc = subprocess.run(["tar", "-xzf", str(out), "-C", str(dest)], capture_output=True, text=True)
