@@ -13,7 +13,8 @@ from importlib import import_module
 
 _FLOWS = {"backup_flow": "flows.backup", "restore_flow": "flows.restore", "verify_flow": "flows.verify",
           "forget_flow": "flows.forget", "prune_flow": "flows.forget",
-          "repair_index_flow": "flows.repair", "repair_snapshots_flow": "flows.repair"}
+          "repair_index_flow": "flows.repair", "repair_snapshots_flow": "flows.repair",
+          "policy_flow": "flows.policy"}
 
 
 def __getattr__(name: str):

@@ -28,7 +28,8 @@ from prefect.exceptions import FlowPauseTimeout, ObjectNotFound
 from storage.audit import AuditLog, current_user
 from storage.config import GuardianSettings, load_settings
 from storage.errors import ApprovalTimeout, InvalidConfig, InvalidInput, NotFound
-from storage.guardian import ApprovalRequest, Decision, decide, refusal, summary_line
+from storage.guardian import ApprovalRequest, Decision, decide, needs_authentication, summary_line
+from storage.guardian.signatures import fingerprint, load_signing_key, parse_public_key, sign_decision
 from tasks.approval_gate import (
     LOCAL, REQUEST_KEY, RESPONSE_KEY_PREFIX, ApprovalInput, request_approval, run_ui_url, server_url,
 )
@@ -55,11 +56,14 @@ class Guardian:
 
     # -- answering paused runs ---------------------------------------------------------------
 
-    def approve(self, run_id: str, approver: str | None = None, reason: str = "") -> dict[str, Any]:
-        return self._answer(run_id, True, approver, reason)
+    def approve(self, run_id: str, approver: str | None = None, reason: str = "",
+                key: str | None = None) -> dict[str, Any]:
+        """Approve; ``key`` (an ed25519 private key file) signs the decision."""
+        return self._answer(run_id, True, approver, reason, key)
 
-    def reject(self, run_id: str, approver: str | None = None, reason: str = "") -> dict[str, Any]:
-        return self._answer(run_id, False, approver, reason)
+    def reject(self, run_id: str, approver: str | None = None, reason: str = "",
+               key: str | None = None) -> dict[str, Any]:
+        return self._answer(run_id, False, approver, reason, key)
 
     def pending(self) -> list[dict[str, Any]]:
         """Runs paused and waiting for a decision, oldest first."""
@@ -87,31 +91,34 @@ class Guardian:
                 out.append(item)
         return sorted(out, key=lambda i: i["paused_since"] or "")
 
-    def _answer(self, run_id: str, approved: bool, approver: str | None, reason: str) -> dict[str, Any]:
+    def _answer(self, run_id: str, approved: bool, approver: str | None, reason: str,
+                key: str | None = None) -> dict[str, Any]:
         _require_server()
         flow_run_id = _parse_run_id(run_id)
-        who = (approver or current_user()).strip()
         word = "approve" if approved else "reject"
+        signing_key = load_signing_key(key) if key else None
         with _client() as client:
             record = _wait_until_paused(client, flow_run_id)
-            request = ApprovalRequest.from_dict(record)
+            request = ApprovalRequest.from_dict({"run_id": str(flow_run_id), **record})
             policy = _policy(record)
+            who = (approver or _name_of_key(policy, signing_key) or current_user()).strip()
+            signed = sign_decision(signing_key, str(flow_run_id), request.to_dict(), approved, who, reason) \
+                if signing_key else {}
+            decision = Decision(approved, who, reason, signed.get("signature", ""), signed.get("signed_at", ""))
             prior = _prior_decisions(client, flow_run_id)
-            approvers = decide(request, prior, policy).approvers
-            decision = Decision(approved, who, reason)
-            why = refusal(request, decision, policy, approvers)
-            if why:
-                settings = load_settings()
-                AuditLog(settings.audit_path).log_event(
-                    "approval.refused", user=who, flow_run_id=str(flow_run_id),
-                    target=str(request.operation.get("target") or request.operation.get("repo") or ""),
-                    details={"decision": decision.to_dict(), "reason": why}, outcome="refused")
-                raise InvalidInput(f"Cannot {word} run {flow_run_id}: {why}; the run is still waiting.")
+            before = decide(request, prior, policy)
             verdict = decide(request, prior + [decision], policy)
+            if len(verdict.refused) > len(before.refused):
+                why = verdict.refused[-1]
+                if not signing_key and needs_authentication(policy):
+                    why += f"; pass --key with the ed25519 private key listed for {who}"
+                _audit_refused(request, decision, flow_run_id, why)
+                raise InvalidInput(f"Cannot {word} run {flow_run_id}: {why}; the run is still waiting.")
+            answer = ApprovalInput(approved=approved, approver=who, reason=reason,
+                                   signature=signed.get("signature", ""), signed_at=signed.get("signed_at", ""))
+            fields = {"approved", "approver", "reason", "signature", "signed_at"}
             try:
-                answer = ApprovalInput(approved=approved, approver=who, reason=reason)
-                response = client.resume_flow_run(
-                    flow_run_id, run_input=answer.model_dump(include={"approved", "approver", "reason"}))
+                response = client.resume_flow_run(flow_run_id, run_input=answer.model_dump(include=fields))
             except FlowPauseTimeout:
                 raise ApprovalTimeout(f"Run {flow_run_id} waited too long and was rejected; "
                                       "start the operation again.") from None
@@ -119,9 +126,27 @@ class Guardian:
                 why = getattr(response.details, "reason", None) or response.status.value.lower()
                 raise InvalidInput(f"Prefect refused to resume run {flow_run_id}: {why}.")
         return {"run_id": str(flow_run_id), "decision": "approved" if approved else "rejected",
-                "approver": who, "reason": reason, "status": verdict.status,
+                "approver": who, "reason": reason, "status": verdict.status, "signed_with": signed.get("key"),
                 "approvals_needed": verdict.needed, "approved_by": verdict.approvers,
                 "summary": summary_line(request.operation)}
+
+
+def _name_of_key(policy: GuardianSettings, key) -> str | None:
+    """The approver whose listed public key ``key`` is, so ``--key`` alone says who you are."""
+    if key is None:
+        return None
+    mine = fingerprint(key.public_key())
+    for name, lines in policy.approver_keys.items():
+        if any(fingerprint(parse_public_key(line, name)) == mine for line in lines):
+            return name
+    return None
+
+
+def _audit_refused(request: ApprovalRequest, decision: Decision, flow_run_id: UUID, why: str) -> None:
+    AuditLog(load_settings().audit_path).log_event(
+        "approval.refused", user=decision.approver, flow_run_id=str(flow_run_id),
+        target=str(request.operation.get("target") or request.operation.get("repo") or ""),
+        details={"decision": decision.to_dict(), "reason": why}, outcome="refused")
 
 
 _GUARDIAN: Guardian | None = None
@@ -187,8 +212,7 @@ def _prior_decisions(client, flow_run_id: UUID) -> list[Decision]:
         if not item.key.endswith("-response"):
             continue
         data = json.loads(item.value) if isinstance(item.value, str) else item.value
-        out.append(Decision(bool(data.get("approved")), str(data.get("approver") or "").strip(),
-                            str(data.get("reason") or "")))
+        out.append(Decision.from_answer(data))
     return out
 
 

@@ -39,7 +39,7 @@ def forget_flow(snapshots: list[str], repo: str, prune: bool = False, chain: boo
             "kind": "delete", "repo": where, "snapshots": plan["snapshots"], "requester": requester,
             "last_snapshot": plan["last_snapshot"], "full_with_dependants": plan["full_with_dependants"],
             "bytes_freed": plan["bytes_freed"],
-        })
+        }, repo=repo, options=options)
         done = forget_snapshots(repo, options, plan)
         result = {**plan, "dry_run": False, "forgotten": done["forgotten"], "prune": None}
         if prune:

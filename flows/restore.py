@@ -35,7 +35,7 @@ def restore_flow(snapshot: str, target: str, repo: str, include: list[str] | Non
             "target_exists": plan["target_exists"], "target_empty": plan["target_empty"],
             "preview": {"create": plan["create"], "overwrite": plan["overwrite"], "delete": plan["delete"],
                         "bytes": plan["bytes"]},
-        })
+        }, repo=repo, options=options)
         fetched = fetch_snapshot(repo, options, plan["snapshot"], include)
         result = write_files(repo, options, fetched["snapshot_id"], plan["target"], include, plan["files"],
                              plan["bytes"], connections)

@@ -12,7 +12,7 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from storage.errors import InvalidConfig
 
@@ -50,11 +50,28 @@ class GuardianSettings(_Section):
     timeout_seconds: float = Field(24 * 3600, gt=0)
     allow_self_approval: bool = True
     critical_approvals: int = Field(1, ge=1, le=2)
+    # approver name -> their OpenSSH ed25519 public key lines; decisions are then signed
+    approver_keys: dict[str, list[str]] = {}
+    # accept unsigned answers because the Prefect server authenticates every caller (README)
+    trust_server_authentication: bool = False
+
+    @field_validator("approver_keys", mode="before")
+    @classmethod
+    def _one_key_or_many(cls, value: Any) -> Any:
+        if isinstance(value, dict):
+            return {k: [v] if isinstance(v, str) else v for k, v in value.items()}
+        return value
+
+
+class ApproverSettings(_Section):
+    """This person's own settings as an approver (never part of a policy)."""
+
+    key: str | None = None  # ed25519 private key that signs `backupflow approve/reject`
 
 
 class AuditSettings(_Section):
     audit_path: str = "data/audit"
-    mirror_to_repository: bool = False
+    mirror_to_repository: bool = True  # an anchor of the audit chain (README: audit log)
 
 
 class RunnerSettings(_Section):
@@ -70,6 +87,7 @@ class Settings(_Section):
     guardian: GuardianSettings = GuardianSettings()
     audit: AuditSettings = AuditSettings()
     runner: RunnerSettings = RunnerSettings()
+    approver: ApproverSettings = ApproverSettings()
 
     @property
     def audit_path(self) -> str:

@@ -20,7 +20,8 @@ SNAPSHOTS = "snapshots/"   # manifests
 TREES = "trees/"           # each snapshot's entries
 LOCKS = "locks/"           # leases of running backups and prunes (repository/locks.py)
 KEYS = "keys/"             # reserved for the key files of encryption at rest
-AUDIT = "audit/"           # the optional mirror of the audit log
+AUDIT = "audit/"           # the mirror of the audit log, an anchor of its chain (storage/audit/mirror.py)
+POLICY = "policy/"         # the approval policy's versions (storage/guardian/stored_policy.py)
 
 OBJECT_ID = re.compile(r"[0-9a-f]{64}")  # what a content-named object's last name part is
 

@@ -44,6 +44,9 @@ from storage.errors import ApprovalRejected, ApprovalTimeout
 from storage.guardian import (
     ApprovalRequest, Decision, Verdict, approvals_needed, decide, describe, summary_line,
 )
+from storage.guardian.stored_policy import StoredPolicy, effective_policy, repository_policy
+from tasks.audit_events import emit_anchor  # noqa: F401  (anchors the gate's events in Prefect too)
+from tasks.repo_access import full_options
 
 _module_logger = logging.getLogger("backupflow.guardian")
 
@@ -60,11 +63,17 @@ POLL_SECONDS = 1  # a decision takes effect within about this long
 
 
 class ApprovalInput(RunInput):
-    """The resume form: shown by the Prefect UI, sent by ``backupflow approve/reject``."""
+    """The resume form: shown by the Prefect UI, sent by ``backupflow approve/reject``.
+
+    ``signature``/``signed_at`` carry the approver's signed decision (filled by
+    ``backupflow approve --key``); a policy that needs authentication refuses an answer
+    without a valid one, whoever sent it, unless it trusts the server's authentication."""
 
     approved: bool = False
     approver: str = ""
     reason: str = ""
+    signature: str = ""
+    signed_at: str = ""
 
 
 @dataclass
@@ -93,19 +102,35 @@ def run_ui_url(run_id: str) -> str | None:
     return f"{ui.rstrip('/')}/runs/flow-run/{run_id}" if ui else None
 
 
+def governing_policy(settings: Settings, repo: str | None, options: dict[str, Any] | None) -> GuardianSettings:
+    """The repository's policy (or the defaults) made stricter, never laxer, by the local config."""
+    stored = repository_policy(repo, full_options(repo, options)) if repo else StoredPolicy()
+    for why in stored.skipped:
+        _logger().warning("The repository's approval policy %s", why)
+    return effective_policy(stored, settings.guardian)
+
+
 def request_approval(operation: dict[str, Any], settings: Settings | None = None,
-                     audit: AuditLog | None = None) -> Verdict:
-    """Return the approving verdict, or raise ApprovalRejected / ApprovalTimeout."""
+                     audit: AuditLog | None = None, repo: str | None = None,
+                     options: dict[str, Any] | None = None) -> Verdict:
+    """Return the approving verdict, or raise ApprovalRejected / ApprovalTimeout. ``repo`` (the
+    URL) and its ``options`` say whose stored policy governs."""
     settings = settings or load_settings()
-    policy = settings.guardian
+    policy = governing_policy(settings, repo, options)
     audit = audit or AuditLog(settings.audit_path)
-    request = ApprovalRequest.from_operation(operation, current_user())
+    context = FlowRunContext.get()
+    run_id = str(context.flow_run.id) if context and context.flow_run else None
+    request = ApprovalRequest.from_operation(operation, current_user(), run_id)
+    verdict = _ask(request, policy, audit, run_id, str(operation.get("target") or operation.get("repo") or ""))
+    verdict.request = request.to_dict()
+    return verdict
+
+
+def _ask(request: ApprovalRequest, policy: GuardianSettings, audit: AuditLog, run_id: str | None,
+         target: str) -> Verdict:
     needed = approvals_needed(request, policy)
     if needed == 0:
         return decide(request, [], policy)
-    context = FlowRunContext.get()
-    run_id = str(context.flow_run.id) if context and context.flow_run else None
-    target = str(operation.get("target") or operation.get("repo") or "")
     audit.log_event("approval.requested", user=request.requester, flow_run_id=run_id, target=target,
                     details={**request.to_dict(), "needed": needed}, outcome="pending")
     at_terminal = LOCAL.ask_at_terminal and sys.stdin is not None and sys.stdin.isatty()
@@ -130,13 +155,13 @@ def _wait_in_flow_run(request: ApprovalRequest, policy: GuardianSettings, audit:
         round_ += 1
         form = ApprovalInput.with_initial_data(
             description=describe(request, verdict.needed, verdict.approvers),
-            approved=False, approver="", reason="")
+            approved=False, approver="", reason="", signature="", signed_at="")
         try:
             answer = pause_flow_run(wait_for_input=form, timeout=max(1, math.ceil(remaining)),
                                     poll_interval=POLL_SECONDS, key=f"{PAUSE_KEY_PREFIX}{round_}")
         except FlowPauseTimeout:
             _timed_out(request, policy, audit, run_id, target, verdict, expire_pause=True)
-        decision = Decision(bool(answer.approved), str(answer.approver or "").strip(), str(answer.reason or ""))
+        decision = Decision.from_answer(answer.model_dump())
         verdict = _record(request, policy, audit, run_id, target, decisions, decision)
         if verdict.status == "approved":
             return verdict
@@ -247,8 +272,7 @@ def _as_decision(result: Any) -> Decision:
     if isinstance(result, Decision):
         return result
     if isinstance(result, dict):
-        return Decision(bool(result.get("approved")), str(result.get("approver") or "approval-callback"),
-                        str(result.get("reason") or ""))
+        return Decision.from_answer({**result, "approver": result.get("approver") or "approval-callback"})
     if isinstance(result, tuple):
         return Decision(bool(result[0]), "approval-callback", str(result[1]) if len(result) > 1 else "")
     return Decision(bool(result), "approval-callback", "")

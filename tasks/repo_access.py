@@ -50,7 +50,12 @@ def resolve_secret_block(options: dict[str, Any]) -> dict[str, Any]:
     return {**rest, **value}
 
 
-def open_repo(url: str, options: dict[str, Any] | None = None, create: bool = False, **init_args) -> Repository:
+def full_options(url: str, options: dict[str, Any] | None = None) -> dict[str, Any]:
+    """``options`` with the secrets registered for ``url`` (or its Secret block) added back."""
     with _LOCK:
         merged = {**(options or {}), **_SECRETS.get(url, {})}
-    return Repository.open(url, resolve_secret_block(merged), create=create, **init_args)
+    return resolve_secret_block(merged)
+
+
+def open_repo(url: str, options: dict[str, Any] | None = None, create: bool = False, **init_args) -> Repository:
+    return Repository.open(url, full_options(url, options), create=create, **init_args)

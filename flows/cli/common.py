@@ -22,6 +22,13 @@ JSON_OPTION = typer.Option(False, "--json", help="Print exactly one JSON object 
 CONFIG_OPTION = typer.Option(None, "--config", help="Config file (default: BACKUPFLOW_CONFIG or config/config.toml).")
 
 
+def use_config(config: str | None) -> None:
+    """Make ``--config`` this process's configuration, for the command and every flow, task and
+    approval step it runs (they read it with ``load_settings()``), as BACKUPFLOW_CONFIG would."""
+    if config:
+        os.environ["BACKUPFLOW_CONFIG"] = config
+
+
 def fail(message: str, code: int = 1) -> NoReturn:
     typer.echo(f"backupflow: {message}", err=True)
     raise typer.Exit(code)

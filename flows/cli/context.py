@@ -7,7 +7,7 @@ import importlib
 import os
 from typing import Any
 
-from flows.cli.common import parse_options, resolve_repo
+from flows.cli.common import parse_options, resolve_repo, use_config
 from storage import Repository
 from storage.backend import (
     check_option_names, check_repository_url, refuse_option_credentials, refuse_url_credentials, scheme_of,
@@ -20,6 +20,7 @@ def repo_context(repo: str | None, option: list[str] | None, config: str | None,
              upload_limit: str | None = None,
              download_limit: str | None = None) -> tuple[str, dict[str, Any], Settings]:
     """The repository URL and its options, from flags, environment and config (in that order)."""
+    use_config(config)
     settings = load_settings(config)
     b = settings.backup
     base: dict[str, Any] = dict(b.options)

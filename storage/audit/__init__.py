@@ -20,6 +20,8 @@ Invariants:
 - ``verify()`` finds an edited, inserted, reordered or deleted event, a missing day file, and
   events cut off the end, and names the file and line.
 - Mirroring into a repository is a copy; a mirror failure never loses the local event.
+- Every event is also anchored outside the local files (:mod:`storage.audit.anchors`), so a
+  writer who rewrites or deletes the log and recomputes its hashes is still found out.
 
 ``audit_logger`` is bound lazily to the configured directory (``[audit] audit_path``,
 overridden by ``BACKUPFLOW_AUDIT_PATH``), so ``audit_logger.get_events(...)`` always reads the
@@ -30,9 +32,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from storage.audit.anchors import ANCHOR_HOOKS, Anchor, cross_check, log_id
 from storage.audit.chain import GENESIS, Problem, VerifyReport
 from storage.audit.log import AuditLog, current_user, parse_since
-from storage.audit.mirror import RepositoryMirror, read_mirror
+from storage.audit.mirror import RepositoryMirror, mirror_anchors, read_mirror
 from storage.backend import open_backend
 from storage.config import Settings, load_settings
 from storage.errors import BackupError
@@ -77,6 +80,7 @@ class _ConfiguredAuditLog:
 audit_logger = _ConfiguredAuditLog()
 
 __all__ = [
+    "ANCHOR_HOOKS", "Anchor", "cross_check", "log_id", "mirror_anchors",
     "AuditLog", "GENESIS", "Problem", "RepositoryMirror", "VerifyReport", "audit_logger",
     "current_user", "log_config_error", "open_audit_log", "parse_since", "read_mirror",
 ]

@@ -29,6 +29,7 @@ from storage.audit.chain import (
     FILE_PREFIX, FILE_SUFFIX, GENESIS, HEAD_FILE, VerifyReport, canonical, day_files, day_of,
     event_hash, verify_directory,
 )
+from storage.audit.anchors import log_id, run_hooks
 from storage.errors import InvalidConfig, InvalidInput
 
 _logger = logging.getLogger(__name__)
@@ -76,6 +77,7 @@ class AuditLog:
 
     def __init__(self, directory: str | os.PathLike, mirror=None, clock=None):
         self.directory = Path(directory)
+        self.log_id = log_id(self.directory)
         self.mirror = mirror
         self.clock = clock or (lambda: datetime.now(timezone.utc))
 
@@ -97,6 +99,7 @@ class AuditLog:
                 self.mirror(event)
             except Exception as exc:  # the local log is the record; the mirror is a copy
                 _logger.warning("audit event %s was not mirrored: %s", event["id"], exc)
+        run_hooks(event, _logger.warning)
         return event
 
     def _append(self, event_type, user, target, details, outcome, flow_run_id) -> dict[str, Any]:
@@ -114,6 +117,7 @@ class AuditLog:
                 "target": target,
                 "details": details or {},
                 "outcome": outcome,
+                "log": self.log_id,
                 "prev_hash": prev_hash,
             }
             event["hash"] = event_hash(event)

@@ -9,8 +9,8 @@ second time through boto3.
   because it is small and read often. Classes that need a restore request before a read
   (GLACIER, DEEP_ARCHIVE) are refused: a backup you cannot read on demand is not one.
 - *Object Lock* (``object_lock_days``) puts COMPLIANCE retention on every object that a restore
-  needs (packs, index, snapshots, keys, config), so nobody, not even the account owner, can
-  delete it before the date. Lock files stay deletable. The bucket must be created with Object
+  needs (packs, index, snapshots, keys, config) and on the audit trail and approval policy
+  (``audit/``, ``policy/``), so nobody, not even the account owner, can delete it before the date. Lock files stay deletable. The bucket must be created with Object
   Lock enabled (``create_bucket(..., object_lock=True)``, done by ``backupflow init``).
 """
 
@@ -24,7 +24,8 @@ from storage.errors import InvalidConfig
 from storage import layout
 
 PACK_PREFIX = layout.DATA
-LOCKED_PREFIXES = (layout.DATA, layout.INDEX, layout.SNAPSHOTS, layout.KEYS, layout.CONFIG)
+LOCKED_PREFIXES = (layout.DATA, layout.INDEX, layout.SNAPSHOTS, layout.KEYS, layout.CONFIG, layout.AUDIT,
+                   layout.POLICY)
 READABLE_CLASSES = {"STANDARD", "STANDARD_IA", "ONEZONE_IA", "INTELLIGENT_TIERING", "GLACIER_IR",
                     "REDUCED_REDUNDANCY", "EXPRESS_ONEZONE"}
 ARCHIVE_CLASSES = {"GLACIER", "DEEP_ARCHIVE"}

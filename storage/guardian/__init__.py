@@ -24,12 +24,13 @@ Invariants:
 
 from storage.guardian.describe import describe, preview_lines, summary_line
 from storage.guardian.policy import (
-    ApprovalRequest, Decision, Verdict, approvals_needed, decide, refusal, requires_approval,
+    ApprovalRequest, Decision, Verdict, approvals_needed, decide, needs_authentication, refusal,
+    requires_approval,
 )
 from storage.guardian.risk import Assessment, Risk, assess
 
 __all__ = [
     "ApprovalRequest", "Assessment", "Decision", "Risk", "Verdict", "approvals_needed", "assess",
-    "decide", "describe", "preview_lines", "refusal", "requires_approval",
+    "decide", "describe", "needs_authentication", "preview_lines", "refusal", "requires_approval",
     "summary_line",
 ]

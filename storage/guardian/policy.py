@@ -7,7 +7,11 @@ Rules (in this order, for each decision as it arrived):
 - Otherwise an approver not in ``approvers`` (when that list is non-empty) is refused.
 - The requester approving their own request is refused for critical risk, always, and for
   other levels unless ``allow_self_approval``.
-- The same person approving twice counts once (the second is refused).
+- When the policy needs authentication (it names approvers, forbids self-approval, needs two
+  approvers or lists approver keys), a decision counts only if it is signed with a key the
+  policy lists for the name it gives (:mod:`storage.guardian.signatures`), unless
+  ``trust_server_authentication`` says the Prefect server authenticates every caller.
+- The same person, or the same key, approving twice counts once (the second is refused).
 - A valid rejection rejects the request at once.
 - Approved when valid approvals from different people reach the number needed
   (``critical_approvals`` for critical risk, else 1); pending until then.
@@ -22,6 +26,7 @@ from typing import Any, Literal, Sequence
 
 from storage.config import GuardianSettings
 from storage.guardian.risk import Assessment, Risk, assess
+from storage.guardian.signatures import operation_digest, statement, verify_signature
 
 Status = Literal["approved", "rejected", "pending"]
 
@@ -31,19 +36,22 @@ class ApprovalRequest:
     operation: dict[str, Any]
     requester: str
     risk: Assessment
+    run_id: str | None = None  # the flow run a signed decision must name
 
     @classmethod
-    def from_operation(cls, operation: dict[str, Any], requester: str) -> "ApprovalRequest":
-        return cls(operation=operation, requester=operation.get("requester") or requester, risk=assess(operation))
+    def from_operation(cls, operation: dict[str, Any], requester: str, run_id: str | None = None) -> "ApprovalRequest":
+        return cls(operation=operation, requester=operation.get("requester") or requester, risk=assess(operation),
+                   run_id=run_id)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"operation": self.operation, "requester": self.requester, "risk": self.risk.to_dict()}
+        return {"operation": self.operation, "requester": self.requester, "risk": self.risk.to_dict(),
+                "run_id": self.run_id}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "ApprovalRequest":
         risk = data["risk"]
         return cls(operation=data["operation"], requester=data["requester"],
-                   risk=Assessment(Risk(risk["level"]), risk["reason"]))
+                   risk=Assessment(Risk(risk["level"]), risk["reason"]), run_id=data.get("run_id"))
 
 
 @dataclass(frozen=True)
@@ -51,9 +59,20 @@ class Decision:
     approved: bool
     approver: str
     reason: str = ""
+    signature: str = ""  # base64 ed25519 signature of the statement (signatures.statement)
+    signed_at: str = ""
 
     def to_dict(self) -> dict[str, Any]:
-        return {"approved": self.approved, "approver": self.approver, "reason": self.reason}
+        out: dict[str, Any] = {"approved": self.approved, "approver": self.approver, "reason": self.reason}
+        if self.signature:
+            out.update(signature=self.signature, signed_at=self.signed_at)
+        return out
+
+    @classmethod
+    def from_answer(cls, data: dict[str, Any]) -> "Decision":
+        """From a resume answer (the CLI's, the UI form's or a raw REST call's)."""
+        return cls(bool(data.get("approved")), str(data.get("approver") or "").strip(), str(data.get("reason") or ""),
+                   str(data.get("signature") or "").strip(), str(data.get("signed_at") or "").strip())
 
 
 @dataclass
@@ -63,6 +82,8 @@ class Verdict:
     approvers: list[str] = field(default_factory=list)
     refused: list[str] = field(default_factory=list)
     needed: int = 0
+    accepted: list[dict[str, Any]] = field(default_factory=list)  # the decisions that counted
+    request: dict[str, Any] | None = None  # what they decided on (ApprovalRequest.to_dict)
 
     @property
     def message(self) -> str:
@@ -83,16 +104,49 @@ def approvals_needed(request: ApprovalRequest, policy: GuardianSettings) -> int:
     return policy.critical_approvals if request.risk.level is Risk.CRITICAL else 1
 
 
+def needs_authentication(policy: GuardianSettings) -> bool:
+    """Whether a decision's approver name must be proven (see the module docstring)."""
+    return bool(policy.approvers or not policy.allow_self_approval or policy.critical_approvals > 1
+                or policy.approver_keys)
+
+
+def signer(request: ApprovalRequest, decision: Decision, policy: GuardianSettings) -> tuple[str | None, str | None]:
+    """(the fingerprint of the key that signed ``decision``, why it does not count)."""
+    who = decision.approver
+    if not needs_authentication(policy):
+        return None, None
+    if not decision.signature:
+        if policy.trust_server_authentication:
+            return None, None
+        return None, (f"the answer from {who} is not signed, and this policy counts only decisions signed with "
+                      "an approver's key (backupflow approve/reject --key)")
+    keys = policy.approver_keys.get(who) or []
+    if not keys:
+        return None, f"no key is listed for {who} in guardian.approver_keys, so their signature cannot be checked"
+    message = statement(request.run_id or "", operation_digest(request.to_dict()), decision.approved, who,
+                        decision.reason, decision.signed_at)
+    found = verify_signature(keys, who, message, decision.signature)
+    if not found:
+        return None, f"the signature on {who}'s decision does not verify with the keys listed for {who}"
+    return found, None
+
+
 def refusal(request: ApprovalRequest, decision: Decision, policy: GuardianSettings,
-            approved_by: Sequence[str] = ()) -> str | None:
+            approved_by: Sequence[str] = (), keys_used: Sequence[str] = ()) -> str | None:
     """Why this one decision does not count, or None when it is valid."""
     who = (decision.approver or "").strip()
     if not who:
         return "a decision must name its approver"
-    if who == request.requester and not decision.approved:
-        return None
-    if policy.approvers and who not in policy.approvers:
+    withdrawing = who == request.requester and not decision.approved
+    if policy.approvers and who not in policy.approvers and not withdrawing:
         return f"{who} is not an allowed approver (allowed: {', '.join(policy.approvers)})"
+    key, why = signer(request, decision, policy)
+    if why:
+        return why
+    if withdrawing:
+        return None
+    if decision.approved and key and key in keys_used:
+        return f"the key {key} has already approved; a second approval must come from a different key"
     if decision.approved and who == request.requester:
         if request.risk.level is Risk.CRITICAL:
             return f"{who} may not approve their own critical request"
@@ -108,8 +162,9 @@ def decide(request: ApprovalRequest, decisions: list[Decision], policy: Guardian
     if needed == 0:
         return Verdict("approved", [f"{request.risk.level.value} risk does not need approval"], needed=0)
     verdict = Verdict("pending", needed=needed)
+    keys_used: list[str] = []
     for decision in decisions:
-        why = refusal(request, decision, policy, verdict.approvers)
+        why = refusal(request, decision, policy, verdict.approvers, keys_used)
         if why:
             verdict.refused.append(why)
             continue
@@ -118,6 +173,8 @@ def decide(request: ApprovalRequest, decisions: list[Decision], policy: Guardian
             verdict.reasons = [f"rejected by {decision.approver}" + (f": {decision.reason}" if decision.reason else "")]
             return verdict
         verdict.approvers.append(decision.approver.strip())
+        verdict.accepted.append(decision.to_dict())
+        keys_used.append(signer(request, decision, policy)[0] or "")
         if len(verdict.approvers) >= needed:
             verdict.status = "approved"
             verdict.reasons = [f"approved by {', '.join(verdict.approvers)}"]

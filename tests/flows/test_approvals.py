@@ -18,6 +18,7 @@ from prefect.flow_runs import resume_flow_run
 from flows.approvals import get_guardian
 from storage.audit import AuditLog
 from tasks.approval_gate import request_approval
+from tests.approver_keys import make_key, toml_value
 
 pytestmark = pytest.mark.prefect
 
@@ -49,7 +50,7 @@ def env(prefect_server, tmp_path, monkeypatch):
 
     def configure(**guardian) -> Path:
         guardian.setdefault("timeout_seconds", 60)
-        lines = ["[guardian]"] + [f"{k} = {json.dumps(v)}" for k, v in guardian.items()]
+        lines = ["[guardian]"] + [f"{k} = {toml_value(v)}" for k, v in guardian.items()]
         lines += ["[audit]", f"audit_path = {json.dumps(str(audit_dir))}"]
         cfg = tmp_path / "config.toml"
         cfg.write_text("\n".join(lines) + "\n")
@@ -172,19 +173,28 @@ def test_requester_cannot_approve_own_critical_request(env, tmp_path):
     assert run.finish().is_completed() and run.marker.exists()
 
 
-def test_two_person_approval_needs_two_different_approvers(env, tmp_path):
-    env(critical_approvals=2, approvers=["bob", "carol"])
+def test_two_person_approval_needs_two_different_approver_keys(env, tmp_path):
+    bob_key, bob_pub = make_key(tmp_path, "bob")
+    carol_key, carol_pub = make_key(tmp_path, "carol")
+    env(critical_approvals=2, approvers=["bob", "carol"], approver_keys={"bob": [bob_pub], "carol": [carol_pub]})
     run = Run(delete_last_op(requester="alice"), tmp_path)
     run.wait_paused()
-    outsider = cli("approve", run.run_id, "--as", "mallory")
+    outsider = cli("approve", run.run_id, "--as", "mallory", "--key", str(bob_key))
     assert outsider.returncode != 0 and "mallory is not an allowed approver" in outsider.stderr
-    first = cli("approve", run.run_id, "--as", "bob")
+    first = cli("approve", run.run_id, "--key", str(bob_key))  # the key says who is signing
     assert first.returncode == 0, first.stderr
-    assert "1 more from someone else" in first.stdout
-    again = cli("approve", run.run_id, "--as", "bob")
+    assert "from bob (signed with SHA256:" in first.stdout and "1 more from someone else" in first.stdout
+    again = cli("approve", run.run_id, "--key", str(bob_key))
     assert again.returncode != 0 and "already approved" in again.stderr
+    # bob's key under carol's name is not carol
+    posing = cli("approve", run.run_id, "--as", "carol", "--key", str(bob_key))
+    assert posing.returncode != 0 and "does not verify with the keys listed for carol" in posing.stderr
     assert not run.marker.exists() and run.state is None
-    second = cli("approve", run.run_id, "--as", "carol", "--json")
+    second = cli("approve", run.run_id, "--key", str(carol_key), "--json")
     assert second.returncode == 0, second.stderr
     assert json.loads(second.stdout)["approved_by"] == ["bob", "carol"]
     assert run.finish().is_completed() and run.marker.exists()
+    decided = [e for e in AuditLog(tmp_path / "audit").get_events(flow_run_id=run.run_id)
+               if e["type"] == "approval.decided"]
+    assert [e["details"]["decision"]["approver"] for e in decided] == ["bob", "carol"]
+    assert all(e["details"]["decision"]["signature"] for e in decided)

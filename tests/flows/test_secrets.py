@@ -14,6 +14,9 @@ import pytest
 from prefect.blocks.system import Secret
 from prefect.client.orchestration import get_client
 
+from flows import backup_flow
+from storage.errors import InvalidConfig
+
 pytestmark = [pytest.mark.prefect, pytest.mark.cloud]
 
 BACKUPFLOW = str(Path(sys.executable).with_name("backupflow"))
@@ -110,3 +113,45 @@ def test_credentials_given_as_options_stay_out_of_parameters_artifacts_audit_and
            _run(env, tmp_path, "verify", "--read-data", *repo, "--json")]
     assert json.loads(out[1].stdout)["ok"] is True
     _assert_secret_nowhere(s3_server, dest.bucket, tmp_path, [p.stdout + p.stderr for p in out])
+
+
+URL_LEAKS = [
+    ("--repo", "ftp://backup:{s}@127.0.0.1:1/repo"),
+    ("--repo", "s3://bucket/repo?token={s}"),
+    ("--repo", "az://container/repo?sv=2022-11-02&sig={s}"),
+    ("--repo", "s3://bucket/repo?X-Amz-Credential=AKIA&X-Amz-Signature={s}"),
+    ("--option", "endpoint_url=http://minio:{s}@127.0.0.1:1"),
+]
+
+
+@pytest.mark.parametrize("flag, value", URL_LEAKS)
+def test_credentials_in_urls_are_refused_before_anything_records_them(prefect_server, tmp_path, flag, value):
+    env = _env(prefect_server, tmp_path, "")
+    src = _source(tmp_path)
+    args = ["--repo", "s3://bucket/repo", flag, value.format(s=SECRET)] if flag == "--option" else \
+        [flag, value.format(s=SECRET)]
+    with get_client(sync_client=True) as client:
+        runs_before = len(client.read_flow_runs())
+    proc = subprocess.run([BACKUPFLOW, "backup", str(src), *args], env=env, cwd=tmp_path, capture_output=True,
+                          text=True, timeout=300)
+    assert proc.returncode != 0 and "Traceback" not in proc.stderr
+    assert "remove it from the URL" in proc.stderr and SECRET not in proc.stdout + proc.stderr
+    with get_client(sync_client=True) as client:
+        runs = client.read_flow_runs()
+        assert len(runs) == runs_before  # no run was created with it
+        for run in runs:
+            assert SECRET not in run.name + json.dumps(run.parameters, default=str)
+        assert all(SECRET not in log.message for log in client.read_logs())
+    for path in (tmp_path / "audit").rglob("*"):
+        if path.is_file():
+            assert SECRET not in path.read_text(errors="replace"), path
+
+
+def test_python_callers_get_the_same_refusal(prefect_server, tmp_path):
+    with get_client(sync_client=True) as client:
+        runs_before = len(client.read_flow_runs())
+    with pytest.raises(InvalidConfig, match="remove it from the URL") as err:
+        backup_flow(source=str(_source(tmp_path)), repo=f"s3://bucket/repo?sig={SECRET}")
+    assert SECRET not in err.value.message
+    with get_client(sync_client=True) as client:
+        assert len(client.read_flow_runs()) == runs_before

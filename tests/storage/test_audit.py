@@ -53,7 +53,7 @@ def test_intact_log_verifies_and_chains_across_day_files(tmp_path):
     assert [e["details"]["i"] for e in events] == list(range(12))
     assert all(b["prev_hash"] == a["hash"] for a, b in zip(events, events[1:], strict=False))
     assert set(events[0]) >= {"id", "time", "type", "user", "host", "flow_run_id", "target",
-                              "details", "outcome", "prev_hash", "hash"}
+                              "details", "outcome", "log", "prev_hash", "hash"}
 
 
 def test_edited_event_is_named(tmp_path):
@@ -198,6 +198,10 @@ def test_audit_logger_follows_the_configured_path(tmp_path, monkeypatch):
 def test_mirror_holds_the_same_chain_and_refuses_rewrites(tmp_path):
     backend = MemoryBackend()
     log = AuditLog(tmp_path, mirror=RepositoryMirror(backend))
+    log.log_event("backup.started")  # before the repository exists: its location stays empty
+    assert list(backend.list("")) == []
+    backend.save("config", b"{}")
+    log = AuditLog(tmp_path / "second", mirror=RepositoryMirror(backend))
     for i in range(3):
         log.log_event("backup.completed", details={"i": i})
     mirrored = read_mirror(backend)

@@ -3,9 +3,23 @@
 from __future__ import annotations
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from storage.config import GuardianSettings
 from storage.guardian import ApprovalRequest, Decision, Risk, assess, decide, describe
+from storage.guardian.signatures import sign_decision
+from storage.guardian.stored_policy import StoredPolicy, effective_policy
+
+KEYS = {name: Ed25519PrivateKey.generate() for name in ("alice", "bob", "carol", "mallory")}
+PUBLIC = {name: [k.public_key().public_bytes(Encoding.OpenSSH, PublicFormat.OpenSSH).decode()]
+          for name, k in KEYS.items() if name != "mallory"}
+
+
+def signed(request, approved, who, reason="", key=None):
+    """``who``'s decision signed with ``key`` (default: their own)."""
+    fields = sign_decision(KEYS[key or who], request.run_id, request.to_dict(), approved, who, reason)
+    return Decision(approved, who, reason, fields["signature"], fields["signed_at"])
 
 
 def restore(create=(), overwrite=(), delete=(), requester="alice"):
@@ -37,7 +51,7 @@ def test_risk_levels_with_reasons(operation, level, words):
 
 
 def req(operation, requester="alice"):
-    return ApprovalRequest.from_operation(operation, requester)
+    return ApprovalRequest.from_operation(operation, requester, run_id="run-1")
 
 
 def test_low_and_medium_need_no_approval_by_default():
@@ -62,9 +76,10 @@ def test_self_approval_is_refused_for_critical_even_when_allowed():
 
 
 def test_self_approval_of_high_follows_the_setting():
-    assert decide(req(restore(overwrite=["a"])), [Decision(True, "alice")], GuardianSettings()).status == "approved"
-    verdict = decide(req(restore(overwrite=["a"])), [Decision(True, "alice")],
-                     GuardianSettings(allow_self_approval=False))
+    request = req(restore(overwrite=["a"]))
+    assert decide(request, [Decision(True, "alice")], GuardianSettings()).status == "approved"
+    strict = GuardianSettings(allow_self_approval=False, approver_keys=PUBLIC)
+    verdict = decide(request, [signed(request, True, "alice")], strict)
     assert verdict.status == "pending" and "allow_self_approval" in verdict.refused[0]
 
 
@@ -73,27 +88,53 @@ def test_requester_may_withdraw_their_own_request():
     assert verdict.status == "rejected" and "changed my mind" in verdict.message
 
 
-def test_two_person_rule_needs_two_different_approvers():
-    policy = GuardianSettings(critical_approvals=2)
+def test_two_person_rule_needs_two_different_approvers_with_their_own_keys():
+    policy = GuardianSettings(critical_approvals=2, approver_keys=PUBLIC)
     request = req(delete(dependants=True))
-    verdict = decide(request, [Decision(True, "bob")], policy)
+    bob, carol = signed(request, True, "bob"), signed(request, True, "carol")
+    verdict = decide(request, [bob], policy)
     assert verdict.status == "pending" and "1 more approval" in verdict.message
-    verdict = decide(request, [Decision(True, "bob"), Decision(True, "bob")], policy)
+    verdict = decide(request, [bob, bob], policy)
     assert verdict.status == "pending" and "already approved" in verdict.refused[0]
-    verdict = decide(request, [Decision(True, "bob"), Decision(True, "carol")], policy)
+    verdict = decide(request, [bob, signed(request, True, "carol", key="bob")], policy)
+    assert verdict.status == "pending" and "does not verify with the keys listed for carol" in verdict.refused[0]
+    verdict = decide(request, [bob, carol], policy)
     assert verdict.status == "approved" and verdict.approvers == ["bob", "carol"]
+    # one key listed under two names is still one approver
+    shared = GuardianSettings(critical_approvals=2, approver_keys={**PUBLIC, "carol": PUBLIC["bob"]})
+    verdict = decide(request, [bob, signed(request, True, "carol", key="bob")], shared)
+    assert verdict.status == "pending" and "has already approved" in verdict.refused[0]
     # two approvals apply to critical only
-    assert decide(req(delete()), [Decision(True, "bob")], policy).status == "approved"
+    assert decide(req(delete()), [signed(req(delete()), True, "bob")], policy).status == "approved"
 
 
 def test_approver_list_is_enforced_and_rejection_wins():
-    policy = GuardianSettings(approvers=["bob", "carol"])
+    policy = GuardianSettings(approvers=["bob", "carol"], approver_keys=PUBLIC)
     request = req(restore(overwrite=["x"]))
-    verdict = decide(request, [Decision(True, "mallory")], policy)
+    verdict = decide(request, [signed(request, True, "mallory", key="mallory")], policy)
     assert verdict.status == "pending" and "mallory is not an allowed approver" in verdict.refused[0]
-    verdict = decide(request, [Decision(False, "mallory", "no"), Decision(False, "carol", "wrong target")], policy)
+    verdict = decide(request, [signed(request, False, "mallory", "no", key="mallory"),
+                               signed(request, False, "carol", "wrong target")], policy)
     assert verdict.status == "rejected" and "carol" in verdict.message
     assert decide(request, [Decision(True, "")], policy).refused == ["a decision must name its approver"]
+
+
+def test_an_authenticating_policy_refuses_unsigned_or_altered_decisions():
+    policy = GuardianSettings(approvers=["bob"], approver_keys=PUBLIC)
+    request = req(restore(overwrite=["x"]))
+    verdict = decide(request, [Decision(True, "bob", "trust me")], policy)
+    assert verdict.status == "pending" and "is not signed" in verdict.refused[0]
+    good = signed(request, True, "bob", "ok")
+    for altered in (Decision(True, "bob", "other reason", good.signature, good.signed_at),
+                    Decision(False, "bob", "ok", good.signature, good.signed_at)):
+        assert "does not verify" in decide(request, [altered], policy).refused[0]
+    other_run = ApprovalRequest.from_operation(restore(overwrite=["x"]), "alice", run_id="run-2")
+    assert "does not verify" in decide(other_run, [good], policy).refused[0]
+    other_target = req(restore(overwrite=["y"]))
+    assert "does not verify" in decide(other_target, [good], policy).refused[0]
+    assert decide(request, [good], policy).status == "approved"
+    trusting = GuardianSettings(approvers=["bob"], trust_server_authentication=True)
+    assert decide(request, [Decision(True, "bob")], trusting).status == "approved"
 
 
 def test_description_shows_operation_risk_and_preview():
@@ -104,3 +145,22 @@ def test_description_shows_operation_risk_and_preview():
     assert "`gone.txt`" in text and "5.0 MiB" in text
     text = describe(req(delete(last=True)), needed=2, approved_by=["bob"])
     assert "CRITICAL" in text and "3.0 GiB" in text and "so far: bob" in text
+
+
+def test_a_local_config_makes_the_policy_stricter_never_laxer():
+    stored = StoredPolicy(GuardianSettings(require_approval=["high", "critical"], approvers=["bob", "carol"],
+                                           timeout_seconds=600, approver_keys=PUBLIC), version=1)
+    lax = GuardianSettings(require_approval=[], approvers=["bob", "mallory"], timeout_seconds=10 ** 6,
+                           allow_self_approval=True, critical_approvals=1, approver_keys={"mallory": ["x"]},
+                           trust_server_authentication=True)
+    merged = effective_policy(stored, lax)
+    assert merged.require_approval == ["high", "critical"] and merged.approvers == ["bob"]
+    assert merged.timeout_seconds == 600 and merged.approver_keys == PUBLIC
+    assert not merged.trust_server_authentication
+    strict = GuardianSettings(require_approval=["medium"], allow_self_approval=False, critical_approvals=2,
+                              timeout_seconds=60)
+    merged = effective_policy(stored, strict)
+    assert merged.require_approval == ["medium", "high", "critical"] and merged.timeout_seconds == 60
+    assert not merged.allow_self_approval and merged.critical_approvals == 2
+    # with no stored policy the defaults are what a local config tightens
+    assert effective_policy(StoredPolicy(), lax).require_approval == ["high", "critical"]
