@@ -47,7 +47,8 @@ def _report(result: dict, as_json: bool) -> None:
         typer.echo(f"Approved run {run} as {who}{_signed(result)}; the {result['summary']} goes ahead.")
     else:
         more = result["approvals_needed"] - len(result["approved_by"])
-        typer.echo(f"Approval from {who}{_signed(result)} recorded for run {run}; {more} more from someone else is needed.")
+        typer.echo(f"Approval from {who}{_signed(result)} recorded for run {run}; "
+                   f"{more} more from someone else is needed.")
 
 
 @app.command()

@@ -44,7 +44,8 @@ def _read_guardian(file: str) -> dict:
     try:
         data = tomllib.loads(Path(file).read_text())
     except OSError as exc:
-        raise InvalidConfig(f"Cannot read {file} ({exc.strerror or exc}); pass a TOML file with a [guardian] section.") from None
+        raise InvalidConfig(f"Cannot read {file} ({exc.strerror or exc}); "
+                            "pass a TOML file with a [guardian] section.") from None
     except tomllib.TOMLDecodeError as exc:
         raise InvalidConfig(f"{file} is not valid TOML ({exc}); fix the file.") from None
     if not isinstance(data.get("guardian"), dict):

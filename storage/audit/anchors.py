@@ -64,7 +64,8 @@ def cross_check(events: list[dict[str, Any]], anchors: list[Anchor]) -> list[Pro
         if anchor.hash not in present:
             missing.setdefault(anchor.hash, (anchor, set()))[1].add(anchor.where)
     problems = [Problem("audit log", 0, f"event {a.id} of {a.time}, anchored in {' and '.join(sorted(places))}, "
-                                        "is not in the log as it was written (the log was rewritten, truncated or deleted)")
+                                        "is not in the log as it was written "
+                                        "(the log was rewritten, truncated or deleted)")
                 for a, places in list(missing.values())[:SHOWN]]
     if len(missing) > SHOWN:
         problems.append(Problem("audit log", 0, f"and {len(missing) - SHOWN} more anchored events are missing"))

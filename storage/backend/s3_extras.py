@@ -10,8 +10,9 @@ second time through boto3.
   (GLACIER, DEEP_ARCHIVE) are refused: a backup you cannot read on demand is not one.
 - *Object Lock* (``object_lock_days``) puts COMPLIANCE retention on every object that a restore
   needs (packs, index, snapshots, keys, config) and on the audit trail and approval policy
-  (``audit/``, ``policy/``), so nobody, not even the account owner, can delete it before the date. Lock files stay deletable. The bucket must be created with Object
-  Lock enabled (``create_bucket(..., object_lock=True)``, done by ``backupflow init``).
+  (``audit/``, ``policy/``), so nobody, not even the account owner, can delete it before the
+  date. Lock files stay deletable. The bucket must be created with Object Lock enabled
+  (``create_bucket(..., object_lock=True)``, done by ``backupflow init``).
 """
 
 from __future__ import annotations

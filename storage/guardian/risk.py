@@ -49,7 +49,8 @@ def assess(operation: dict[str, Any]) -> Assessment:
     if kind in ("delete", "cleanup", "prune"):
         return _assess_delete(operation)
     if kind == "policy":
-        return Assessment(Risk.CRITICAL, "changing the approval policy changes who may approve every destructive operation")
+        return Assessment(Risk.CRITICAL,
+                          "changing the approval policy changes who may approve every destructive operation")
     if kind == "archive":
         return Assessment(Risk.MEDIUM, "archiving moves snapshots to the archive tier; the hot copies are dropped")
     return Assessment(Risk.HIGH, f"unknown operation kind {kind!r}: treated as destructive")

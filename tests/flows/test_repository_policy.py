@@ -115,7 +115,7 @@ def test_a_policy_change_needs_the_current_approvers_and_a_forged_version_does_n
     assert "policy/00000002-forged.json was not applied" in json.loads(shown.stdout)["skipped"][0]
 
     new = tmp_path / "new-policy.toml"
-    new.write_text("[guardian]\n" + f"approvers = [\"bob\", \"carol\"]\ntimeout_seconds = 120\n"
+    new.write_text("[guardian]\n" + "approvers = [\"bob\", \"carol\"]\ntimeout_seconds = 120\n"
                    + f"approver_keys = {toml_value({'bob': bob_pub})}\n")
     proc, run_id = start(env, "policy", "set", str(new))
     unsigned = cli(env, "approve", run_id, "--as", "bob")
