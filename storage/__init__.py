@@ -6,9 +6,10 @@ Everything above storage/ uses the names exported here and from storage.errors.
 """
 
 from storage.repository import (
-    BackupPlan, BackupResult, BackupSummary, ForgetPlan, IndexRepair, PruneReport, Repository, RestorePlan,
+    BackupPlan, BackupResult, BackupSummary, ForgetPlan, IndexRepair, LeaseTimes, PruneReport, Repository, RestorePlan,
     RestoreResult, SnapshotRepairPlan, StoreResult, VerifyReport, summarize,
 )
 
-__all__ = ["BackupPlan", "BackupResult", "BackupSummary", "ForgetPlan", "IndexRepair", "PruneReport", "Repository",
-           "RestorePlan", "RestoreResult", "SnapshotRepairPlan", "StoreResult", "VerifyReport", "summarize"]
+__all__ = ["BackupPlan", "BackupResult", "BackupSummary", "ForgetPlan", "IndexRepair", "LeaseTimes", "PruneReport",
+           "Repository", "RestorePlan", "RestoreResult", "SnapshotRepairPlan", "StoreResult", "VerifyReport",
+           "summarize"]

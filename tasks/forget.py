@@ -4,7 +4,7 @@ Destructive tasks must never retry blindly (STYLE.md §3). These retry only tran
 errors (the one retry policy, tasks/retry.py), and a retry is safe because each step is
 idempotent: deleting an object that is already gone counts as done (NotFound is ignored),
 ``forget`` re-checks its plan against the repository before deleting anything, and ``prune``
-recomputes what is unneeded under a fresh prune lock on every attempt.
+recomputes what is unneeded under a fresh prune lease on every attempt.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
 from storage import ForgetPlan
+from tasks.coordination import exclusive_slot
 from tasks.repo_access import open_repo
 from tasks.retry import TASK_OPTIONS
 
@@ -32,7 +33,11 @@ def forget_snapshots(repo: str, options: dict[str, Any], plan: dict[str, Any]) -
 
 @task(name="prune_packs", **TASK_OPTIONS)
 def prune_packs(repo: str, options: dict[str, Any], dry_run: bool = False) -> dict[str, Any]:
-    return open_repo(repo, options).prune(dry_run).to_dict()
+    r = open_repo(repo, options)
+    if dry_run:
+        return r.prune(dry_run=True).to_dict()
+    with exclusive_slot(r.config.id):
+        return r.prune().to_dict()
 
 
 @task(name="publish_cleanup_report", cache_policy=NO_CACHE)

@@ -15,6 +15,7 @@ from storage.repository.backup import BackupPlan, StoreResult
 from storage.repository.backup_report import BackupSummary, summarize
 from storage.repository.export import ExportResult
 from storage.repository.forget import ForgetPlan, ForgetResult
+from storage.repository.locks import LeaseTimes
 from storage.repository.prune import PruneReport
 from storage.repository.query import RepositoryStats, SnapshotDiff
 from storage.repository.repair import IndexRepair, SnapshotRepairPlan
@@ -23,5 +24,5 @@ from storage.repository.restore import RestorePlan, RestoreResult
 from storage.repository.verify import VerifyReport
 
 __all__ = ["BackupPlan", "BackupResult", "BackupSummary", "ExportResult", "ForgetPlan", "ForgetResult", "IndexRepair",
-           "PruneReport", "Repository", "RepositoryStats", "RestorePlan", "RestoreResult", "SnapshotDiff",
+           "LeaseTimes", "PruneReport", "Repository", "RepositoryStats", "RestorePlan", "RestoreResult", "SnapshotDiff",
            "SnapshotRepairPlan", "StoreResult", "VerifyReport", "summarize"]
