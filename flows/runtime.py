@@ -19,6 +19,7 @@ from prefect.context import SettingsContext, get_settings_context
 from prefect.runtime import flow_run
 
 from storage.backend import refuse_option_credentials, refuse_url_credentials
+from storage.snapshots import require_text
 from tasks.repo_access import register_secret_options, split_secret_options
 
 
@@ -39,6 +40,9 @@ class PlainDataFlow(Flow):
         for name, value in bound.arguments.items():
             if isinstance(value, str):
                 refuse_url_credentials(value, f"The {name} URL")
+                # Prefect records parameters as UTF-8 text; a path with other bytes would end
+                # in an encoding traceback when the run is created.
+                require_text(value, f"The {name}", "give it as UTF-8 text")
         options = bound.arguments.get("options")
         if isinstance(options, dict) and isinstance(bound.arguments.get("repo"), str):
             refuse_option_credentials(options)

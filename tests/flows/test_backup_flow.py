@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import uuid
 
 import pytest
@@ -92,3 +93,13 @@ def test_in_process_runs_turn_the_heartbeat_off_and_restore_the_settings_after()
         assert inside.flows.heartbeat_frequency is None
         assert inside.api.url == before.api.url  # everything else as it was
     assert get_current_settings().flows.heartbeat_frequency == before.flows.heartbeat_frequency
+
+
+def test_backup_flow_from_python_refuses_a_source_path_that_is_not_utf8(flow_env, tmp_path):
+    from flows import backup_flow
+
+    src = os.fsencode(tmp_path) + b"/src\xff"
+    os.mkdir(src)
+    with pytest.raises(InvalidInput, match=r"The source .*src\\xff is not valid UTF-8"):
+        backup_flow(source=os.fsdecode(src), repo=str(tmp_path / "repo"))
+    assert not (tmp_path / "repo").exists()
