@@ -98,8 +98,12 @@ class FileSaver:
         except FileNotFoundError:
             self._drop(i, f"{shown(entry['path'])} vanished while it was read; not backed up")
             return
-        except (_Replaced, NotADirectoryError) as exc:
+        except _Replaced as exc:
             self._drop(i, f"{shown(entry['path'])} was replaced by {exc} after the scan; not backed up")
+            return
+        except NotADirectoryError:
+            self._drop(i, f"a folder above {shown(entry['path'])} was replaced by a file after the scan; "
+                       "not backed up")
             return
         except OSError as exc:
             if exc.errno == errno.ELOOP:

@@ -118,7 +118,8 @@ def test_a_hard_link_to_a_file_that_vanished_is_left_out_too_so_the_snapshot_res
 def test_a_file_replaced_by_a_symlink_or_fifo_after_the_scan_is_not_followed_or_waited_on(tmp_path):
     src = tmp_path / "src"
     src.mkdir()
-    for name in ("was-file", "was-fifo", "kept.txt"):
+    for name in ("was-file", "was-fifo", "kept.txt", "was-dir/inside.txt"):
+        (src / name).parent.mkdir(exist_ok=True)
         (src / name).write_text(name)
     repo = _repo(tmp_path)
     plan = repo.plan_backup(str(src))
@@ -129,10 +130,14 @@ def test_a_file_replaced_by_a_symlink_or_fifo_after_the_scan_is_not_followed_or_
     os.symlink("/dev/zero", src / "was-file")
     (src / "was-fifo").unlink()
     os.mkfifo(src / "was-fifo")
+    (src / "was-dir" / "inside.txt").unlink()
+    (src / "was-dir").rmdir()
+    (src / "was-dir").write_text("a file now")
     stored = repo.store(plan, scan)
     snap = repo.commit(plan, stored)
-    assert [e["path"] for e in snap.tree] == ["kept.txt"]
+    assert [e["path"] for e in snap.tree] == ["kept.txt", "was-dir"]
     assert sorted(stored.warnings) == [
+        "a folder above was-dir/inside.txt was replaced by a file after the scan; not backed up",
         "was-fifo was replaced by a special file after the scan; not backed up",
         "was-file was replaced by a symlink after the scan; not backed up",
     ]
