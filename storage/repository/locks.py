@@ -20,8 +20,8 @@ Invariants (docs/FORMAT.md, "leases"):
   document says how long), whatever host or PID wrote it; on the holder's own host a dead PID
   makes it stale at once. The age compares the holder's clock with the reader's: clocks may
   differ by up to ``stale_after - refresh`` (25 minutes by default) without harm.
-- A holder whose lease was removed as stale (its process was frozen longer than
-  ``stale_after``) learns it at the next refresh; :meth:`Lease.check` then raises, so a backup
+- A holder whose lease went stale (its process was frozen longer than ``stale_after``) or was
+  removed learns it at the next refresh or :meth:`Lease.check`, which then raises, so a backup
   never commits after a prune may have deleted what it relied on.
 """
 
@@ -129,10 +129,13 @@ class Lease:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._released = False
+        self._lock = threading.Lock()  # a refresh and a check never interleave
+        self.written_at = 0.0          # the ``time`` of the newest lease object (this host's clock)
 
     def _doc(self, seq: int = 0) -> bytes:
+        self.written_at = time.time()
         doc = {"run": self.run, "kind": self.kind, "host": socket.gethostname(), "pid": os.getpid(),
-               "time": time.time(), "seq": seq, "refresh": self.times.refresh,
+               "time": self.written_at, "seq": seq, "refresh": self.times.refresh,
                "stale_after": self.times.stale_after, **self.extra}
         return json.dumps(doc).encode()
 
@@ -153,25 +156,45 @@ class Lease:
                 return
 
     def refresh(self) -> None:
-        old = _object_name(self.run, self.seq)
-        try:
-            self.backend.stat(old)
-        except NotFound:
-            self.lost = True  # removed as stale by another run: never recreate it
-            log.error("the lease of run %s was removed by another process", self.run[:8])
-            return
-        self.backend.save(_object_name(self.run, self.seq + 1), self._doc(self.seq + 1), exclusive=True)
-        self.seq += 1
-        try:
-            self.backend.remove(old)
-        except NotFound:
-            pass
+        with self._lock:
+            if not self._still_ours():
+                return
+            old = _object_name(self.run, self.seq)
+            written = self.written_at
+            try:
+                self.backend.save(_object_name(self.run, self.seq + 1), self._doc(self.seq + 1), exclusive=True)
+            except BaseException:
+                self.written_at = written
+                raise
+            self.seq += 1
+            try:
+                self.backend.remove(old)
+            except NotFound:
+                pass
+
+    def _still_ours(self) -> bool:
+        """False (and ``lost``) when others may have judged the lease stale: it is older than
+        ``stale_after`` (the process was frozen, or refreshes failed) or it was removed."""
+        if not self.lost and time.time() - self.written_at >= self.times.stale_after:
+            self.lost = True
+        if not self.lost:
+            try:
+                self.backend.stat(_object_name(self.run, self.seq))
+            except NotFound:
+                self.lost = True
+        if self.lost:
+            log.error("the lease of run %s went stale or was removed by another process", self.run[:8])
+        return not self.lost
 
     def check(self) -> None:
-        """Raise :class:`Locked` when the lease was lost (see the module docstring)."""
+        """Raise :class:`Locked` when the lease was lost (see the module docstring); asks the
+        store, so a commit right after a long freeze does not rely on the refresher thread."""
+        with self._lock:
+            self._still_ours()
         if self.lost:
-            raise Locked(f"This run's lease under {PREFIX} was removed as stale (the process was paused longer than "
-                         f"{self.times.stale_after:g} s); nothing was committed; run it again.")
+            raise Locked(f"This run's lease under {PREFIX} went stale (the process was paused, or could not refresh "
+                         f"it, for over {self.times.stale_after:g} s), so a prune may have run; nothing was committed; "
+                         "run it again.")
 
     def release(self) -> None:
         if self._released:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -151,7 +152,7 @@ def test_a_backup_whose_lease_was_removed_as_stale_does_not_commit(repo_with_sna
     locks.remove_run(repo.backend, plan.run)  # another host judged it stale
     locks.held(plan.run).refresh()           # what the refresher thread does next
     before = Repository.open(url).snapshots.ids()
-    with pytest.raises(Locked, match="removed as stale.*nothing was committed"):
+    with pytest.raises(Locked, match="went stale.*nothing was committed"):
         repo.commit(plan, stored)
     repo.abandon(plan)
     assert Repository.open(url).snapshots.ids() == before
@@ -199,3 +200,50 @@ def test_a_refresh_never_overwrites_an_object_it_did_not_write(backend):
         assert lease.seq == 0 and "locks/" + "7" * 32 + ".0" in _names(backend)  # still held, under its old name
     finally:
         lease.release()
+
+
+FROZEN_CHILD = r"""
+import sys
+from storage import Repository
+from storage.errors import Locked
+repo = Repository.open(sys.argv[1])
+plan = repo.plan_backup(sys.argv[2])
+stored = repo.store(plan, repo.scan(plan))
+print("stored", flush=True)
+sys.stdin.readline()
+try:
+    repo.commit(plan, stored)
+    print("committed", flush=True)
+except Locked as exc:
+    repo.abandon(plan)
+    print("refused:", exc.message, flush=True)
+"""
+
+
+def test_a_frozen_backup_goes_stale_and_does_not_commit_after_a_prune_ran(repo_with_snapshot):
+    """A process frozen (SIGSTOP) past its lease's stale time is dead to everyone else, whatever
+    its PID: prune removes its lease and its packs. Woken up, it must not commit."""
+    url, tree, _ = repo_with_snapshot
+    (tree.root / "late.bin").write_bytes(os.urandom(300_000))
+    env = {**os.environ, "BACKUPFLOW_LEASE_REFRESH": "0.2", "BACKUPFLOW_LEASE_STALE": "1"}
+    child = subprocess.Popen([sys.executable, "-c", FROZEN_CHILD, url, str(tree.root)], stdin=subprocess.PIPE,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=os.getcwd())
+    try:
+        assert child.stdout.readline().strip() == "stored", child.stderr.read()
+        backend = Repository.open(url).backend
+        assert len(locks.live_runs(backend)) == 1
+        child.send_signal(signal.SIGSTOP)
+        _wait_until(lambda: not locks.live_runs(backend), "the frozen run's lease going stale")
+        before = Repository.open(url).snapshots.ids()
+        pruned = Repository.open(url).prune()
+        assert pruned.leases_removed == 1 and pruned.packs_deleted >= 1  # its uploads were garbage to others
+        child.send_signal(signal.SIGCONT)
+        out, err = child.communicate("go\n", timeout=60)
+    finally:
+        if child.poll() is None:
+            child.send_signal(signal.SIGCONT)
+            child.kill()
+    assert out.startswith("refused:") and "went stale" in out, (out, err)
+    repo = Repository.open(url)
+    assert repo.snapshots.ids() == before
+    assert repo.verify(read_data=True).ok
