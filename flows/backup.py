@@ -52,6 +52,7 @@ def backup_flow(source: str, repo: str, type: str | None = None, excludes: list[
         trail.details.update(snapshot=summary["snapshot_id"], type=summary["type"], stats=summary["stats"])
         if summary["incomplete"]:
             trail.details["incomplete"] = summary["incomplete"][:100]
+            trail.outcome = "incomplete"
     if summary["incomplete"]:
         # Completed (the snapshot is saved), but named so in the UI's run list; the caller
         # still gets the summary back.

@@ -82,10 +82,12 @@ def record(event_type: str, *, target: str | None = None, user: str | None = Non
 
 
 class Trail:
-    """What an operation adds to its closing event (``trail.details.update(...)``)."""
+    """What an operation adds to its closing event (``trail.details.update(...)``), and that
+    event's outcome when it completed with a reservation (a backup's ``incomplete``)."""
 
     def __init__(self) -> None:
         self.details: dict[str, Any] = {}
+        self.outcome = "success"
 
 
 @contextlib.contextmanager
@@ -108,4 +110,4 @@ def audited(kind: str, first: str, *, target: str, repo: str, user: str | None =
         record(f"{kind}.failed", details={**base, **trail.details, "error": f"{type(exc).__name__}: {exc}"},
                outcome="failed", **common)
         raise
-    record(f"{kind}.completed", details={**base, **trail.details}, outcome="success", **common)
+    record(f"{kind}.completed", details={**base, **trail.details}, outcome=trail.outcome, **common)

@@ -122,6 +122,7 @@ def test_cli_incomplete_snapshot_exits_14_and_names_what_is_missing(prefect_serv
     assert state.is_completed() and state.name == "Incomplete"
     events = [json.loads(line) for f in sorted((tmp_path / "audit").glob("*.jsonl")) for line in f.open()]
     [done] = [e for e in events if e["type"] == "backup.completed"]
+    assert done["outcome"] == "incomplete"
     assert {m["path"].split("/")[0] for m in done["details"]["incomplete"]} == {"locked", "secret.txt", DEEP}
 
     plain = subprocess.run([*without_read_override(), BACKUPFLOW, "backup", str(src), "-r", repo],
