@@ -22,10 +22,7 @@ from typing import Any
 
 from prefect.context import refresh_global_settings_context
 
-import flows.backup  # noqa: F401  (loaded once in the runner, shared by every child)
-import flows.forget  # noqa: F401
-import flows.restore  # noqa: F401
-import flows.verify  # noqa: F401
+import flows
 from deployments import local_server
 from flows import cli
 from flows.cli import flow_runner  # noqa: F401  (registers its exit hook)
@@ -35,6 +32,8 @@ from tasks.approval_gate import LOCAL
 
 REQUEST_TIMEOUT = 30.0  # a client sends its request as soon as it connects
 MAX_ARGS = 1000
+for _flow in flows.__all__:  # every flow loaded once in the runner, shared by every child
+    getattr(flows, _flow)
 _IMPORT_PREFECT_ENV = {k: v for k, v in os.environ.items() if k.startswith("PREFECT_")}
 
 

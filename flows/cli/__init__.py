@@ -51,10 +51,4 @@ def main() -> None:
     run_in_process()
 
 
-def __getattr__(name: str):
-    if name == "app":
-        return load_commands().app
-    raise AttributeError(f"module 'flows.cli' has no attribute {name!r}")
-
-
-__all__ = ["app", "load_commands", "main", "run_in_process"]
+__all__ = ["load_commands", "main", "run_in_process"]

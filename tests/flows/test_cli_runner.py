@@ -75,7 +75,8 @@ def _big_backup(tmp_path: Path, env: dict) -> tuple[subprocess.Popen, Path, Path
 
 
 def test_flow_commands_run_in_one_runner_with_the_same_output_and_exit_codes(own_runner, prefect_server, tmp_path):
-    env = cli_env(prefect_server, tmp_path)
+    secret = "runner-test-secret-4f1c9a"  # travels in the environment only; never written anywhere
+    env = cli_env(prefect_server, tmp_path, AWS_SECRET_ACCESS_KEY=secret)
     src = _tree(tmp_path / "src", 5, 10_000)
     repo = tmp_path / "repo"
     first = run(["backup", str(src), "-r", str(repo), "--json"], env, tmp_path).json()
@@ -103,6 +104,7 @@ def test_flow_commands_run_in_one_runner_with_the_same_output_and_exit_codes(own
     status = json.loads(run(["runner", "status", "--json"], env, tmp_path).ok().stdout)
     assert status["running"] is True and status["runner_pid"] == pid
     assert status["prefect_api_url"] == prefect_server.api_url
+    assert secret not in wire.runner_file("log").read_text()
 
 
 def test_the_client_does_not_import_prefect(own_runner, prefect_server, tmp_path):
