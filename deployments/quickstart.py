@@ -65,7 +65,9 @@ def _server() -> local_server.LocalServer | None:
 def main() -> int:
     os.environ.setdefault("BACKUPFLOW_AUDIT_PATH", str(DATA / "audit"))
     workspace, repo, target = DATA / "sample-workspace", DATA / "repository", DATA / "restored"
-    for p in (workspace, repo, target):
+    # The demo's audit log goes with its repository: verify checks that every snapshot the log
+    # records is still there, so a log from an earlier run would report them as deleted.
+    for p in (workspace, repo, target, DATA / "audit"):
         shutil.rmtree(p, ignore_errors=True)
     make_workspace(workspace)
     server = _server()

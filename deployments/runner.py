@@ -268,9 +268,10 @@ def main(argv: list[str] | None = None) -> int:
     listener, inode = _bind(path)
     wire.runner_file("pid").write_text(json.dumps({"pid": os.getpid(), "version": state.version,
                                                    "serving_schedules": args.serve}))
-    print(f"runner {os.getpid()}: listening on {path}"
-          + (f"; local Prefect server {state.server.ui_url}" if state.server else ""), file=sys.stderr, flush=True)
-    if args.serve:
+    if not args.serve:  # to the runner's log (the foreground one says it below, for people)
+        print(f"runner {os.getpid()}: listening on {path}"
+              + (f"; local Prefect server {state.server.ui_url}" if state.server else ""), file=sys.stderr, flush=True)
+    else:
         ui = state.server.ui_url if state.server else os.environ.get("PREFECT_UI_URL") or \
             os.environ["PREFECT_API_URL"].removesuffix("/").removesuffix("/api")
         print(f"backupflow: serving the scheduled backup ({args.backup_cron}), verify ({args.verify_cron}) "

@@ -21,6 +21,7 @@ for _k, _v in QUIET_ENV.items():
 _RUNNER_HOME = tempfile.mkdtemp(prefix="backupflow-test-runner-")
 os.environ["XDG_RUNTIME_DIR"] = os.path.join(_RUNNER_HOME, "run")
 os.environ["XDG_DATA_HOME"] = os.path.join(_RUNNER_HOME, "data")
+os.environ.setdefault("BACKUPFLOW_RUNNER_IDLE_MINUTES", "5")  # gone soon after a session that was killed
 os.environ.setdefault("GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT", "false")
 
 from prefect.context import refresh_global_settings_context  # noqa: E402  (after the quiet env is set)

@@ -77,6 +77,8 @@ def serve(source: str = typer.Option(..., "--source", help="Directory the schedu
         fail(f"The prune schedule {prune_cron!r} equals the verify schedule; give them different times.", 2)
     if not os.path.isdir(source):
         fail(f"{source} is not a directory; pass the folder to back up as --source.", 2)
+    if "://" not in url:  # the scheduled runs must find a local repository from any folder
+        url = os.path.abspath(url)
     reply = runner_client.control("status")
     if reply and reply.get("type") == "status":
         if reply.get("serving_schedules"):

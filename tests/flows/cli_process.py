@@ -44,7 +44,8 @@ class Result:
 
 
 def cli_env(server, work: Path, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("BACKUPFLOW_")}
+    # BACKUPFLOW_RUNNER_*: how the session's runner behaves (tests/conftest.py), not a setting under test
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BACKUPFLOW_") or k.startswith("BACKUPFLOW_RUNNER_")}
     env.update(server.env())
     env["BACKUPFLOW_AUDIT_PATH"] = str(work / "audit")
     env.update(extra)
