@@ -3,10 +3,15 @@
 ``approve``/``reject`` answer a paused run from any process by resuming it with the
 :class:`~tasks.approval_gate.ApprovalInput` the run waits for (``resume_flow_run(run_id,
 run_input={...})``; the server stores it under the pause's keyset, so the caller needs no key).
+With ``key`` (an SSH ed25519 private key file) the decision is signed
+(:mod:`storage.guardian.signatures`), which a policy that needs authentication requires; the
+approver's name is then the one the policy lists for that key unless given.
+
 Before resuming, the decision is checked against the policy recorded with the request, so a
 refused approval (self-approval of a critical request, an approver not on the list, the same
-person twice) is reported at once and audited, and the run keeps waiting. The run checks again
-on its side, which covers answers given in the Prefect UI.
+person or key twice, a missing or bad signature) is reported at once and audited, and the run
+keeps waiting. The run checks again on its side after every resume, which covers answers
+given in the Prefect UI or by a raw REST call.
 
 ``set_approval_callback`` and ``set_auto_approve`` configure how requests are answered when
 there is no Prefect server (see :mod:`tasks.approval_gate`).
