@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import sys
 import time
 from dataclasses import dataclass, field
@@ -40,10 +41,11 @@ from prefect.states import Failed
 
 from storage.audit import AuditLog, current_user
 from storage.config import GuardianSettings, Settings, load_settings
-from storage.errors import ApprovalRejected, ApprovalTimeout
+from storage.errors import ApprovalRejected, ApprovalTimeout, BackupError
 from storage.guardian import (
-    ApprovalRequest, Decision, Verdict, approvals_needed, decide, describe, summary_line,
+    ApprovalRequest, Decision, Verdict, approvals_needed, decide, describe, needs_authentication, summary_line,
 )
+from storage.guardian.signatures import load_signing_key, sign_decision
 from storage.guardian.stored_policy import StoredPolicy, effective_policy, repository_policy
 from tasks.audit_events import emit_anchor  # noqa: F401  (anchors the gate's events in Prefect too)
 from tasks.repo_access import full_options
@@ -258,13 +260,29 @@ def _prompt(request: ApprovalRequest, policy: GuardianSettings, audit: AuditLog,
         reason = ask("Reason: ").strip()
         before = len(verdict.refused)
         verdict = _record(request, policy, audit, run_id, target, decisions,
-                          Decision(answer in ("y", "yes"), name, reason))
+                          _prompted_decision(request, policy, answer in ("y", "yes"), name, reason))
         if verdict.status == "approved":
             return verdict
         if len(verdict.refused) > before:
             sys.stderr.write(f"Refused: {verdict.refused[-1]}.\n")
             if not ask("Try another approver? [y/N] ").strip().lower().startswith("y"):
                 _reject_locally(request, audit, run_id, target, verdict.refused[-1])
+
+
+def _prompted_decision(request: ApprovalRequest, policy: GuardianSettings, approved: bool, name: str,
+                       reason: str) -> Decision:
+    """The terminal's answer, signed with the key the person names when the policy needs it."""
+    if not needs_authentication(policy) or policy.trust_server_authentication:
+        return Decision(approved, name, reason)
+    default = os.environ.get("BACKUPFLOW_APPROVER_KEY") or load_settings().approver.key or ""
+    path = LOCAL.prompt_input(f"Your ed25519 private key [{default}]: ").strip() or default
+    try:
+        signed = sign_decision(load_signing_key(path), request.run_id or "", request.to_dict(), approved, name,
+                               reason) if path else {}
+    except BackupError as exc:
+        sys.stderr.write(f"{exc.message}\n")
+        signed = {}
+    return Decision(approved, name, reason, signed.get("signature", ""), signed.get("signed_at", ""))
 
 
 def _as_decision(result: Any) -> Decision:

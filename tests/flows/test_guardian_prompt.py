@@ -8,6 +8,7 @@ import subprocess
 import time
 
 from storage import Repository
+from tests.approver_keys import make_key, toml_value
 from tests.flows.cli_process import BACKUPFLOW
 
 
@@ -88,3 +89,27 @@ def test_embedded_restore_rejected_at_the_prompt_changes_nothing(tmp_path):
     assert term.finish() == 11, term.screen[-3000:]
     assert "rejected" in term.screen
     assert (target / "notes.txt").read_text() == "newer work, not backed up\n"
+
+
+def test_a_policy_that_needs_authentication_takes_a_signed_answer_at_the_prompt(tmp_path):
+    repo, target, env = _setup(tmp_path)
+    bob_key, bob_pub = make_key(tmp_path, "bob")
+    cfg = tmp_path / "config.toml"
+    cfg.write_text(f"[guardian]\napprovers = [\"bob\"]\napprover_keys = {toml_value({'bob': bob_pub})}\n")
+    env["BACKUPFLOW_CONFIG"] = str(cfg)
+    term = Terminal(["restore", "latest", str(target), "-r", str(repo)], env, tmp_path)
+    for name, key in (("bob", ""), ("bob", str(bob_key))):  # unsigned first: refused, then signed
+        term.expect("Approve? [y/N]")
+        term.answer("y")
+        term.expect("Your name")
+        term.answer(name)
+        term.expect("Reason")
+        term.answer("checked")
+        term.expect("Your ed25519 private key")
+        term.screen = ""
+        term.answer(key)
+        if not key:
+            term.expect("Try another approver?")
+            term.answer("y")
+    assert term.finish() == 0, term.screen[-3000:]
+    assert (target / "notes.txt").read_text() == "as backed up\n"
