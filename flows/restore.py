@@ -1,4 +1,4 @@
-"""The restore flow: plan (preview) -> Guardian approval -> fetch -> write."""
+"""The restore flow: plan (preview) -> Guardian approval -> write."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from storage.backend import display_url
 from storage.errors import RestoreIncomplete
 from tasks.approval_gate import request_approval
 from tasks.audit_events import audited
-from tasks.restore import fetch_snapshot, plan_restore, write_files
+from tasks.restore import plan_restore, write_files
 from tasks.verify import check_recorded_snapshots
 
 
@@ -36,14 +36,13 @@ def restore_flow(snapshot: str, target: str, repo: str, include: list[str] | Non
             "preview": {"create": plan["create"], "overwrite": plan["overwrite"], "delete": plan["delete"],
                         "bytes": plan["bytes"]},
         }, repo=repo, options=options)
-        fetched = fetch_snapshot(repo, options, plan["snapshot"], include)
-        result = write_files(repo, options, fetched["snapshot_id"], plan["target"], include, plan["files"],
+        result = write_files(repo, options, plan["snapshot"], plan["target"], include, plan["files"],
                              plan["bytes"], connections)
         result["flow_run_id"] = current_flow_run_id()
         result["overwritten"] = len(plan["overwrite"])
         if missing:
             result["warnings"] = [f"{w}; 'latest' is the newest snapshot still there" for w in missing]
-        trail.details.update(snapshot=fetched["snapshot_id"], files=result.get("files"), bytes=result.get("bytes"),
+        trail.details.update(snapshot=plan["snapshot"], files=result.get("files"), bytes=result.get("bytes"),
                              overwritten=result["overwritten"],
                              not_restored=sorted(result.get("not_restored", ())))
         if result.get("not_restored"):

@@ -1,5 +1,5 @@
-"""Restore tasks: plan (what would change), fetch (manifest and index, all chunks present),
-write (download packs, check every chunk hash, write files)."""
+"""Restore tasks: plan (what would change, before approval) and write (download packs, check
+every chunk hash, write the files; files whose data is damaged or missing are named)."""
 
 from __future__ import annotations
 
@@ -17,16 +17,6 @@ def plan_restore(repo: str, options: dict[str, Any], snapshot: str, target: str,
                  include: list[str] | None) -> dict[str, Any]:
     plan = open_repo(repo, options).plan_restore(snapshot, target, include)
     return plan.to_dict()
-
-
-@task(name="fetch_snapshot", **TASK_OPTIONS)
-def fetch_snapshot(repo: str, options: dict[str, Any], snapshot_id: str, include: list[str] | None) -> dict[str, Any]:
-    """Load the manifest and index and find every chunk the restore needs, before a single file
-    is touched; ``missing`` names the files with a chunk the repository no longer holds (the
-    restore leaves those out and restores the rest)."""
-    r = open_repo(repo, options)
-    needed, missing = r.check_restorable(snapshot_id, include)
-    return {"snapshot_id": snapshot_id, "chunks": needed, "missing": missing}
 
 
 @task(name="write_files", **TASK_OPTIONS)

@@ -22,7 +22,7 @@ from storage.repository.query import RepositoryStats, SnapshotDiff, diff_snapsho
 from storage.repository.repair import (IndexRepair, SnapshotRepairPlan, plan_repair_snapshots, repair_index,
                                        repair_snapshots)
 from storage.repository.restore import (
-    ChunkLocator, RestorePlan, RestoreResult, plan_restore, restore_snapshot, select_entries,
+    RestorePlan, RestoreResult, plan_restore, restore_snapshot,
 )
 from storage.repository.verify import VerifyReport, verify_repository
 from storage.snapshots import ScanResult, Snapshot, SnapshotStore
@@ -175,12 +175,6 @@ class Repository:
     def reading(self, what: str):
         """A shared read lease for the body: no prune deletes what it reads (locks.py)."""
         return locks.reading(self.backend, uuid.uuid4().hex, what)
-
-    def check_restorable(self, ref: str, include: list[str] | None = None) -> tuple[int, list[str]]:
-        """(chunks the restore needs that are stored, files with a chunk that is not). Touches no file."""
-        with self.reading("restore"):
-            snap = self.snapshot(ref)
-            return ChunkLocator(self, snap).missing(select_entries(snap, include))
 
     def restore(self, ref: str, target: str, include: list[str] | None = None, progress=None,
                 connections: int | None = None) -> RestoreResult:

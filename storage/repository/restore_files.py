@@ -58,19 +58,6 @@ class ChunkLocator:
                 return loc
         return locs[0]
 
-    def missing(self, entries: list[TreeEntry]) -> tuple[int, list[str]]:
-        """(chunks located, paths of the files with a chunk the repository no longer holds)."""
-        n, lost = 0, []
-        for e in entries:
-            for cid in e.get("chunks", ()):
-                try:
-                    self.locate(cid, e["path"])
-                except IntegrityError:
-                    lost.append(e["path"])
-                    break
-                n += 1
-        return n, lost
-
 
 @dataclass
 class RestoreWork:

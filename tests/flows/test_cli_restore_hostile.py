@@ -116,7 +116,8 @@ def test_full_and_read_only_targets_are_one_sentence_each(hostile, small_mount, 
     assert res.returncode == 8 and "No space is left" in line
     assert not (small_mount / "full" / "big.bin").exists()
     subprocess.run(["mount", "-o", "remount,ro", str(small_mount)], check=True)
-    res = _restore(hostile, "latest", small_mount / "full")
+    # a new folder: over existing files the restore would first wait for approval
+    res = _restore(hostile, "latest", small_mount / "new")
     line = res.one_sentence_error()
     assert res.returncode == 8 and "read-only file system" in line
     assert Repository.open(repo.url).verify(read_data=True).ok  # nothing backed up was harmed
