@@ -85,8 +85,12 @@ def test_a_damaged_chunk_exits_13_naming_the_file(hostile, tmp_path):
 
 
 def test_restore_latest_afile_sub_is_one_sentence(hostile, tmp_path):
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "ok.txt").write_bytes(CONTENT)
+    repo = Repository.init(str(tmp_path / "repo"))  # in the module's one, 'latest' may be a hostile snapshot
+    repo.backup(str(tmp_path / "src"))
     (tmp_path / "afile").write_text("a file")
-    res = _restore(hostile, "latest", tmp_path / "afile" / "sub")
+    res = _restore({**hostile, "repo": repo}, "latest", tmp_path / "afile" / "sub")
     line = res.one_sentence_error()
     assert res.returncode == 2 and "is a file, not a directory" in line
     assert (tmp_path / "afile").read_text() == "a file"
