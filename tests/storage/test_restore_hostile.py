@@ -201,3 +201,25 @@ def test_restore_onto_a_read_only_target_is_one_sentence(bigger, small_mount):
     with pytest.raises(PermanentError, match="read-only file system"):
         repo.restore("latest", str(small_mount / "new" / "out"))
     assert Repository.open(repo.url).verify(read_data=True).ok
+
+
+def test_what_stands_in_the_way_in_the_target_is_named_not_followed(donor, tmp_path, outside):
+    """A folder where the snapshot has a file or a symlink: those two are left out and named,
+    the rest restored. A file where the snapshot has a folder: one sentence, nothing written."""
+    repo, sid, entry = donor
+    k = Kit(entry, str(outside))
+    target = tmp_path / "target"
+    (target / "f" / "inside").mkdir(parents=True)
+    (target / "s" / "inside").mkdir(parents=True)
+    bad = save(repo, sid, _tree([k.file("ok.txt"), k.file("f"), k.symlink("s", str(outside))]))
+    result = repo.restore(bad, str(target))
+    assert sorted(result.not_restored) == ["f", "s"] and "folder" in result.not_restored["s"]
+    assert (target / "ok.txt").read_bytes() == DONOR and (target / "f" / "inside").is_dir()
+    assert not os.path.islink(target / "s")
+
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "d").write_text("a file")
+    with pytest.raises(InvalidInput, match="'d' in the target is not a folder"):
+        repo.restore(save(repo, sid, _tree([k.dir("d"), k.file("d/x")])), str(other))
+    assert _everything_under(other) == ["d"] and (other / "d").read_text() == "a file"
