@@ -20,6 +20,12 @@ import threading
 import traceback
 from typing import Any
 
+# What Prefect loads on a process's first flow run (engines, the run graph's renderer, anyio's
+# asyncio backend): loaded once here instead of by every child (~60 ms a command).
+import anyio._backends._asyncio  # noqa: F401
+import prefect.flow_engine  # noqa: F401
+import prefect.task_engine  # noqa: F401
+import prefect.utilities.visualization  # noqa: F401
 from prefect.context import refresh_global_settings_context
 
 import flows
