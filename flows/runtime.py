@@ -9,13 +9,15 @@ workers, which keep the default.
 from __future__ import annotations
 
 import contextlib
+import functools
 import inspect
 import json
 import os
+import socket
 from typing import Any
 
 from prefect import Flow
-from prefect.context import SettingsContext, get_settings_context
+from prefect.context import SettingsContext, TagsContext, get_settings_context
 from prefect.runtime import flow_run
 
 from storage.backend import refuse_option_credentials, refuse_url_credentials
@@ -63,8 +65,73 @@ class PlainDataFlow(Flow):
 
 
 def plain_flow(**options: Any):
-    """``@prefect.flow(**options)`` for flows with plain-data parameters (:class:`PlainDataFlow`)."""
-    return lambda fn: PlainDataFlow(fn, **options)
+    """``@prefect.flow(**options)`` for flows with plain-data parameters (:class:`PlainDataFlow`),
+    whose body's outcome is kept for :func:`body_outcome`."""
+    return lambda fn: PlainDataFlow(_recording(fn), **options)
+
+
+class Outcome:
+    """What the body of the last flow run in this process did, whatever the server heard of it:
+    ``started``, then ``result`` or ``error``. The CLI reports it when the Prefect server stops
+    answering and the flow call itself fails (flows.cli.server_loss)."""
+
+    def __init__(self) -> None:
+        self.started = False
+        self.finished = False
+        self.result: Any = None
+        self.error: BaseException | None = None
+
+
+_OUTCOME = Outcome()
+
+
+def body_outcome(reset: bool = False) -> Outcome:
+    global _OUTCOME
+    if reset:
+        _OUTCOME = Outcome()
+    return _OUTCOME
+
+
+def _recording(fn):
+    @functools.wraps(fn)
+    def body(*args: Any, **kwargs: Any) -> Any:
+        outcome = _OUTCOME
+        outcome.started = True
+        # The process tags belong to the flow run only: on a task run, a tag makes Prefect ask
+        # the server for a tag concurrency slot, so every task would need the server.
+        mine = {t for t in TagsContext.get().current_tags if t.startswith((HOST_TAG, PROCESS_TAG))}
+        try:
+            with TagsContext(current_tags=TagsContext.get().current_tags - mine):
+                outcome.result = fn(*args, **kwargs)
+        except BaseException as exc:
+            outcome.error = exc
+            raise
+        finally:
+            outcome.finished = True
+        return outcome.result
+    return body
+
+
+# Tags that say which process runs a flow run, so that a later backupflow process on the same
+# host can tell a run whose process died from one still running (flows.crashed_runs). The
+# process start time (from /proc) guards against a reused pid.
+HOST_TAG = "backupflow-host:"
+PROCESS_TAG = "backupflow-process:"
+
+
+def process_start(pid: int) -> str | None:
+    """The start time of process ``pid`` in clock ticks since boot, or None if it is gone."""
+    try:
+        stat = open(f"/proc/{pid}/stat", encoding="ascii", errors="replace").read()
+    except OSError:
+        return None
+    fields = stat.rsplit(")", 1)[-1].split()
+    return fields[19] if len(fields) > 19 and fields[0] != "Z" else None
+
+
+def process_tags() -> list[str]:
+    pid = os.getpid()
+    return [HOST_TAG + socket.gethostname(), f"{PROCESS_TAG}{pid}:{process_start(pid) or 0}"]
 
 
 @contextlib.contextmanager

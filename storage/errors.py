@@ -101,6 +101,13 @@ def no_answer(where: str, seconds: float, why: str) -> str:
     return f"No answer from {where} within {seconds:g} s ({why}); check the endpoint, the network and any proxy."
 
 
+class ServerUnreachable(BackupError):
+    """The Prefect server (PREFECT_API_URL) did not answer. Exit code 9 like any network failure;
+    the operation's own outcome, when it got that far, is reported beside it (flows.cli.server_loss)."""
+
+    exit_code = 9
+
+
 class PathEscape(BackupError):
     """A snapshot entry would be written outside the restore target."""
 

@@ -30,6 +30,7 @@ from storage.audit import ANCHOR_HOOKS, Anchor, current_user, open_audit_log
 from storage.backend import display_url
 from storage.config import load_settings
 from storage.errors import ApprovalRejected, InvalidConfig
+from tasks.prefect_api import is_server_failure
 from tasks.repo_access import full_options
 
 
@@ -107,7 +108,8 @@ def audited(kind: str, first: str, *, target: str, repo: str, user: str | None =
     except ApprovalRejected:
         raise
     except BaseException as exc:
-        record(f"{kind}.failed", details={**base, **trail.details, "error": f"{type(exc).__name__}: {exc}"},
-               outcome="failed", **common)
+        error = (f"the Prefect server stopped answering ({type(exc).__name__}); nothing after that point was done"
+                 if is_server_failure(exc) else f"{type(exc).__name__}: {exc}")
+        record(f"{kind}.failed", details={**base, **trail.details, "error": error}, outcome="failed", **common)
         raise
     record(f"{kind}.completed", details={**base, **trail.details}, outcome=trail.outcome, **common)

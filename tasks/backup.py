@@ -11,6 +11,7 @@ from prefect.cache_policies import NO_CACHE
 from storage import BackupPlan, BackupSummary, StoreResult, summarize
 from storage.snapshots import ScanResult
 from storage.sizes import human_bytes
+from tasks.prefect_api import publish
 from tasks.progress import reporter_for
 from tasks.repo_access import open_repo
 from tasks.retry import TASK_OPTIONS
@@ -59,10 +60,11 @@ def publish_backup_report(summary: BackupSummary, repo_display: str) -> None:
         "duration s": summary.get("duration_seconds"), "warnings": len(summary["warnings"]),
         "not backed up": len(summary["incomplete"]),
     }
-    create_table_artifact(key="backup-report", table=[row],
-                          description=f"Backup of {summary['source']} into {repo_display}")
+    publish("backup report", create_table_artifact, key="backup-report", table=[row],
+            description=f"Backup of {summary['source']} into {repo_display}")
     if summary["warnings"]:
         lines = "\n".join(f"- {w}" for w in summary["warnings"][:200])
         missing = "\n".join(f"- `{m['path']}`: {m['reason']}" for m in summary["incomplete"][:200])
         head = f"## Incomplete snapshot: not backed up\n{missing}\n\n" if missing else ""
-        create_markdown_artifact(key="backup-warnings", markdown=f"{head}## Warnings\n{lines}\n")
+        publish("backup warnings", create_markdown_artifact, key="backup-warnings",
+                markdown=f"{head}## Warnings\n{lines}\n")

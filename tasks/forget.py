@@ -17,6 +17,7 @@ from prefect.cache_policies import NO_CACHE
 
 from storage import ForgetPlan
 from tasks.coordination import exclusive_slot
+from tasks.prefect_api import publish
 from tasks.repo_access import open_repo
 from tasks.retry import TASK_OPTIONS
 
@@ -50,4 +51,4 @@ def publish_cleanup_report(result: dict[str, Any], repo_display: str) -> None:
     if pruned:
         lines.append(f"- packs deleted: {pruned['packs_deleted']}, bytes freed: {pruned['bytes_freed']}, "
                      f"packs of running backups kept: {pruned['packs_kept_live']}")
-    create_markdown_artifact(key="cleanup-report", markdown="\n".join(lines) + "\n")
+    publish("cleanup report", create_markdown_artifact, key="cleanup-report", markdown="\n".join(lines) + "\n")

@@ -12,6 +12,7 @@ from storage.audit import open_audit_log
 from storage.audit.records import recorded_snapshots
 from storage.backend import display_url
 from storage.errors import BackupError
+from tasks.prefect_api import publish
 from tasks.progress import reporter_for
 from tasks.repo_access import open_repo
 from tasks.retry import TASK_OPTIONS
@@ -46,7 +47,7 @@ def publish_verify_report(report: dict[str, Any], repo_display: str) -> None:
              f"snapshots {report['snapshots']}, packs {report['packs']}, chunks {report['chunks']}, "
              f"data read: {'yes' if report['read_data'] else 'no'}"]
     lines += [f"- {p}" for p in report["problems"][:200]]
-    create_markdown_artifact(key="verify-report", markdown="\n".join(lines))
+    publish("verify report", create_markdown_artifact, key="verify-report", markdown="\n".join(lines))
 
 
 @task(name="check_recorded_snapshots", cache_policy=NO_CACHE)

@@ -15,6 +15,13 @@ QUIET_PREFECT_ENV = {
     # the task and flow failure with a full traceback first. Logs still reach the API (the UI).
     "PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL": "CRITICAL",
     "GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT": "false",
+    # Prefect's client retries a server that stopped answering 5 times, 2+4+8+16+32 s per call:
+    # a backup whose server died took 160 s to end. The engine's work does not wait on the
+    # server, and its outcome is reported without it (flows.cli.server_loss): one retry, 2 s.
+    "PREFECT_CLIENT_MAX_RETRIES": "1",
+    # Prefect's services log every item they could not send, whole, when the server is gone;
+    # the command says so once itself.
+    "PREFECT_INTERNAL_LOGGING_LEVEL": "CRITICAL",
 }
 for _key, _value in QUIET_PREFECT_ENV.items():
     os.environ.setdefault(_key, _value)

@@ -6,6 +6,7 @@ Imported only by the commands that change data, so read-only commands never load
 from __future__ import annotations
 
 import gc
+import logging
 import os
 import sys
 from typing import Any, Callable
@@ -13,11 +14,13 @@ from typing import Any, Callable
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
 
 from flows.approvals import get_guardian
+from prefect import tags
 from prefect.events.worker import EventsWorker
 from prefect.logging.handlers import APILogWorker
 
 from flows.cli.app import EXIT_HOOKS
-from flows.runtime import in_process_run
+from flows.cli import server_loss
+from flows.runtime import in_process_run, process_tags
 from tasks import progress as task_progress
 from tasks.repo_access import register_secret_options, split_secret_options
 
@@ -60,9 +63,11 @@ def fast_exit(code) -> None:
     shows is lost. Not used on the embedded server, whose own shutdown must run."""
     if not os.environ.get("PREFECT_API_URL"):
         return
+    # A server that stopped answering gets a second, not twenty: the outcome is already reported.
+    wait = 1 if server_loss.LOST else 10
     try:
-        EventsWorker.drain_all(timeout=10)
-        APILogWorker.drain_all(timeout=10)
+        EventsWorker.drain_all(timeout=wait)
+        APILogWorker.drain_all(timeout=wait)
     finally:
         sys.stdout.flush()
         sys.stderr.flush()
@@ -70,9 +75,17 @@ def fast_exit(code) -> None:
 
 
 EXIT_HOOKS.append(fast_exit)
+# Prefect's log shipper writes "--- Error logging to API ---" for every batch it cannot send
+# while this switch is on; a lost server is reported once, by flows.cli.server_loss.
+logging.raiseExceptions = False
 
 
 def run_flow(flow_fn, repo: str, options: dict[str, Any], show_progress: bool, **params) -> Any:
+    """Run the flow here; the engine's outcome is reported even if the Prefect server goes away."""
+    return server_loss.guard(flow_fn.name, lambda: _run_flow(flow_fn, repo, options, show_progress, **params))
+
+
+def _run_flow(flow_fn, repo: str, options: dict[str, Any], show_progress: bool, **params) -> Any:
     # The ~130,000 objects Prefect's import leaves are never garbage: keep the collector from
     # walking them again during the run (it spent 0.1 s of a first backup doing so).
     gc.freeze()
@@ -83,7 +96,7 @@ def run_flow(flow_fn, repo: str, options: dict[str, Any], show_progress: bool, *
         sys.stderr.write("backupflow: no PREFECT_API_URL set; running on Prefect's embedded server "
                          "(runs are kept in ~/.prefect; see them with `prefect server start`).\n")
     use_bar = show_progress and sys.stdout.isatty()
-    with in_process_run():
+    with in_process_run(), tags(*process_tags()):
         if not use_bar:
             return flow_fn(repo=repo, options=plain, **params)
         bar, report = _bar()
