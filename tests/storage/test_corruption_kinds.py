@@ -5,7 +5,10 @@ suite flips a byte, truncates, deletes, puts another object of the same kind und
 and adds a stray file. ``verify --read-data`` must catch every kind; plain verify every kind
 the format lets it see without reading packs (FORMAT.md says which need --read-data). A deleted
 manifest is only visible against another record of what exists: the audit log, passed here
-as ``expected`` the way the verify task does. The counts are printed with the test results.
+as ``expected`` the way the verify task does. Restore is tried on every snapshot of every
+damaged copy: it restores whole, restores the rest naming what it left out, or refuses in one
+sentence, and never gives back a file with other content. The counts are printed with the test
+results.
 """
 
 from __future__ import annotations
@@ -135,13 +138,20 @@ def _verify(root: Path, read_data: bool, expected: dict[str, str]) -> tuple[bool
     return not report.ok, "; ".join(report.problems)
 
 
-def test_every_corruption_kind_is_detected(template, tmp_path, capsys):
-    caught_read, caught_plain, plain_possible, missed = 0, 0, 0, []
+def _damaged_copies(template: Path, tmp_path: Path):
+    """(kind, needs --read-data, Repo) for a fresh copy of the template with that damage."""
     for i, (kind, (damage, needs_read_data)) in enumerate(KINDS.items()):
         root = tmp_path / f"k{i}"
         shutil.copytree(template, root)
         r = Repo(root)
         damage(r)
+        yield kind, needs_read_data, r
+
+
+def test_every_corruption_kind_is_detected(template, tmp_path, capsys):
+    caught_read, caught_plain, plain_possible, missed = 0, 0, 0, []
+    for kind, needs_read_data, r in _damaged_copies(template, tmp_path):
+        root = r.root
         read_ok, read_said = _verify(root, True, r.ids)
         plain_ok, plain_said = _verify(root, False, r.ids)
         caught_read += read_ok
@@ -159,6 +169,45 @@ def test_every_corruption_kind_is_detected(template, tmp_path, capsys):
         print("\n" + line)
     assert not missed, line + "\n" + "\n".join(missed)
     assert caught_read == total and caught_plain == plain_possible
+
+
+def _restore_outcome(root: Path, snap, files: list[str], target: Path) -> tuple[str, list[str]]:
+    """('refused' | 'partial' | 'whole', files restored with content that differs from the source,
+    or that the snapshot has and a restore calling itself whole left out)."""
+    try:
+        result = Repository.open(str(root)).restore(snap.id, str(target))
+    except BackupError:
+        return "refused", []                          # one sentence, nothing claimed
+    wrong = []
+    for path in sorted(p for p in target.rglob("*") if p.is_file() and not p.name.endswith(".damaged")):
+        rel = path.relative_to(target).as_posix()
+        if rel in result.not_restored or path.read_bytes() != (Path(snap.source) / rel).read_bytes():
+            wrong.append(rel)
+    if not result.not_restored:
+        wrong += [f"{p} (missing)" for p in files if not (target / p).is_file()]
+    return ("partial" if result.not_restored else "whole"), wrong
+
+
+def test_no_corruption_kind_makes_a_restore_give_wrong_data(template, tmp_path, capsys):
+    """Every snapshot of every damaged copy restores whole, restores the rest and names what it
+    left out, or refuses in one sentence: a restored file is never silently different."""
+    outcomes: dict[str, int] = {"whole": 0, "partial": 0, "refused": 0}
+    wrong: list[str] = []
+    snaps = Repo(template).snaps
+    files = {s.id: [e["path"] for e in Repository.open(str(template)).snapshot(s.id).tree if e["type"] == "file"]
+             for s in snaps}
+    for kind, _, r in _damaged_copies(template, tmp_path):
+        for n, snap in enumerate(snaps):
+            outcome, bad = _restore_outcome(r.root, snap, files[snap.id], r.root.parent / f"{r.root.name}-out{n}")
+            outcomes[outcome] += 1
+            wrong += [f"{kind}: snapshot {snap.id[:8]} restored {p} with wrong content" for p in bad]
+    line = (f"corruption kinds x snapshots: {sum(outcomes.values())} restores: {outcomes['whole']} whole, "
+            f"{outcomes['partial']} partial naming what they left out, {outcomes['refused']} refused; "
+            f"{len(wrong)} with a wrong file")
+    with capsys.disabled():
+        print("\n" + line)
+    assert not wrong, "\n".join(wrong)
+    assert outcomes["whole"] and outcomes["partial"] and outcomes["refused"]
 
 
 def test_verify_names_the_damaged_object_and_what_depends_on_it(template, tmp_path):
