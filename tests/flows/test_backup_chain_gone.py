@@ -37,7 +37,7 @@ def test_the_flow_becomes_a_new_full_when_its_chain_is_forgotten_before_commit(f
     def forget_then_commit(self, plan, stored):
         if not forgotten:
             other = Repository.open(url)
-            forgotten.extend(other.forget(other.plan_forget([full], chain=True))["forgotten"])
+            forgotten.extend(other.forget(other.plan_forget([full], chain=True)).forgotten)
         return commit(self, plan, stored)
 
     monkeypatch.setattr(repository_mod.Repository, "commit", forget_then_commit)
