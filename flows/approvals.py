@@ -28,7 +28,7 @@ import httpx
 from prefect import get_client
 from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterState, FlowRunFilterStateType
 from prefect.client.schemas.objects import StateType
-from prefect.exceptions import FlowPauseTimeout, ObjectNotFound
+from prefect.exceptions import FlowPauseTimeout, ObjectNotFound, PrefectHTTPStatusError
 
 from storage.audit import AuditLog, current_user
 from storage.config import GuardianSettings, load_settings
@@ -203,6 +203,10 @@ def _read_request(client, flow_run_id: UUID) -> dict[str, Any] | None:
         value = client.read_flow_run_input(flow_run_id, REQUEST_KEY)
     except ObjectNotFound:
         return None
+    except PrefectHTTPStatusError as exc:  # the sync client reports a missing input as a bare 404
+        if exc.response.status_code == 404:
+            return None
+        raise
     return json.loads(value) if isinstance(value, str) else value
 
 

@@ -142,3 +142,16 @@ def test_a_cloud_endpoint_that_never_answers_is_reported_honestly_within_its_tim
         assert lines[-1].startswith("backupflow: No answer from gs://bucket/repo within 4 s"), result.stderr
         # process start and a flow run on a loaded machine, plus the 4 s (it took minutes before)
         assert elapsed < 4 + 60, (args[0], elapsed)
+
+
+def test_approving_or_rejecting_a_completed_run_is_one_sentence(prefect_server, tmp_path):
+    env = cli_env(prefect_server, tmp_path)
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "a.txt").write_text("a")
+    done = run(["backup", str(src), "--repo", str(tmp_path / "repo"), "--json"], env, tmp_path).json()
+    for command in ("approve", "reject"):
+        result = run([command, done["flow_run_id"], "--reason", "late"], env, tmp_path)
+        line = result.one_sentence_error()
+        assert result.returncode == InvalidInput.exit_code
+        assert line == f"backupflow: Run {done['flow_run_id']} is not waiting for approval (it is Completed)."
