@@ -156,7 +156,7 @@ def _wait_in_flow_run(request: ApprovalRequest, policy: GuardianSettings, audit:
             _timed_out(request, policy, audit, run_id, target, verdict)
         round_ += 1
         form = ApprovalInput.with_initial_data(
-            description=describe(request, verdict.needed, verdict.approvers),
+            description=describe(request, verdict.needed, verdict.approvers, _signed_only(policy)),
             approved=False, approver="", reason="", signature="", signed_at="")
         try:
             answer = pause_flow_run(wait_for_input=form, timeout=max(1, math.ceil(remaining)),
@@ -269,10 +269,14 @@ def _prompt(request: ApprovalRequest, policy: GuardianSettings, audit: AuditLog,
                 _reject_locally(request, audit, run_id, target, verdict.refused[-1])
 
 
+def _signed_only(policy: GuardianSettings) -> bool:
+    return needs_authentication(policy) and not policy.trust_server_authentication
+
+
 def _prompted_decision(request: ApprovalRequest, policy: GuardianSettings, approved: bool, name: str,
                        reason: str) -> Decision:
     """The terminal's answer, signed with the key the person names when the policy needs it."""
-    if not needs_authentication(policy) or policy.trust_server_authentication:
+    if not _signed_only(policy):
         return Decision(approved, name, reason)
     default = os.environ.get("BACKUPFLOW_APPROVER_KEY") or load_settings().approver.key or ""
     path = LOCAL.prompt_input(f"Your ed25519 private key [{default}]: ").strip() or default

@@ -52,7 +52,9 @@ def summary_line(operation: dict[str, Any]) -> str:
     return f"{kind} on {repo or operation.get('target')}"
 
 
-def describe(request: ApprovalRequest, needed: int = 1, approved_by: Sequence[str] = ()) -> str:
+def describe(request: ApprovalRequest, needed: int = 1, approved_by: Sequence[str] = (),
+             signed_only: bool = False) -> str:
+    """``signed_only``: the policy counts only signed decisions, so the form cannot approve."""
     lines = [
         f"## Approval needed: {summary_line(request.operation)}",
         "",
@@ -62,7 +64,11 @@ def describe(request: ApprovalRequest, needed: int = 1, approved_by: Sequence[st
     if needed > 1:
         lines.append(f"**Approvals needed:** {needed} from different people"
                      + (f" (so far: {', '.join(approved_by)})" if approved_by else ""))
-    lines += ["", "**Preview:**", *preview_lines(request.operation), "",
-              "Set `approved` and your name in `approver`, give a `reason`, and submit; "
-              "or run `backupflow approve RUN_ID --reason ...` / `backupflow reject RUN_ID --reason ...`."]
+    lines += ["", "**Preview:**", *preview_lines(request.operation), ""]
+    if signed_only:
+        lines.append("This policy counts only decisions signed with an approver's key, which this form cannot "
+                     "carry: run `backupflow approve RUN_ID --key ~/.ssh/id_ed25519 --reason ...` (or `reject`).")
+    else:
+        lines.append("Set `approved` and your name in `approver`, give a `reason`, and submit; or run "
+                     "`backupflow approve RUN_ID --reason ...` / `backupflow reject RUN_ID --reason ...`.")
     return "\n".join(lines)

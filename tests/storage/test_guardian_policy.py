@@ -164,3 +164,10 @@ def test_a_local_config_makes_the_policy_stricter_never_laxer():
     assert not merged.allow_self_approval and merged.critical_approvals == 2
     # with no stored policy the defaults are what a local config tightens
     assert effective_policy(StoredPolicy(), lax).require_approval == ["high", "critical"]
+
+
+def test_the_form_says_when_only_signed_decisions_count():
+    request = req(restore(overwrite=["a"]))
+    assert "Set `approved` and your name" in describe(request)
+    text = describe(request, signed_only=True)
+    assert "--key" in text and "Set `approved`" not in text
