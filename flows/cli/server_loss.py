@@ -70,5 +70,5 @@ def guard(kind: str, call: Callable[[], Any]) -> Any:
                              f"the {kind} itself failed as follows.\n")
             raise outcome.error from None
         raise ServerUnreachable(f"The Prefect server at {where} stopped answering during the {kind} run, which needed "
-                                "it to go on (an approval waits on the server); it stopped there and changed nothing "
-                                "more; run the command again once the server answers.") from None
+                                "it to go on (an approval or a concurrency slot is held there); it stopped there and "
+                                "changed nothing more; run the command again once the server answers.") from None

@@ -22,6 +22,8 @@ from pathlib import Path
 import pytest
 from prefect import get_client
 
+from flows.crashed_runs import _dead_process
+from flows.runtime import process_start
 from storage import Repository
 from storage.errors import ServerUnreachable
 from tests.flows.cli_process import cli_env, run, start
@@ -181,3 +183,13 @@ def test_a_killed_backup_run_is_marked_crashed_by_the_next_command(prefect_serve
         state = client.read_flow_run(run_id).state
     assert state.type.value == "CRASHED", state
     assert f"pid {proc.pid}" in state.message
+
+
+def test_a_reused_pid_is_not_taken_for_the_process_that_ran_the_run(tmp_path):
+    me = os.getpid()
+    assert _dead_process([f"backupflow-process:{me}:{process_start(me)}"]) is None
+    assert _dead_process([f"backupflow-process:{me}:1"]) == f"pid {me}"  # same pid, another start time
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    assert _dead_process([f"backupflow-process:{gone.pid}:0"]) == f"pid {gone.pid}"
+    assert _dead_process(["nightly"]) is None  # not a run of a backupflow process
