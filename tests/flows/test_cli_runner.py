@@ -325,6 +325,8 @@ def test_serve_runs_the_schedules_and_the_commands_and_stops_on_sigterm(own_runn
     env = cli_env(prefect_server, tmp_path)
     src = _tree(tmp_path / "src", 2, 100)
     repo = str(tmp_path / "repo")
+    run(["backup", str(src), "-r", repo], env, tmp_path).ok()
+    idle = runner_pid()  # an idle runner makes way for the serving one
     proc = subprocess.Popen([BACKUPFLOW, "serve", "--source", str(src), "--repo", repo], env=env, cwd=tmp_path,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
@@ -335,6 +337,7 @@ def test_serve_runs_the_schedules_and_the_commands_and_stops_on_sigterm(own_runn
             time.sleep(0.5)
         status = json.loads(run(["runner", "status", "--json"], env, tmp_path).ok().stdout)
         assert status["serving_schedules"] is True and status["runner_pid"] == proc.pid
+        assert idle and runner_client.wait_gone(idle)
         assert run(["backup", str(src), "-r", repo, "--json"], env, tmp_path).json()["files"] == 2
         assert runner_pid() == proc.pid, "commands go to the serving runner"
     finally:
