@@ -1,6 +1,6 @@
 """Deleting tasks: plan a forget, delete snapshot manifests, prune unneeded packs.
 
-Destructive tasks must never retry blindly (STYLE.md §3). These retry only transient storage
+Destructive tasks never retry blindly. These retry only transient storage
 errors (the one retry policy, tasks/retry.py), and a retry is safe because each step is
 idempotent: deleting an object that is already gone counts as done (NotFound is ignored),
 ``forget`` re-checks its plan against the repository before deleting anything, and ``prune``

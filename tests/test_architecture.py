@@ -1,4 +1,5 @@
-"""The layering rules of STYLE.md §1, checked by import-linter on every test run."""
+"""The layering rules (README, "Layout"; the import-linter contracts in pyproject.toml), checked
+by import-linter on every test run."""
 
 import subprocess
 import sys

@@ -16,10 +16,10 @@ the repository URL.
 - First contact: until the service has answered once (anything, even "not found"), each call
   is cut off after ``first_contact_seconds`` (fsspec's own call timeout) and the retry layer
   gives up after as long (:mod:`storage.backend.retry`). The SDKs retry a refused connection
-  for 4-80 s per call on their own, so a wrong endpoint or a network that is down used to take
-  two minutes to report; now it takes ``first_contact_seconds``. Once the service has answered,
-  failures are retried for the full budget: a blip in the middle of a long backup is
-  survived, a mistyped endpoint is reported while the person is still waiting.
+  for 4-80 s per call on their own, which would leave a wrong endpoint or a network that is
+  down unreported for minutes; the cut-off reports it within ``first_contact_seconds``. Once
+  the service has answered, failures are retried for the full budget: a blip in the middle of
+  a long backup is survived, a mistyped endpoint is reported while the person is still waiting.
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@
   pack already uploaded.
 - ``commit_snapshot`` writes the manifest, last. Before it, no snapshot exists.
 
-Chains (DESIGN.md): a full dedups only against itself; an incremental against its whole
+Chains (docs/FORMAT.md, "chains"): a full dedups only against itself; an incremental against its whole
 chain; a differential against its base full. Unclaimed packs of dead runs are adopted.
 """
 

@@ -1,7 +1,7 @@
 """Prune: delete the packs no snapshot needs, and the index entries that name them.
 
-What stays (DESIGN.md: cleanup never removes data a snapshot still references or a backup
-running at the same time may commit):
+What stays (docs/FORMAT.md, "write order and concurrency": cleanup never removes data a
+snapshot still references or a backup running at the same time may commit):
 
 - every pack a remaining snapshot claims (its manifest's ``packs``), and every pack holding a
   chunk that a remaining snapshot references and no claimed pack holds (a safety net for

@@ -92,8 +92,8 @@ class Snapshot:
         return self.tree
 
     def to_bytes(self) -> bytes:
-        # Not dataclasses.asdict: it deep-copies, which cost 1.4 s of a 2 s unchanged
-        # re-backup of 20,000 files when the tree was part of the manifest.
+        # Not dataclasses.asdict: it deep-copies every field (1.4 s for a tree of 20,000
+        # entries), and a manifest's fields are written as they are.
         doc = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in ("id", "tree")}
         return dump_json(doc)
 

@@ -1,7 +1,7 @@
 """Backups through the Repository front door: chain semantics, defaults, interrupted runs.
 
 A *full* stores every chunk it needs anew; an *incremental* only what its chain lacks; a
-*differential* only what its base full lacks (DESIGN.md). Restores of older snapshots give
+*differential* only what its base full lacks (docs/FORMAT.md, "chains"). Restores of older snapshots give
 back the tree exactly as it was then.
 """
 

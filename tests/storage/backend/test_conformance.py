@@ -1,4 +1,5 @@
-"""One conformance suite for the backend seam, run against every backend (STYLE.md §6).
+"""One conformance suite for the backend seam, run against every backend (the contracts in
+storage/backend/base.py).
 
 memory and local need nothing; S3, Azure and GCS run against moto_server, Azurite and
 fake-gcs-server started by tests/cloud_servers.py. Each test gets a fresh, empty repository
