@@ -11,14 +11,15 @@ from flows.runtime import current_flow_run_id, plain_flow
 from storage import BackupSummary
 from storage.backend import display_url
 from storage.errors import ChainGone
+from storage.snapshots import SnapshotType
 from tasks.audit_events import audited
 from tasks.backup import (
     abandon_backup, commit_snapshot, plan_backup, publish_backup_report, scan_workspace, upload_packs,
 )
 
 
-@plain_flow(name="backup", flow_run_name="backup {source}", validate_parameters=False)
-def backup_flow(source: str, repo: str, type: str | None = None, excludes: list[str] | None = None,
+@plain_flow(name="backup", flow_run_name="backup {source}", validate_parameters=False)  # see plain_flow
+def backup_flow(source: str, repo: str, type: SnapshotType | None = None, excludes: list[str] | None = None,
                 tags: list[str] | None = None, description: str = "", options: dict[str, Any] | None = None,
                 compression_level: int = 3, connections: int | None = None, pack_size_mib: int = 16) -> BackupSummary:
     """Back up ``source`` into the repository at ``repo`` (created if the location is empty).

@@ -20,7 +20,7 @@ from tasks.audit_events import audited
 from tasks.forget import forget_snapshots, plan_forget, prune_packs, publish_cleanup_report
 
 
-@plain_flow(name="forget", flow_run_name="forget {snapshots}", validate_parameters=False)
+@plain_flow(name="forget", flow_run_name="forget {snapshots}", validate_parameters=False)  # see plain_flow
 def forget_flow(snapshots: list[str], repo: str, prune: bool = False, chain: bool = False, dry_run: bool = False,
                 options: dict[str, Any] | None = None, requester: str | None = None) -> dict[str, Any]:
     """Forget ``snapshots`` (ids or unique prefixes) of ``repo``; with ``chain`` also every
@@ -56,7 +56,7 @@ def forget_flow(snapshots: list[str], repo: str, prune: bool = False, chain: boo
     return result
 
 
-@plain_flow(name="prune", flow_run_name="prune", validate_parameters=False)
+@plain_flow(name="prune", flow_run_name="prune", validate_parameters=False)  # see plain_flow
 def prune_flow(repo: str, dry_run: bool = False, options: dict[str, Any] | None = None,
                requester: str | None = None) -> dict[str, Any]:
     """Delete the packs of ``repo`` that no snapshot and no running backup needs."""

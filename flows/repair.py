@@ -18,7 +18,7 @@ from tasks.audit_events import audited
 from tasks.repair import plan_repair_snapshots, repair_index, repair_snapshots
 
 
-@plain_flow(name="repair-index", flow_run_name="repair index", validate_parameters=False)
+@plain_flow(name="repair-index", flow_run_name="repair index", validate_parameters=False)  # see plain_flow
 def repair_index_flow(repo: str, options: dict[str, Any] | None = None, requester: str | None = None) -> dict[str, Any]:
     """Re-index every pack no readable index object names; delete the damaged index objects."""
     options = options or {}
@@ -29,7 +29,7 @@ def repair_index_flow(repo: str, options: dict[str, Any] | None = None, requeste
     return {**result, "flow_run_id": current_flow_run_id()}
 
 
-@plain_flow(name="repair-snapshots", flow_run_name="repair snapshots", validate_parameters=False)
+@plain_flow(name="repair-snapshots", flow_run_name="repair snapshots", validate_parameters=False)  # see plain_flow
 def repair_snapshots_flow(repo: str, read_data: bool = False, dry_run: bool = False,
                           options: dict[str, Any] | None = None, requester: str | None = None) -> dict[str, Any]:
     """Write new snapshots without the files that are lost; remove unreadable snapshots."""

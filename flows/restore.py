@@ -16,7 +16,7 @@ from tasks.restore import plan_restore, write_files
 from tasks.verify import check_recorded_snapshots
 
 
-@plain_flow(name="restore", flow_run_name="restore {snapshot} to {target}", validate_parameters=False)
+@plain_flow(name="restore", flow_run_name="restore {snapshot} to {target}", validate_parameters=False)  # see plain_flow
 def restore_flow(snapshot: str, target: str, repo: str, include: list[str] | None = None,
                  options: dict[str, Any] | None = None, requester: str | None = None,
                  connections: int | None = None) -> dict[str, Any]:
@@ -33,8 +33,7 @@ def restore_flow(snapshot: str, target: str, repo: str, include: list[str] | Non
             "kind": "restore", "repo": display_url(repo), "snapshot": plan["snapshot"], "target": plan["target"],
             "requester": requester,
             "target_exists": plan["target_exists"], "target_empty": plan["target_empty"],
-            "preview": {"create": plan["create"], "overwrite": plan["overwrite"], "delete": plan["delete"],
-                        "bytes": plan["bytes"]},
+            "preview": {"create": plan["create"], "overwrite": plan["overwrite"], "bytes": plan["bytes"]},
         }, repo=repo, options=options)
         result = write_files(repo, options, plan["snapshot"], plan["target"], include, plan["files"],
                              plan["bytes"], connections)

@@ -66,7 +66,13 @@ class PlainDataFlow(Flow):
 
 def plain_flow(**options: Any):
     """``@prefect.flow(**options)`` for flows with plain-data parameters (:class:`PlainDataFlow`),
-    whose body's outcome is kept for :func:`body_outcome`."""
+    whose body's outcome is kept for :func:`body_outcome`.
+
+    Every flow here passes ``validate_parameters=False``: the engine checks each parameter
+    itself and answers a mistake with one sentence and its documented exit code
+    (storage/errors.py), where Prefect's validation would fail first with its own error for the
+    same input. The annotations still give the run form its fields and dropdowns (a
+    ``Literal`` becomes a choice): Prefect builds the form from the signature either way."""
     return lambda fn: PlainDataFlow(_recording(fn), **options)
 
 

@@ -10,7 +10,7 @@ from storage.errors import IntegrityError
 from tasks.verify import publish_verify_report, verify_repository
 
 
-@plain_flow(name="verify", flow_run_name="verify {repo}", validate_parameters=False)
+@plain_flow(name="verify", flow_run_name="verify {repo}", validate_parameters=False)  # see plain_flow
 def verify_flow(repo: str, read_data: bool = False, options: dict[str, Any] | None = None) -> dict[str, Any]:
     """Verify the repository at ``repo``; with ``read_data`` read back and hash every chunk.
 

@@ -10,27 +10,23 @@ from __future__ import annotations
 from typing import Any
 
 from prefect import task
-from prefect.cache_policies import NO_CACHE
 
 from storage import SnapshotRepairPlan
 from tasks.repo_access import open_repo
-from tasks.retry import RETRIES, RETRY_DELAYS, retry_transient
-
-_TASK = dict(retries=RETRIES, retry_delay_seconds=RETRY_DELAYS, retry_condition_fn=retry_transient,
-             cache_policy=NO_CACHE)
+from tasks.retry import TASK_OPTIONS
 
 
-@task(name="repair_index", **_TASK)
+@task(name="repair_index", **TASK_OPTIONS)
 def repair_index(repo: str, options: dict[str, Any]) -> dict[str, Any]:
     return open_repo(repo, options).repair_index().to_dict()
 
 
-@task(name="plan_repair_snapshots", **_TASK)
+@task(name="plan_repair_snapshots", **TASK_OPTIONS)
 def plan_repair_snapshots(repo: str, options: dict[str, Any], read_data: bool) -> dict[str, Any]:
     return open_repo(repo, options).plan_repair_snapshots(read_data).to_dict()
 
 
-@task(name="repair_snapshots", **_TASK)
+@task(name="repair_snapshots", **TASK_OPTIONS)
 def repair_snapshots(repo: str, options: dict[str, Any], plan: dict[str, Any]) -> dict[str, Any]:
     fields = {k: plan[k] for k in ("rewrite", "remove", "remaining", "read_data")}
     return open_repo(repo, options).repair_snapshots(SnapshotRepairPlan(**fields))

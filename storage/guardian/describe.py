@@ -28,6 +28,8 @@ def preview_lines(operation: dict[str, Any]) -> list[str]:
         preview = operation.get("preview") or {}
         for key, verb in (("create", "created"), ("overwrite", "overwritten"), ("delete", "deleted")):
             paths = list(preview.get(key) or [])
+            if key == "delete" and not paths:
+                continue  # only an operation that deletes files lists them (a restore never does)
             names = f": {_names(paths)}" if paths else ""
             out.append(f"- {len(paths)} file{'s' if len(paths) != 1 else ''} {verb}{names}")
         out.append(f"- {human_bytes(preview.get('bytes') or 0)} to write")

@@ -44,8 +44,7 @@ class RestorePlan:
     snapshot: str
     target: str
     create: list[str] = field(default_factory=list)
-    overwrite: list[str] = field(default_factory=list)
-    delete: list[str] = field(default_factory=list)
+    overwrite: list[str] = field(default_factory=list)  # a restore adds and overwrites, never deletes
     bytes: int = 0
     files: int = 0
     target_exists: bool = False
