@@ -10,7 +10,7 @@ import typer
 
 from flows.cli.app import app
 from flows.cli.common import CONFIG_OPTION, JSON_OPTION, OPTION_OPTION, emit_json, fail, run_guarded, use_config
-from flows.cli.context import repo_context
+from flows.cli.context import repo_context, with_secret_block
 from storage.audit import Anchor, AuditLog, cross_check, mirror_anchors
 from storage.backend import open_backend
 from storage.config import Settings, load_settings
@@ -64,7 +64,8 @@ def _anchors(log: AuditLog, settings: Settings, repo: str | None, option: list[s
         anchors += found
         checked.append(f"{len(found)} in the Prefect server")
     if repo or os.environ.get("BACKUPFLOW_REPO") or settings.backup.repository:
-        backend = open_backend(*repo_context(repo, option, config)[:2])
+        url, opts, _ = repo_context(repo, option, config)
+        backend = open_backend(url, with_secret_block(opts))
         try:
             found = mirror_anchors(backend, log.log_id)
         finally:

@@ -51,12 +51,17 @@ def repo_context(repo: str | None, option: list[str] | None, config: str | None,
     return url, opts, settings
 
 
-def open_repository(repo, option, config) -> Repository:
-    url, opts, _ = repo_context(repo, option, config)
+def with_secret_block(opts: dict[str, Any]) -> dict[str, Any]:
+    """``opts`` with the Prefect Secret block it names (if any) read into it."""
     if "secret_block" in opts:
         # Only then is Prefect loaded: reading the block needs its client.
         opts = importlib.import_module("tasks.repo_access").resolve_secret_block(opts)
-    return Repository.open(url, opts)
+    return opts
+
+
+def open_repository(repo, option, config) -> Repository:
+    url, opts, _ = repo_context(repo, option, config)
+    return Repository.open(url, with_secret_block(opts))
 
 
 def load_flows():
