@@ -17,13 +17,6 @@ class Risk(str, Enum):
     HIGH = "high"
     CRITICAL = "critical"
 
-    @property
-    def rank(self) -> int:
-        return _ORDER.index(self)
-
-
-_ORDER = [Risk.LOW, Risk.MEDIUM, Risk.HIGH, Risk.CRITICAL]
-
 
 @dataclass(frozen=True)
 class Assessment:

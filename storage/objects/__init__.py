@@ -8,8 +8,9 @@ Vocabulary:
 - *index*: objects that map chunk id -> (pack, offset, length, raw length, flags), written
   after the packs they describe.
 
-Invariants: a pack is uploaded before any index names it; an index is written before any
-snapshot relies on it; every object's name is the hash of its content.
+Invariants (stated in docs/FORMAT.md): the write order packs -> index -> tree -> manifest
+("write order and concurrency"), and objects named by the hash of their content (the table at
+its top). This package keeps the first two links of that order.
 """
 
 from storage.objects.blob import EMPTY_SHA256, read_blob

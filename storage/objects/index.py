@@ -120,16 +120,6 @@ class Index:
             return []
         return cur if isinstance(cur, list) else [cur]
 
-    def lookup(self, cid: str, prefer_packs: set[str] | None = None) -> BlobLocation:
-        locs = self.locations(cid)
-        if not locs:
-            raise NotFound(f"chunk {cid[:12]} is not in the index")
-        if prefer_packs:
-            for loc in locs:
-                if loc.pack in prefer_packs:
-                    return loc
-        return locs[0]
-
     def pack_size(self, pack_id: str) -> int:
         return self._pack_bytes.get(pack_id, 0)
 

@@ -7,8 +7,8 @@ packs of a dead run instead of uploading them again.
 *repair* — rebuild the index from pack headers, or rewrite snapshots without what is lost;
 *forget* — delete snapshot manifests (never one a remaining snapshot needs); *prune* — delete
 the packs no remaining snapshot and no live run needs, under an exclusive prune lease.
-Invariant: write order is packs, then index, then the snapshot manifest, so every state of
-the repository is readable and an interrupted backup leaves no snapshot.
+Invariants: the write order, what forget and prune may delete, and the lease handshake are
+stated in docs/FORMAT.md ("write order and concurrency", "leases"); this package carries them out.
 """
 
 from storage.repository.backup import BackupPlan, StoreResult

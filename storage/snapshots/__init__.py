@@ -10,8 +10,9 @@ Vocabulary:
   (names.py), stored as JSON ``\\udcXX`` escapes.
 - *chain*: a full snapshot and everything that depends on it; its id is the full's run id.
 
-Invariant: a snapshot exists exactly when its manifest object exists; its name is the sha256
-of its JSON, so a manifest proves its own integrity.
+Invariants: a snapshot exists exactly when its manifest does, and a manifest and a tree are
+named by the hash of their JSON (docs/FORMAT.md, "snapshot manifest" and "write order and
+concurrency").
 """
 
 from storage.snapshots.manifest import SNAPSHOT_TYPES, Snapshot, SnapshotStore, SnapshotType, TreeEntry

@@ -44,7 +44,7 @@ def test_flipped_byte_is_caught_by_read_data_and_names_snapshot_and_file(repo_tw
     pack = target.packs[0]
     # flip one byte inside the blob of one-a.bin
     cid = next(e for e in target.tree if e["path"] == "sub/one-a.bin")["chunks"][0]
-    loc = repo.index.lookup(cid, {pack})
+    loc = next(loc for loc in repo.index.locations(cid) if loc.pack == pack)
     path = root / pack_name(pack)
     data = bytearray(path.read_bytes())
     data[loc.offset + loc.length // 2] ^= 0xFF
@@ -88,7 +88,7 @@ def test_verify_names_exactly_the_files_restore_cannot_give_back(repo_two_snapsh
         unrestorable += list(result.not_restored)
     assert report.damaged_files[sids["two"]] == unrestorable, (
         "verify and restore disagree about which files survive a lost pack: restore looks each chunk up "
-        "in its own chain's packs first (Index.lookup(cid, chain_packs)) and fails when that pack is gone, "
+        "in its own chain's packs first (ChunkLocator) and fails when that pack is gone, "
         "while verify counts a chunk as safe when any other chain still holds a copy")
 
 
