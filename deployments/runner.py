@@ -55,12 +55,14 @@ class State:
     exit_code: int = 0
 
     def status(self) -> dict:
+        # the recorded one: a command may have restarted the server the runner started
+        server = (local_server.recorded(self.data) or self.server) if self.server else None
         return {"type": "status", "runner_pid": os.getppid(), "version": self.version,
                 "started": self.started, "serving_schedules": self.serving,
                 "commands_running": sum(1 for what in self.children.values() if what == "connection"),
                 "idle_minutes": self.idle_seconds / 60,
-                "prefect_api_url": self.server.api_url if self.server else os.environ.get("PREFECT_API_URL"),
-                "ui_url": self.server.ui_url if self.server else None}
+                "prefect_api_url": server.api_url if server else os.environ.get("PREFECT_API_URL"),
+                "ui_url": server.ui_url if server else None}
 
 
 def peer_credentials(conn: socket.socket) -> tuple[int, int, int]:

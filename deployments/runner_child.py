@@ -122,10 +122,12 @@ def _take_environment(env: dict[str, str], state) -> str | None:
         os.environ.setdefault(key, value)
     announce = None
     if not os.environ.get("PREFECT_API_URL"):
-        server = state.server or local_server.ensure(state.data)
+        server = state.server
+        if server is None or not local_server.answers(server.api_url):  # none yet, or it died: (re)start
+            server = local_server.ensure(state.data)
         os.environ.update(server.env())
         LOCAL.ask_at_terminal = True
-        if server.started_now and (state.server is None or state.connections == 0):
+        if server.started_now and (server is not state.server or state.connections == 0):
             announce = (f"backupflow: started a local Prefect server for your runs; its UI is at {server.ui_url} "
                         "(`backupflow runner stop` stops it).")
     if {k: v for k, v in os.environ.items() if k.startswith("PREFECT_")} != _IMPORT_PREFECT_ENV:

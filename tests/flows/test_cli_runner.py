@@ -304,8 +304,18 @@ def test_without_a_prefect_server_the_runner_starts_one_and_says_where_its_ui_is
     assert "local Prefect server" not in second.stderr, "the UI address is said once"
     status = json.loads(run(["runner", "status", "--json"], env, tmp_path).ok().stdout)
     assert status["ui_url"] in said[0]
-    server = json.loads((tmp_path / "data" / "backupflow" / "prefect" / "server.json").read_text())
+    record = tmp_path / "data" / "backupflow" / "prefect" / "server.json"
+    server = json.loads(record.read_text())
     assert psutil.pid_exists(server["pid"])
+
+    # the server dies: the next command starts another and says where it is
+    os.kill(server["pid"], signal.SIGKILL)
+    assert runner_client.wait_gone(server["pid"])
+    third = run(["backup", str(src), "-r", str(tmp_path / "repo")], env, tmp_path, timeout=400).ok()
+    assert "started a local Prefect server" in third.stderr, third.stderr
+    server = json.loads(record.read_text())
+    status = json.loads(run(["runner", "status", "--json"], env, tmp_path).ok().stdout)
+    assert status["ui_url"] == server["ui_url"] and status["ui_url"] in third.stderr
     stopped = run(["runner", "stop"], env, tmp_path).ok()
     assert "Stopped the backupflow runner" in stopped.stdout
     assert runner_client.wait_gone(server["pid"]), "runner stop should stop the local Prefect server too"
