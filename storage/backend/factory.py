@@ -6,8 +6,10 @@ Wrappers are composed here and only here, so every caller gets the same stack.
 from __future__ import annotations
 
 import difflib
+import hashlib
 import importlib
 import inspect
+import json
 import os
 from typing import Any, Callable
 from urllib.parse import urlsplit
@@ -189,8 +191,19 @@ def open_backend(
     if up or down:
         backend = LimitedBackend(backend, up, down)
     if retry_seconds > 0:
-        backend = RetryBackend(backend, max_seconds=retry_seconds)
+        backend = RetryBackend(backend, max_seconds=retry_seconds, endpoint_key=_endpoint_key(url, options))
     return backend
+
+
+# The environment that can move a cloud URL to another endpoint or account.
+_ENDPOINT_ENV = ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "STORAGE_EMULATOR_HOST", "AZURE_STORAGE_CONNECTION_STRING",
+                 "AZURE_STORAGE_ACCOUNT_NAME")
+
+
+def _endpoint_key(url: str, options: dict[str, Any] | None) -> str:
+    """The URL plus a hash of what else says where it is (options may hold credentials)."""
+    where = json.dumps([options or {}, [os.environ.get(k) for k in _ENDPOINT_ENV]], sort_keys=True, default=str)
+    return f"{url}#{hashlib.sha256(where.encode()).hexdigest()[:16]}"
 
 
 def ensure_container(url: str, options: dict[str, Any] | None = None) -> bool:

@@ -16,11 +16,21 @@ from storage.errors import BackupError, Unreachable, is_retryable, no_answer
 
 log = logging.getLogger("backupflow.backend")
 T = TypeVar("T")
+# Storage that gave no answer within its first-contact time, by endpoint: (when, the sentence). A
+# command opens one repository several times (the audit mirror, then each task); each would
+# wait the whole first-contact time again, so a backup to a dead endpoint said "within 20 s"
+# after 67 s. Within a minute of the first verdict, later first contacts give it at once.
+UNREACHABLE: dict[str, tuple[float, str]] = {}
+UNREACHABLE_MEMORY_SECONDS = 60.0
 
 
 class RetryBackend:
-    def __init__(self, inner: Backend, max_seconds: float = 120.0, base_delay: float = 0.2, max_delay: float = 10.0):
+    def __init__(self, inner: Backend, max_seconds: float = 120.0, base_delay: float = 0.2, max_delay: float = 10.0,
+                 endpoint_key: str | None = None):
         self.inner = inner
+        # What names the endpoint for UNREACHABLE: the URL and how it was opened (the factory
+        # hashes the options and the endpoint environment into it).
+        self.endpoint_key = endpoint_key or inner.url
         self.url = inner.url
         self.max_seconds = max_seconds
         self.base_delay = base_delay
@@ -50,6 +60,9 @@ class RetryBackend:
 
     def _call(self, what: str, fn: Callable[[], T]) -> T:
         started = time.monotonic()
+        known = UNREACHABLE.get(self.endpoint_key)
+        if known and not self._answered() and started - known[0] < UNREACHABLE_MEMORY_SECONDS:
+            raise Unreachable(known[1])
         attempt = 0
         why = "no reply"
         while True:
@@ -66,7 +79,9 @@ class RetryBackend:
                 budget = self._budget()
                 if time.monotonic() + delay > started + budget:
                     if not self._answered():
-                        raise Unreachable(no_answer(display_url(self.url), budget, why)) from exc
+                        sentence = no_answer(display_url(self.url), budget, why)
+                        UNREACHABLE[self.endpoint_key] = (time.monotonic(), sentence)
+                        raise Unreachable(sentence) from exc
                     raise
                 log.warning("%s failed (%s); retry %d in %.1fs", what, exc, attempt, delay)
                 time.sleep(delay)

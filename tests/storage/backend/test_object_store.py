@@ -226,3 +226,17 @@ def test_azure_5xx_and_throttling_are_transient():
 def test_gcs_error_classes(status, expected):
     assert type(gcs_error_map(HttpError({"code": status, "message": "m"}), "x in gs://b/r")) is expected
     assert isinstance(gcs_error_map(OSError("Forbidden: b/o\nno access"), "x in gs://b/r"), PermanentError)
+
+
+def test_a_second_first_contact_with_a_dead_endpoint_gives_the_verdict_at_once():
+    # A backup opens its repository several times (the audit mirror, then each task): each used
+    # to wait the whole first-contact time again, so "within 20 s" came after a minute.
+    url, options = _nobody_listening("gs")
+    opts = {**options, "first_contact_seconds": "2"}
+    with pytest.raises(Unreachable) as first:
+        open_backend(url, opts).load("config")
+    started = time.monotonic()
+    with pytest.raises(Unreachable) as again:
+        open_backend(url, opts).load("config")
+    assert time.monotonic() - started < 1.5
+    assert again.value.message == first.value.message
