@@ -67,10 +67,19 @@ def reject(run_id: str = typer.Argument(..., help="The paused flow run (see `bac
     _report(_answer(False, run_id, as_, reason, key, config), as_json)
 
 
+def _crash_dead_runs() -> None:
+    """A run whose backupflow process died waits for nobody: mark it Crashed, not pending."""
+    try:
+        importlib.import_module("flows.crashed_runs").mark_crashed_runs()
+    except Exception:  # housekeeping only; pending itself reports a server that does not answer
+        pass
+
+
 @app.command()
 def pending(as_json: bool = JSON_OPTION, config: str = CONFIG_OPTION) -> None:
     """List the runs waiting for an approval decision."""
     use_config(config)
+    _crash_dead_runs()
     runs = run_guarded(get_guardian().pending)
     if as_json:
         emit_json({"pending": runs})

@@ -193,3 +193,27 @@ def test_a_reused_pid_is_not_taken_for_the_process_that_ran_the_run(tmp_path):
     gone.wait()
     assert _dead_process([f"backupflow-process:{gone.pid}:0"]) == f"pid {gone.pid}"
     assert _dead_process(["nightly"]) is None  # not a run of a backupflow process
+
+
+def test_a_restore_killed_while_waiting_for_approval_is_crashed_not_pending(prefect_server, tmp_path):
+    src = _source(tmp_path / "src", 8)
+    repo = tmp_path / "repo"
+    env = cli_env(prefect_server, tmp_path)
+    run(["backup", str(src), "-r", str(repo), "--no-runner"], env, tmp_path).ok()
+    target = tmp_path / "target"
+    target.mkdir()
+    (target / "note.txt").write_text("mine\n")
+    proc = start(["restore", "latest", str(target), "-r", str(repo), "--no-runner"], env, tmp_path)
+    seen: list[str] = []
+    while not any("Waiting for approval" in line for line in seen):
+        line = proc.stderr.readline()
+        assert line, "".join(seen)
+        seen.append(line)
+    run_id = next(line.split()[-1] for line in seen if "Waiting for approval of flow run" in line)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    listed = json.loads(run(["pending", "--json"], env, tmp_path).ok().stdout)["pending"]
+    assert run_id not in [r["run_id"] for r in listed]
+    with get_client(sync_client=True) as client:
+        assert client.read_flow_run(run_id).state.type.value == "CRASHED"
+    assert (target / "note.txt").read_text() == "mine\n"
