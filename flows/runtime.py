@@ -22,7 +22,7 @@ from prefect.runtime import flow_run
 
 from storage.backend import refuse_option_credentials, refuse_url_credentials
 from storage.snapshots import require_text
-from tasks.repo_access import register_secret_options, split_secret_options
+from tasks.repo_access import register_secret_options, run_scope, split_secret_options
 
 
 class PlainDataFlow(Flow):
@@ -34,9 +34,14 @@ class PlainDataFlow(Flow):
     Called from Python, it first keeps credentials out of what the run records (its name,
     parameters, logs, audit events): a URL parameter carrying a credential is refused, and
     secret ``options`` are registered for the run's repository in this process instead of
-    travelling as parameters (:mod:`tasks.repo_access`)."""
+    travelling as parameters (:mod:`tasks.repo_access`). Its tasks share the repositories they
+    open (:func:`tasks.repo_access.run_scope`)."""
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        with run_scope():
+            return self._call(*args, **kwargs)
+
+    def _call(self, *args: Any, **kwargs: Any) -> Any:
         bound = inspect.signature(self.fn).bind_partial(*args, **{k: v for k, v in kwargs.items()
                                                                   if k not in ("return_state", "wait_for")})
         for name, value in bound.arguments.items():

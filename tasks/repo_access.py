@@ -7,9 +7,11 @@ they come from the cloud's standard environment variables or a Prefect Secret bl
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import json
 import threading
-from typing import Any
+from typing import Any, Iterator
 
 from prefect.blocks.system import Secret
 
@@ -57,5 +59,35 @@ def full_options(url: str, options: dict[str, Any] | None = None) -> dict[str, A
     return resolve_secret_block(merged)
 
 
+# Repositories opened by the tasks of the current flow run (see :func:`run_scope`).
+_RUN_REPOS: contextvars.ContextVar[dict[str, Repository] | None] = contextvars.ContextVar("_RUN_REPOS", default=None)
+
+
+@contextlib.contextmanager
+def run_scope() -> Iterator[None]:
+    """While a flow runs in this process, its tasks (called one after another) share one
+    opened repository per URL and options, closed when the flow returns: opening a cloud store
+    means new connections and a first request. Each task still reads the repository's state
+    afresh (:meth:`Repository.refresh`): it may change between tasks, an approval can wait
+    hours, and a retried task must not see what a failed attempt left in memory."""
+    token = _RUN_REPOS.set({})
+    try:
+        yield
+    finally:
+        opened = _RUN_REPOS.get() or {}
+        _RUN_REPOS.reset(token)
+        for repo in opened.values():
+            repo.close()
+
+
 def open_repo(url: str, options: dict[str, Any] | None = None, create: bool = False, **init_args) -> Repository:
-    return Repository.open(url, full_options(url, options), create=create, **init_args)
+    opened = _RUN_REPOS.get()
+    key = url + "\n" + json.dumps(options or {}, sort_keys=True, default=str)
+    if opened is not None and key in opened:
+        repo = opened[key]
+        repo.refresh()
+        return repo
+    repo = Repository.open(url, full_options(url, options), create=create, **init_args)
+    if opened is not None:
+        opened[key] = repo
+    return repo
