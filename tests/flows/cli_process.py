@@ -62,7 +62,7 @@ def run(args: list[str], env: dict[str, str], cwd: Path, timeout: float = 180) -
     return Result(args, proc.returncode, proc.stdout, proc.stderr)
 
 
-def wait_for_approval(proc: subprocess.Popen, what: str, timeout: float = 90) -> tuple[str, list[str]]:
+def wait_for_approval(proc: subprocess.Popen, what: str, timeout: float = 300) -> tuple[str, list[str]]:
     """Read the command's stderr until it says which flow run waits for approval."""
     seen: list[str] = []
     deadline = time.monotonic() + timeout

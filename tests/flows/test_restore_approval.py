@@ -23,7 +23,7 @@ BACKUPFLOW = str(Path(sys.executable).with_name("backupflow"))
 @pytest.fixture
 def setup(prefect_server, tmp_path, monkeypatch):
     cfg = tmp_path / "config.toml"
-    cfg.write_text(f'[guardian]\ntimeout_seconds = 60\n[audit]\naudit_path = {json.dumps(str(tmp_path / "audit"))}\n')
+    cfg.write_text(f'[guardian]\ntimeout_seconds = 600\n[audit]\naudit_path = {json.dumps(str(tmp_path / "audit"))}\n')
     src = tmp_path / "src"
     (src / "docs").mkdir(parents=True)
     (src / "notes.md").write_text("version one\n")
@@ -57,7 +57,7 @@ def test_restore_over_existing_files_waits_and_completes_once_approved(setup):
     assert (target / "notes.md").read_text() == "unsaved edits\n"
     ok = answer(env, "approve", run_id, "--as", "bob", "--reason", "roll back notes")
     assert ok.returncode == 0, ok.stderr
-    out, err = proc.communicate(timeout=60)
+    out, err = proc.communicate(timeout=300)
     assert proc.returncode == 0, err
     assert "restored" in out
     assert (target / "notes.md").read_text() == "version one\n"
@@ -71,7 +71,7 @@ def test_rejected_restore_exits_non_zero_and_leaves_the_target_untouched(setup):
     proc, run_id, _ = start_restore(env, target)
     no = answer(env, "reject", run_id, "--as", "bob", "--reason", "keep my edits")
     assert no.returncode == 0, no.stderr
-    out, err = proc.communicate(timeout=60)
+    out, err = proc.communicate(timeout=300)
     assert proc.returncode == 11
     assert "rejected by bob: keep my edits" in err and "Traceback" not in err
     assert (target / "notes.md").read_text() == "unsaved edits\n"

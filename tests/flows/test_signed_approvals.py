@@ -29,7 +29,7 @@ BACKUPFLOW = str(Path(sys.executable).with_name("backupflow"))
 def _workspace(tmp_path: Path, guardian: dict, server_env: dict[str, str]) -> tuple[dict, Path, Path]:
     """A repository with one snapshot, a target whose file a restore would overwrite (high
     risk), and the CLI's environment with ``guardian`` as the policy."""
-    lines = ["[guardian]", "timeout_seconds = 90"] + [f"{k} = {toml_value(v)}" for k, v in guardian.items()]
+    lines = ["[guardian]", "timeout_seconds = 600"] + [f"{k} = {toml_value(v)}" for k, v in guardian.items()]
     lines += ["[audit]", f"audit_path = {json.dumps(str(tmp_path / 'audit'))}"]
     cfg = tmp_path / "config.toml"
     cfg.write_text("\n".join(lines) + "\n")
