@@ -18,6 +18,8 @@ import sys
 from pathlib import Path
 
 from prefect.context import refresh_global_settings_context
+from prefect.events.worker import EventsWorker
+from prefect.logging.handlers import APILogWorker
 
 from deployments import local_server
 from flows import backup_flow, restore_flow, verify_flow
@@ -92,6 +94,10 @@ def main() -> int:
     if server is not None:
         print(f"The runs and their backup reports are in the Prefect UI at {server.ui_url}/runs")
     if server is not None and server.started_now and os.environ.get("BACKUPFLOW_QUICKSTART_SERVE") != "1":
+        # The runs' last logs and events reach the server before it stops; sent after, Prefect
+        # printed "--- Error logging to API ---" under the summary.
+        EventsWorker.drain_all(timeout=10)
+        APILogWorker.drain_all(timeout=10)
         local_server.stop(data_dir())
         print("(stopped again: `.venv/bin/backupflow serve --source data/sample-workspace --repo data/repository` "
               "serves the schedules and this UI)")

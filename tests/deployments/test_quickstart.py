@@ -19,5 +19,6 @@ def test_quickstart_without_a_terminal_runs_the_sample_on_a_local_server_and_end
     ui = re.search(r"Prefect UI at (http://127\.0\.0\.1:\d+)/runs", out.stdout)
     assert ui, out.stdout
     assert "stopped again" in out.stdout
+    assert "Error logging to API" not in out.stdout + out.stderr, "logs sent after the server stopped"
     assert not (tmp_path / "state" / "prefect" / "server.json").exists(), "the demo's server should be stopped"
     assert (tmp_path / "state" / "prefect" / "prefect.db").exists(), "its runs stay in its database"
