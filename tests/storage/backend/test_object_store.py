@@ -44,7 +44,7 @@ def test_missing_bucket_fails_at_once_naming_it(kind, request):
         started = time.monotonic()
         with pytest.raises(PermanentError) as info:
             call()
-        assert time.monotonic() - started < 5
+        assert time.monotonic() - started < 20  # not retried: the retry budget is 60 s
         msg = info.value.message
         assert dest.bucket in msg and "does not exist" in msg and "backupflow init" in msg
         assert one_sentence(msg), msg
@@ -75,7 +75,7 @@ def test_s3_bad_credentials_fail_at_once_without_leaking_the_secret(s3_auth_serv
         started = time.monotonic()
         with pytest.raises(PermanentError) as info:
             call()
-        assert time.monotonic() - started < 5
+        assert time.monotonic() - started < 20  # not retried: the retry budget is 60 s
         msg = info.value.message
         assert "s3://backups/repo" in msg and "403" in msg and "AWS_ACCESS_KEY_ID" in msg
         assert "wrong-secret-value" not in msg and one_sentence(msg), msg
@@ -91,7 +91,7 @@ def test_azure_bad_account_key_fails_at_once_without_leaking_it(azure_server):
         started = time.monotonic()
         with pytest.raises(PermanentError) as info:
             call()
-        assert time.monotonic() - started < 5
+        assert time.monotonic() - started < 20  # not retried: the retry budget is 60 s
         msg = info.value.message
         assert dest.url in msg and "403" in msg and "AZURE_STORAGE_CONNECTION_STRING" in msg
         assert wrong_key not in msg and one_sentence(msg), msg
@@ -240,11 +240,13 @@ def test_a_second_first_contact_with_a_dead_endpoint_gives_the_verdict_at_once()
     # A backup opens its repository several times (the audit mirror, then each task): each used
     # to wait the whole first-contact time again, so "within 20 s" came after a minute.
     url, options = _nobody_listening("gs")
-    opts = {**options, "first_contact_seconds": "2"}
+    # 8 s, and the verdict within half of it: opening a backend took over a second on a loaded
+    # machine, so "under 1.5 s of a 2 s time" failed without anything waiting.
+    opts = {**options, "first_contact_seconds": "8"}
     with pytest.raises(Unreachable) as first:
         open_backend(url, opts).load("config")
     started = time.monotonic()
     with pytest.raises(Unreachable) as again:
         open_backend(url, opts).load("config")
-    assert time.monotonic() - started < 1.5
+    assert time.monotonic() - started < 4
     assert again.value.message == first.value.message
