@@ -202,6 +202,11 @@ def store_files(repo: Repository, plan: BackupPlan, scan: ScanResult, progress: 
         # One reader per core: hashing, chunking and compressing release the GIL, and a third
         # thread bought no speed on 2 cores but cost 15 MiB (benchmark workspace).
         saver.save_all(scan.entries, scan.to_read, workers or os.cpu_count() or 2)
+    except BaseException:
+        # Interrupted (Ctrl-C) or failed: reader threads may still be adding to the open pack,
+        # so shipping it now races with them (its file moved away under a writer). Drop it.
+        packer.broken = True
+        raise
     finally:
         packer.finish()
     entries = _without_dropped(scan.entries, saver)
