@@ -32,6 +32,8 @@ class Measurement:
     returncode: int
     stdout: str = ""
     stderr: str = ""
+    runner_cpu_s: float | None = None  # with a probe: the resident runner's share (bench/runner_cli.py)
+    runner_growth: int | None = None  # bytes, already added to peak_rss
 
 
 class CommandFailed(RuntimeError):
@@ -49,12 +51,14 @@ def _hwm(pid: int) -> int:
     return 0
 
 
-def _sample_tree(pid: int, stop: threading.Event, peak: list[int]) -> None:
+def _sample_tree(pid: int, stop: threading.Event, peak: list[int], probe=None) -> None:
     try:
         root = psutil.Process(pid)
     except psutil.NoSuchProcess:
         return
     while not stop.is_set():
+        if probe is not None:
+            probe.sample()
         total = 0
         try:
             procs = [root, *root.children(recursive=True)]
@@ -73,13 +77,17 @@ def _sample_tree(pid: int, stop: threading.Event, peak: list[int]) -> None:
 
 
 def run(cmd: list[str], env: dict[str, str] | None = None, cwd: str | os.PathLike | None = None,
-        check: bool = True) -> Measurement:
-    """Run `cmd` to completion; time it and record its peak memory."""
+        check: bool = True, probe=None) -> Measurement:
+    """Run `cmd` to completion; time it and record its peak memory. With a ``probe`` (a
+    bench.runner_cli.RunnerProbe), the resident runner's CPU time and memory growth for the
+    command are recorded too, and the growth is added to the peak."""
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        if probe is not None:
+            probe.begin()
         start = time.perf_counter()
         proc = subprocess.Popen(cmd, env=env, cwd=cwd, stdout=out, stderr=err, stdin=subprocess.DEVNULL)
         stop, peak = threading.Event(), [0]
-        sampler = threading.Thread(target=_sample_tree, args=(proc.pid, stop, peak), daemon=True)
+        sampler = threading.Thread(target=_sample_tree, args=(proc.pid, stop, peak, probe), daemon=True)
         sampler.start()
         _, status, _ = os.wait4(proc.pid, 0)
         wall = time.perf_counter() - start
@@ -90,6 +98,9 @@ def run(cmd: list[str], env: dict[str, str] | None = None, cwd: str | os.PathLik
         err.seek(0)
         m = Measurement(wall, peak[0], proc.returncode,
                         out.read().decode(errors="replace"), err.read().decode(errors="replace"))
+        if probe is not None:
+            m.runner_cpu_s, m.runner_growth = probe.end()
+            m.peak_rss += m.runner_growth
     if check and m.returncode != 0:
         raise CommandFailed(f"{' '.join(map(str, cmd))} exited {m.returncode}:\n{m.stderr[-3000:]}{m.stdout[-1000:]}")
     return m
