@@ -44,7 +44,7 @@ def repair_snapshots_flow(repo: str, read_data: bool = False, dry_run: bool = Fa
         request_approval({
             "kind": "delete", "repo": where, "snapshots": plan["snapshots"], "requester": requester,
             "last_snapshot": plan["remaining"] == 0, "full_with_dependants": False, "bytes_freed": 0,
-        })
+        }, repo=repo, options=options)
         done = repair_snapshots(repo, options, plan)
         trail.details.update(removed=done["removed"], replaced=done["replaced"])
     return {**plan, **done, "dry_run": False, "flow_run_id": current_flow_run_id()}
