@@ -9,6 +9,7 @@ import json
 import os
 import random
 import re
+import shutil
 import signal
 import socket
 import struct
@@ -31,12 +32,15 @@ from tests.flows.cli_process import BACKUPFLOW, cli_env, run, start
 @pytest.fixture
 def own_runner(monkeypatch, tmp_path):
     """A runtime and data folder of this test's own; the runner in it is stopped afterwards."""
-    monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path / "run"))
+    # a short folder: a Unix socket's path may not exceed 107 bytes, and pytest's can be long
+    runtime = tempfile.mkdtemp(prefix="bfr-")
+    monkeypatch.setenv("XDG_RUNTIME_DIR", runtime)
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
     yield tmp_path
     reply = runner_client.control("stop")
     if reply and isinstance(reply.get("runner_pid"), int):
         assert runner_client.wait_gone(reply["runner_pid"]), "the runner did not stop"
+    shutil.rmtree(runtime, ignore_errors=True)
 
 
 def runner_pid() -> int | None:
