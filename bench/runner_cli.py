@@ -15,8 +15,10 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -89,10 +91,12 @@ class BackupflowCLI(Tool):
         self.api_url = api_url  # None: the runner starts its local Prefect server, as for a new user
         self.cli = str(Path(sys.executable).with_name("backupflow"))
         self.probe: RunnerProbe | None = None
+        # short: a Unix socket's path may not exceed 107 bytes, and work folders can be deep
+        self.runtime = Path(tempfile.mkdtemp(prefix="bf-runner-"))
 
     def env(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("BACKUPFLOW_", "PREFECT_API_URL"))}
-        env.update(BACKUPFLOW_RUNTIME_DIR=str(self.scratch / "run"), BACKUPFLOW_DATA_DIR=str(self.scratch / "data"),
+        env.update(BACKUPFLOW_RUNTIME_DIR=str(self.runtime), BACKUPFLOW_DATA_DIR=str(self.scratch / "data"),
                    BACKUPFLOW_RUNNER_IDLE_MINUTES="0")
         if self.api_url:
             env["PREFECT_API_URL"] = self.api_url
@@ -112,12 +116,13 @@ class BackupflowCLI(Tool):
         (warm / "f").write_text("warm\n")
         subprocess.run([self.cli, "backup", str(warm), "--repo", str(self.scratch / "warm-repo")], env=self.env(),
                        cwd=self.scratch, check=True, capture_output=True, timeout=600)
-        pid_file = next((self.scratch / "run").glob("runner-*.pid"))
+        pid_file = next(self.runtime.glob("runner-*.pid"))
         self.probe = RunnerProbe(json.loads(pid_file.read_text())["pid"])
 
     def stop(self) -> None:
         subprocess.run([self.cli, "runner", "stop"], env=self.env(), cwd=self.scratch, capture_output=True, timeout=300)
         self.probe = None
+        shutil.rmtree(self.runtime, ignore_errors=True)
 
     def _cmd(self, *args: str) -> tuple[list[str], Path | None]:
         return [self.cli, *args], self.scratch  # the scratch folder: no config/config.toml there
