@@ -18,8 +18,9 @@ for _k, _v in QUIET_ENV.items():
     os.environ.setdefault(_k, _v)
 # The CLI runs of the suite go through a resident runner, as users' do: one for the session, in
 # folders of its own (never the user's runner or local Prefect server), stopped at the end.
-_RUNNER_HOME = tempfile.mkdtemp(prefix="backupflow-test-runner-")
-os.environ["XDG_RUNTIME_DIR"] = os.path.join(_RUNNER_HOME, "run")
+# (short, under /tmp: a Unix socket's path may not exceed 107 bytes)
+_RUNNER_HOME = tempfile.mkdtemp(prefix="bft-", dir="/tmp" if os.path.isdir("/tmp") else None)
+os.environ["XDG_RUNTIME_DIR"] = os.path.join(_RUNNER_HOME, "r")
 os.environ["XDG_DATA_HOME"] = os.path.join(_RUNNER_HOME, "data")
 os.environ.setdefault("BACKUPFLOW_RUNNER_IDLE_MINUTES", "5")  # gone soon after a session that was killed
 os.environ.setdefault("GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT", "false")
