@@ -7,8 +7,10 @@ Each step is the short-lived client plus the work the runner does for it in a fo
 a step's figures count both (issue 12): the runner's CPU time (its own and its reaped
 children's, from /proc/PID/stat) and its memory growth (its VmHWM reset with
 ``/proc/PID/clear_refs`` = 5 before the step, and the high-water mark of each child it forks,
-both less its resident size before the step). Peak memory of the step = the client's peak +
-that growth. The runner and its server live in this tool's scratch folder, never the user's.
+both less its resident size before the step), plus the same two figures for the local Prefect
+server the runner started (the server is a process a user's command needs too). Peak memory of
+the step = the client's peak + that growth. The runner and its server live in this tool's
+scratch folder, never the user's.
 """
 
 from __future__ import annotations
@@ -45,27 +47,49 @@ def cpu_seconds(pid: int) -> float:
     return sum(int(x) for x in fields[11:15]) / CLK_TCK  # utime stime cutime cstime
 
 
+def _is_server(proc: psutil.Process) -> bool:
+    try:
+        cmd = proc.cmdline()
+    except psutil.Error:
+        return False
+    return "server" in cmd and any(part.endswith("prefect") for part in cmd)
+
+
 class RunnerProbe:
-    """The runner's share of one step; :func:`bench.measure.run` calls begin, sample, end."""
+    """The runner's share of one step; :func:`bench.measure.run` calls begin, sample, end.
+
+    The runner has two kinds of children: the child it forks for each command, and (with no
+    PREFECT_API_URL) the local Prefect server it started, which lives as long as the runner.
+    A step waits for its command's child only; the server's CPU time and memory growth during
+    the step are counted too, since a user's command needs that process as well."""
 
     def __init__(self, pid: int):
         self.pid = pid
+        self.server = next((c.pid for c in psutil.Process(pid).children() if _is_server(c)), None)
         self.base_rss = 0
+        self.server_base_rss = 0
         self.cpu0 = 0.0
+        self.server_cpu0 = 0.0
         self.child_peak = 0
+
+    def _commands(self) -> list[psutil.Process]:
+        try:
+            return [c for c in psutil.Process(self.pid).children() if c.pid != self.server]
+        except psutil.NoSuchProcess:
+            return []
 
     def begin(self) -> None:
         Path(f"/proc/{self.pid}/clear_refs").write_text("5")  # VmHWM := current RSS
         self.base_rss = _status_kib(self.pid, "VmRSS")
         self.cpu0 = cpu_seconds(self.pid)
+        if self.server:
+            Path(f"/proc/{self.server}/clear_refs").write_text("5")
+            self.server_base_rss = _status_kib(self.server, "VmRSS")
+            self.server_cpu0 = cpu_seconds(self.server)
         self.child_peak = 0
 
     def sample(self) -> None:
-        try:
-            children = psutil.Process(self.pid).children()
-        except psutil.NoSuchProcess:
-            return
-        for child in children:
+        for child in self._commands():
             self.child_peak = max(self.child_peak, _status_kib(child.pid, "VmHWM"))
 
     def end(self, timeout: float = 120.0) -> tuple[float, int]:
@@ -74,11 +98,15 @@ class RunnerProbe:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             self.sample()
-            if not psutil.Process(self.pid).children():
+            if not self._commands():
                 break
             time.sleep(0.01)
         growth = max(_status_kib(self.pid, "VmHWM"), self.child_peak) - self.base_rss
-        return cpu_seconds(self.pid) - self.cpu0, max(0, growth)
+        cpu = cpu_seconds(self.pid) - self.cpu0
+        if self.server:
+            growth += max(0, _status_kib(self.server, "VmHWM") - self.server_base_rss)
+            cpu += cpu_seconds(self.server) - self.server_cpu0
+        return cpu, max(0, growth)
 
 
 class BackupflowCLI(Tool):
