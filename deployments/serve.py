@@ -76,8 +76,12 @@ def main() -> None:
         sys.stderr.write("backupflow: stopped serving.\n")
 
 
-class Stopped(Exception):
-    """A stop signal arrived before Prefect's runner took over the signal handling."""
+class Stopped(BaseException):
+    """A stop signal arrived before Prefect's runner took over the signal handling.
+
+    A BaseException, like KeyboardInterrupt: raised at any point of Prefect's start-up (an
+    import, a coroutine of its event loop), it must not be caught and logged by a handler of
+    ``Exception`` there, but end ``serve`` and reach ``main``."""
 
 
 def _stop(signum: int, frame: object) -> None:
