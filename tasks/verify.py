@@ -22,22 +22,22 @@ from tasks.retry import TASK_OPTIONS
 def verify_repository(repo: str, options: dict[str, Any], read_data: bool) -> dict[str, Any]:
     r = open_repo(repo, options)
     progress = reporter_for("verify", len(r.index.pack_run), 0) if read_data else None
-    return r.verify(read_data, progress, expected=audited_snapshots(repo)).to_dict()
+    return r.verify(read_data, progress, expected=audited_snapshots(repo, r.config.created)).to_dict()
 
 
-def audited_snapshots(repo: str) -> dict[str, str]:
-    """Snapshots of ``repo`` that the audit log says were made and not removed (empty when the
-    log cannot be read: it is a second opinion, never a reason to fail)."""
+def audited_snapshots(repo: str, created: str) -> dict[str, str]:
+    """Snapshots of ``repo`` (created at ``created``) that the audit log says were made and not
+    removed (empty when the log cannot be read: it is a second opinion, never a reason to fail)."""
     try:
-        return recorded_snapshots(open_audit_log(), display_url(repo))
+        return recorded_snapshots(open_audit_log(), display_url(repo), created)
     except (BackupError, OSError, ValueError):
         return {}
 
 
-def missing_recorded(repo: str, present: set[str]) -> list[str]:
+def missing_recorded(repo: str, created: str, present: set[str]) -> list[str]:
     """One sentence for each snapshot the audit log records that the repository lacks."""
     return [f"snapshot {sid[:8]} ({what}) is recorded in the audit log but missing from the repository"
-            for sid, what in sorted(audited_snapshots(repo).items()) if sid not in present]
+            for sid, what in sorted(audited_snapshots(repo, created).items()) if sid not in present]
 
 
 @task(name="publish_verify_report", cache_policy=NO_CACHE)
@@ -54,7 +54,8 @@ def publish_verify_report(report: dict[str, Any], repo_display: str) -> None:
 def check_recorded_snapshots(repo: str, options: dict[str, Any]) -> list[str]:
     """Warnings for snapshots the audit log knows and the repository lacks, and for snapshots
     whose manifest cannot be read (``restore latest`` would otherwise silently pick an older one)."""
-    store = open_repo(repo, options).snapshots
+    r = open_repo(repo, options)
+    store = r.snapshots
     store.all()
     damaged = [f"snapshot {sid[:8]} was skipped: {why}" for sid, why in sorted(store.damaged.items())]
-    return damaged + missing_recorded(repo, set(store.ids()))
+    return damaged + missing_recorded(repo, r.config.created, set(store.ids()))

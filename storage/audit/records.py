@@ -4,6 +4,7 @@ repository itself; this record is how verify and ``restore latest`` notice it.""
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
 from typing import Any
 
 from storage.audit.log import AuditLog
@@ -21,15 +22,30 @@ def _when(event: dict[str, Any]) -> str:
     return str(event.get("time"))[:19]
 
 
-def recorded_snapshots(log: AuditLog, repo_display: str) -> dict[str, str]:
+def _moment(text: Any) -> datetime | None:
+    try:
+        moment = datetime.fromisoformat(str(text))
+    except ValueError:
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+
+
+def recorded_snapshots(log: AuditLog, repo_display: str, created: str | None = None) -> dict[str, str]:
     """snapshot id -> "backup of TARGET at TIME" for every snapshot of ``repo_display`` (the
     repository's display URL, as audit events carry it) that a backup recorded and no later
-    forget or repair removed or may have removed."""
+    forget or repair removed or may have removed.
+
+    ``created`` is the repository's creation time (its config's ``created``): events before it
+    belong to an earlier repository at the same address (deleted and made again), whose
+    snapshots this one never had."""
+    since = _moment(created) if created else None
     alive: dict[str, str] = {}
     open_runs: dict[str, list[str]] = {}   # flow run of an unfinished forget/repair -> ids before it
     for event in log.iter_events():
         details = event.get("details") or {}
         kind, run = event.get("type"), str(event.get("flow_run_id"))
+        if since is not None and (_moment(event.get("time")) or since) < since:
+            continue
         if details.get("repo") != repo_display:
             if kind in _ENDS:
                 open_runs.pop(run, None)  # an approval step's rejection may not name the repository

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 
 import pytest
 
@@ -104,3 +105,23 @@ def test_a_deleted_newest_manifest_is_noticed_through_the_audit_log(setup, tmp_p
     assert f"warning: snapshot {newest[:8]}" in restored.stderr and "audit log" in restored.stderr
     verify = run(["verify", "--json"], env, work)
     assert verify.returncode == 6 and newest in verify.stdout and "audit log" in verify.stdout
+
+
+def test_a_repository_made_again_at_the_same_place_is_not_reported_damaged(prefect_server, tmp_path):
+    """Deleting a repository and making a new one at the same path is no damage: the audit log's
+    snapshots of the old one are not expected in the new one (verify and 'restore latest')."""
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "a.txt").write_text("first\n")
+    work = tmp_path / "cwd"
+    work.mkdir()
+    repo_dir = tmp_path / "repo"
+    env = cli_env(prefect_server, tmp_path, BACKUPFLOW_REPO=str(repo_dir))
+    old = run(["backup", str(src), "--json"], env, work).json()["snapshot_id"]   # recorded in the audit log
+    shutil.rmtree(repo_dir)
+    new = run(["backup", str(src), "--json"], env, work).json()["snapshot_id"]
+    assert new != old  # a new repository: a new run, a new manifest
+    verify = run(["verify", "--json"], env, work)
+    assert verify.returncode == 0 and verify.json()["ok"], verify.stdout + verify.stderr
+    restored = run(["restore", "latest", str(tmp_path / "out")], env, work).ok()
+    assert "audit log" not in restored.stderr, restored.stderr

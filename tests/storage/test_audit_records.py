@@ -28,3 +28,12 @@ def test_a_forget_that_never_finished_makes_earlier_snapshots_uncertain(tmp_path
     log.log_event("delete.requested", flow_run_id="run-2", details={"repo": "/repo", "snapshots": ["cccc"]})
     log.log_event("delete.rejected", flow_run_id="run-2", details={"reason": "no"})
     assert sorted(recorded_snapshots(log, "/repo")) == ["b" * 64]
+
+
+def test_events_from_before_the_repository_was_made_belong_to_an_earlier_one(tmp_path):
+    log = AuditLog(tmp_path / "audit")
+    log.log_event("backup.completed", target="/src", details={"repo": "/repo", "snapshot": "a" * 64})
+    later = "2999-01-01T00:00:00+00:00"   # the repository at /repo was deleted and made again then
+    assert sorted(recorded_snapshots(log, "/repo")) == ["a" * 64]
+    assert recorded_snapshots(log, "/repo", later) == {}
+    assert sorted(recorded_snapshots(log, "/repo", "2000-01-01T00:00:00+00:00")) == ["a" * 64]
