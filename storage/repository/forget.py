@@ -15,8 +15,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from storage.errors import InvalidInput, NotFound
-from storage.layout import snapshot_name
+from storage.errors import InvalidInput
 from storage.repository.prune import needed_packs, stored_pack_sizes
 from storage.snapshots import Snapshot
 
@@ -138,12 +137,6 @@ def forget(repo: Repository, plan: ForgetPlan) -> ForgetResult:
                 or (now.full_with_dependants and not plan.full_with_dependants)):
             raise InvalidInput("The repository changed while the forget waited for approval (other snapshots were "
                                "deleted); run the forget again so that it is assessed as it is now.")
-    gone = []
-    for sid in plan.snapshots:
-        try:
-            repo.backend.remove(snapshot_name(sid))
-        except NotFound:
-            pass
-        gone.append(sid)
+    gone = repo.snapshots.remove(list(plan.snapshots))
     repo.refresh()
     return ForgetResult(gone, [sid for sid in plan.snapshots if sid not in present])

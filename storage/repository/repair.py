@@ -26,7 +26,6 @@ from storage.objects.index import read_index_object
 from storage.objects.packs import load_pack_header_doc
 from storage.repository import locks
 from storage.snapshots import TreeEntry
-from storage.snapshots.manifest import snapshot_name
 
 if TYPE_CHECKING:  # the repository imports this module
     from storage.repository.repository import Repository
@@ -198,13 +197,7 @@ def _carry_out(repo: Repository, plan: SnapshotRepairPlan) -> dict[str, Any]:
         new = replace(old, tree=tree, id="", stats=stats, tags=sorted(set(old.tags) | {"repaired"}),
                       description=(old.description + f" (repaired: {len(lost)} file(s) lost)").strip())
         replaced[sid] = repo.snapshots.save(new)
-    removed = []
-    for sid in sorted(set(plan.rewrite) | set(plan.remove)):
-        try:
-            repo.backend.remove(snapshot_name(sid))
-        except NotFound:
-            pass
-        removed.append(sid)
+    removed = repo.snapshots.remove(sorted(set(plan.rewrite) | set(plan.remove)))
     repo.refresh()
     return {"replaced": replaced, "removed": removed,
             "lost_files": {new: plan.rewrite[old] for old, new in replaced.items()}}

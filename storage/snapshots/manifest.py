@@ -213,6 +213,17 @@ class SnapshotStore:
         self._cache[sid] = replace(snap, tree=None)
         return sid
 
+    def remove(self, ids: list[str]) -> list[str]:
+        """Delete these manifests (the snapshots stop existing; their data stays for prune).
+        One already gone counts as removed: a rerun of a killed forget or repair completes."""
+        for sid in ids:
+            try:
+                self.backend.remove(snapshot_name(sid))
+            except NotFound:
+                pass
+            self._cache.pop(sid, None)
+        return list(ids)
+
     def _save_healing(self, name: str, digest: str, data: bytes) -> None:
         """Save a hash-named document; an object already there that does not match its own name
         is damaged (the same tree again, after its stored copy was hit) and is replaced."""
