@@ -11,7 +11,6 @@ import socket
 import subprocess
 import sys
 import time
-import uuid
 
 import pytest
 
@@ -21,22 +20,7 @@ from storage.errors import InvalidConfig, Locked
 from storage.repository import locks
 from tests.treegen import assert_same_tree, make_tree
 
-BACKENDS = ["memory", "local", "s3", "azure", "gcs"]
-
-
-@pytest.fixture(params=BACKENDS)
-def backend(request, tmp_path):
-    kind = request.param
-    if kind == "memory":
-        url, options = f"memory://leases-{uuid.uuid4().hex}", {}
-    elif kind == "local":
-        url, options = str(tmp_path / "repo"), {}
-    else:
-        dest = request.getfixturevalue(f"{kind}_server").new_destination()
-        url, options = dest.url, dest.options
-    b = open_backend(url, options, retry_seconds=0)
-    yield b
-    b.close()
+# `backend`: every backend kind, from tests/storage/conftest.py
 
 
 def _names(backend) -> list[str]:

@@ -11,30 +11,13 @@ from __future__ import annotations
 import hashlib
 import os
 import threading
-import uuid
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from storage.backend import open_backend
 from storage.errors import AlreadyExists, NotFound
 
-BACKENDS = ["memory", "local", "s3", "azure", "gcs"]
-
-
-@pytest.fixture(params=BACKENDS)
-def backend(request, tmp_path):
-    kind = request.param
-    if kind == "memory":
-        url, options = f"memory://conformance-{uuid.uuid4().hex}", {}
-    elif kind == "local":
-        url, options = str(tmp_path / "repo"), {}
-    else:
-        dest = request.getfixturevalue(f"{kind}_server").new_destination()
-        url, options = dest.url, dest.options
-    b = open_backend(url, options, retry_seconds=0)
-    yield b
-    b.close()
+# `backend`: every backend kind, from tests/storage/conftest.py
 
 
 def test_exclusive_save_refuses_other_content_and_accepts_identical(backend):
