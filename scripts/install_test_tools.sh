@@ -32,3 +32,15 @@ if ! command -v restic >/dev/null || ! command -v borg >/dev/null; then
         exit 1
     fi
 fi
+
+# PostgreSQL: the fleet tests run a Prefect server on a private cluster (tests/postgres_server.py).
+if ! compgen -G "/usr/lib/postgresql/*/bin/pg_ctl" >/dev/null; then
+    if command -v apt-get >/dev/null; then
+        SUDO=""; [[ $(id -u) -eq 0 ]] || SUDO="sudo"
+        echo "install_test_tools: installing postgresql with apt-get"
+        $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq postgresql >/dev/null
+    else
+        echo "install_test_tools: PostgreSQL is missing and there is no apt-get; install it for tests/fleet" >&2
+        exit 1
+    fi
+fi

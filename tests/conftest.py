@@ -12,7 +12,8 @@ import pytest
 
 from tests.prefect_server import QUIET_ENV, PrefectServer
 
-pytest_plugins = ["tests.cloud_servers"]  # s3_server, azure_server, gcs_server, cloud_destination
+pytest_plugins = ["tests.cloud_servers",  # s3_server, azure_server, gcs_server, cloud_destination
+                  "tests.postgres_server"]  # postgres_prefect_server
 
 for _k, _v in QUIET_ENV.items():
     os.environ.setdefault(_k, _v)
