@@ -23,3 +23,7 @@ from storage.repository import (
 __all__ = ["BackupPlan", "BackupResult", "BackupSummary", "ForgetPlan", "IndexRepair", "LeaseTimes", "PruneReport",
            "Repository", "RestorePlan", "RestoreResult", "SnapshotRepairPlan", "StoreResult", "VerifyReport",
            "summarize"]
+
+from storage.repository import CleanupPlan, RetentionPolicy  # noqa: E402  (retention, cleanup)
+
+__all__ += ["CleanupPlan", "RetentionPolicy"]

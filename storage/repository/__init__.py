@@ -5,7 +5,8 @@ Vocabulary: *run* — one backup attempt, identified by a random id, holding a l
 lives (locks.py); *plan* — the plain-data description of a run; *adopt* — a run claiming the unclaimed
 packs of a dead run instead of uploading them again.
 *repair* — rebuild the index from pack headers, or rewrite snapshots without what is lost;
-*forget* — delete snapshot manifests (never one a remaining snapshot needs); *prune* — delete
+*forget* — delete snapshot manifests (never one a remaining snapshot needs); *cleanup* — a
+retention policy (retention.py) turned into a forget; *prune* — delete
 the packs no remaining snapshot and no live run needs, under an exclusive prune lease.
 Invariants: the write order, what forget and prune may delete, and the lease handshake are
 stated in docs/FORMAT.md ("write order and concurrency", "leases"); this package carries them out.
@@ -26,3 +27,9 @@ from storage.repository.verify import VerifyReport
 __all__ = ["BackupPlan", "BackupResult", "BackupSummary", "ExportResult", "ForgetPlan", "ForgetResult", "IndexRepair",
            "LeaseTimes", "PruneReport", "Repository", "RepositoryStats", "RestorePlan", "RestoreResult", "SnapshotDiff",
            "SnapshotRepairPlan", "StoreResult", "VerifyReport", "summarize"]
+
+# retention: the policy arithmetic (retention.py) and its plan for a repository (cleanup.py)
+from storage.repository.cleanup import CleanupPlan  # noqa: E402
+from storage.repository.retention import RetentionPolicy  # noqa: E402
+
+__all__ += ["CleanupPlan", "RetentionPolicy"]

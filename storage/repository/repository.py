@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -14,6 +15,7 @@ from storage.objects import Index
 from storage.repository import backup as backup_mod
 from storage.repository import locks
 from storage.repository.backup_report import Missing
+from storage.repository.cleanup import CleanupPlan, plan_cleanup
 from storage.repository.export import ExportResult, export_snapshot
 from storage.repository.forget import ForgetPlan, ForgetResult, forget, plan_forget
 from storage.repository.format import CONFIG_NAME, RepoConfig
@@ -21,6 +23,7 @@ from storage.repository.prune import PruneReport, prune
 from storage.repository.query import RepositoryStats, SnapshotDiff, diff_snapshots, list_entries, repository_stats
 from storage.repository.repair import (IndexRepair, SnapshotRepairPlan, plan_repair_snapshots, repair_index,
                                        repair_snapshots)
+from storage.repository.retention import RetentionPolicy
 from storage.repository.restore import (
     RestorePlan, RestoreResult, plan_restore, restore_snapshot,
 )
@@ -226,6 +229,9 @@ class Repository:
 
     def forget(self, plan: ForgetPlan) -> ForgetResult:
         return forget(self, plan)
+
+    def plan_cleanup(self, policy: RetentionPolicy, now: datetime | None = None) -> CleanupPlan:
+        return plan_cleanup(self, policy, now)
 
     def prune(self, dry_run: bool = False) -> PruneReport:
         return prune(self, dry_run)
