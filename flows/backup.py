@@ -10,6 +10,7 @@ from prefect.states import Completed
 from flows.runtime import current_flow_run_id, plain_flow
 from storage import BackupSummary
 from storage.backend import display_url
+from storage.config import load_settings, refuse_when_disabled
 from storage.errors import ChainGone
 from storage.snapshots import SnapshotType
 from tasks.audit_events import audited
@@ -27,6 +28,7 @@ def backup_flow(source: str, repo: str, type: SnapshotType | None = None, exclud
     A snapshot that lacks something that could not be read still completes the run, in a
     Completed state named "Incomplete"; its summary, report and audit event name what is
     missing under ``incomplete`` (the CLI then exits with IncompleteSnapshot's code)."""
+    refuse_when_disabled(load_settings(), "back up")
     started = time.monotonic()
     options = options or {}
     with audited("backup", "started", target=source, repo=repo,

@@ -161,3 +161,10 @@ def is_retryable(exc: BaseException) -> bool:
 NO_HARD_LINKS = frozenset({errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.ENOSYS, errno.EMLINK})
 # What symlink(2) fails with on a filesystem that has no symlinks (FAT, exFAT).
 NO_SYMLINKS = frozenset({errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.ENOSYS})
+
+
+class BackupsDisabled(BackupError):
+    """The configuration says ``enable_backups = false``: nothing that writes a backup,
+    repository or archive runs until it says true again. Nothing was changed."""
+
+    exit_code = 17

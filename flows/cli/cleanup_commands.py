@@ -42,7 +42,7 @@ def forget(snapshots: List[str] = typer.Argument(..., help="Snapshot ids or uniq
            config: Optional[str] = CONFIG_OPTION):
     """Delete snapshots as a Prefect flow run, after Guardian approval when policy says so."""
     def go():
-        url, opts, _ = repo_context(repo, option, config)
+        url, opts, _ = repo_context(repo, option, config, writing=None if dry_run else "forget snapshots")
         runner, flows = load_flows()
         result = runner.run_flow(flows.forget_flow, url, opts, not json_out, snapshots=list(snapshots),
                                  prune=prune, chain=chain, dry_run=dry_run)
@@ -69,7 +69,7 @@ def prune_command(dry_run: bool = DRY_RUN_OPTION, repo: Optional[str] = REPO_OPT
                   config: Optional[str] = CONFIG_OPTION):
     """Delete the data that no snapshot and no running backup needs (refuses while a backup runs)."""
     def go():
-        url, opts, _ = repo_context(repo, option, config)
+        url, opts, _ = repo_context(repo, option, config, writing=None if dry_run else "prune")
         runner, flows = load_flows()
         report = runner.run_flow(flows.prune_flow, url, opts, not json_out, dry_run=dry_run)
         if json_out:

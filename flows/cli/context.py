@@ -13,15 +13,18 @@ from storage.backend import (
     check_option_names, check_repository_url, refuse_option_credentials, refuse_url_credentials, scheme_of,
 )
 from storage.backend.cloud_config import cloud_destination
-from storage.config import Settings, load_settings
+from storage.config import Settings, load_settings, refuse_when_disabled
 
 
 def repo_context(repo: str | None, option: list[str] | None, config: str | None,
              upload_limit: str | None = None,
-             download_limit: str | None = None) -> tuple[str, dict[str, Any], Settings]:
-    """The repository URL and its options, from flags, environment and config (in that order)."""
+             download_limit: str | None = None, writing: str | None = None) -> tuple[str, dict[str, Any], Settings]:
+    """The repository URL and its options, from flags, environment and config (in that order).
+    ``writing`` says what a command that writes would do: it is refused when backups are disabled."""
     use_config(config)
     settings = load_settings(config)
+    if writing:
+        refuse_when_disabled(settings, writing)
     b = settings.backup
     base: dict[str, Any] = dict(b.options)
     cloud = None if (repo or os.environ.get("BACKUPFLOW_REPO") or b.repository) else cloud_destination(b)

@@ -63,7 +63,7 @@ def set_policy(file: str = typer.Argument(..., help="A TOML file whose [guardian
     """Store a new policy in the repository once the current policy's approvers approve it."""
     def go():
         policy = _read_guardian(file)
-        url, opts, _ = repo_context(repo, option, config)
+        url, opts, _ = repo_context(repo, option, config, writing="store a policy")
         runner, flows = load_flows()
         return runner.run_flow(flows.policy_flow, url, opts, False, policy=policy)
     result = run_guarded(go)

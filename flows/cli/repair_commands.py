@@ -23,7 +23,7 @@ def repair_index(repo: Optional[str] = REPO_OPTION, option: Optional[List[str]] 
                  json_out: bool = JSON_OPTION, config: Optional[str] = CONFIG_OPTION):
     """Re-index every pack from its own header; delete damaged index objects."""
     def go():
-        url, opts, _ = repo_context(repo, option, config)
+        url, opts, _ = repo_context(repo, option, config, writing="repair the index")
         runner, flows = load_flows()
         out = runner.run_flow(flows.repair_index_flow, url, opts, not json_out)
         if json_out:
@@ -45,7 +45,7 @@ def repair_snapshots(read_data: bool = typer.Option(False, "--read-data",
     """Write new snapshots without the files that are lost; remove unreadable snapshots
     (after Guardian approval when policy says so)."""
     def go():
-        url, opts, _ = repo_context(repo, option, config)
+        url, opts, _ = repo_context(repo, option, config, writing=None if dry_run else "repair snapshots")
         runner, flows = load_flows()
         out = runner.run_flow(flows.repair_snapshots_flow, url, opts, not json_out, read_data=read_data,
                               dry_run=dry_run)

@@ -18,6 +18,7 @@ from flows.cli.common import (CONFIG_OPTION, JSON_OPTION, OPTION_OPTION, REPO_OP
 from flows.cli.context import load_flows, open_repository, repo_context
 from storage import Repository
 from storage.backend import display_url, ensure_container
+from storage.config import zstd_level
 from storage.errors import IncompleteSnapshot, InvalidConfig, RestoreIncomplete
 from storage.snapshots import require_text, shown
 from storage.sizes import human_bytes
@@ -25,18 +26,20 @@ from storage.sizes import human_bytes
 
 @app.command()
 def init(repo: Optional[str] = REPO_OPTION, option: Optional[List[str]] = OPTION_OPTION,
-         compression: Optional[int] = typer.Option(None, help="zstd level 1-22, 0 for none (default from config: 3)."),
+         compression: Optional[int] = typer.Option(None, help="0-9: 0 stores, 9 is smallest (default: the config's "
+                                                   "compression_level, 3); zstd levels in README: Configuration."),
          json_out: bool = JSON_OPTION, config: Optional[str] = CONFIG_OPTION):
     """Create a repository at an empty location."""
     def go():
-        url, opts, settings = repo_context(repo, option, config)
+        url, opts, settings = repo_context(repo, option, config, writing="create a repository")
         level = settings.backup.compression_level if compression is None else compression
-        if not 0 <= level <= 22:
-            raise InvalidConfig(f"--compression {level} is not a zstd level; give 1-22, or 0 for none.")
+        if not 0 <= level <= 9:
+            raise InvalidConfig(f"--compression {level} is not a compression level; give 0-9 "
+                                "(0 = stored, 9 = smallest).")
         ensure_container(url, opts)
-        r = Repository.init(url, opts, compression_level=level, pack_size_mib=settings.backup.pack_size_mib)
+        r = Repository.init(url, opts, compression_level=zstd_level(level), pack_size_mib=settings.backup.pack_size_mib)
         out = {"repository": display_url(url), "id": r.config.id, "version": r.config.version,
-               "compression_level": level}
+               "compression_level": level, "zstd_level": zstd_level(level)}
         if json_out:
             emit_json(out)
         else:
@@ -56,7 +59,7 @@ def backup(source: str = typer.Argument(..., help="Directory to back up."),
            json_out: bool = JSON_OPTION, config: Optional[str] = CONFIG_OPTION):
     """Back up SOURCE as a Prefect flow run (creates the repository in an empty location)."""
     def go():
-        url, opts, settings = repo_context(repo, option, config, upload_limit=upload_limit)
+        url, opts, settings = repo_context(repo, option, config, upload_limit=upload_limit, writing="back up")
         # Names inside the source may be any bytes (stored exactly); the arguments themselves
         # become flow-run parameters, which Prefect records as UTF-8 text.
         require_text(source, "The source path", "back up a folder above it, whose path is UTF-8")
@@ -66,7 +69,7 @@ def backup(source: str = typer.Argument(..., help="Directory to back up."),
         result = runner.run_flow(
             flows.backup_flow, url, opts, not json_out, source=source, type=type,
             excludes=list(settings.backup.exclude) + list(exclude or []), tags=list(tag or []),
-            description=description, compression_level=settings.backup.compression_level,
+            description=description, compression_level=zstd_level(settings.backup.compression_level),
             connections=settings.backup.connections, pack_size_mib=settings.backup.pack_size_mib,
         )
         if json_out:

@@ -55,15 +55,16 @@ def test_a_repository_url_that_cannot_hold_a_repository_is_refused_at_once(env, 
     assert elapsed < 20, f"{url} took {elapsed:.0f} s to refuse"
 
 
-@pytest.mark.parametrize("level", ["99", "23", "-5"])
-def test_init_refuses_a_compression_level_outside_zstd_range(env, tmp_path, level):
+@pytest.mark.parametrize("level", ["99", "10", "-5"])
+def test_init_refuses_a_compression_level_outside_0_to_9(env, tmp_path, level):
     repo = tmp_path / "repo"
     result = run(["init", "--repo", str(repo), f"--compression={level}"], env, tmp_path)
-    assert f"--compression {level} is not a zstd level" in result.one_sentence_error()
+    assert f"--compression {level} is not a compression level; give 0-9" in result.one_sentence_error()
     assert result.returncode == InvalidConfig.exit_code
     assert not repo.exists(), "a refused init must not leave a folder behind"
-    ok = run(["init", "--repo", str(repo), "--compression", "22", "--json"], env, tmp_path).json()
-    assert ok["compression_level"] == 22
+    ok = run(["init", "--repo", str(repo), "--compression", "9", "--json"], env, tmp_path).json()
+    assert (ok["compression_level"], ok["zstd_level"]) == (9, 19)
+    assert Repository.open(str(repo)).config.compression_level == 19
 
 
 def test_the_engine_refuses_an_out_of_range_level_too(tmp_path):
