@@ -7,6 +7,7 @@ checked; nothing is staged on disk.
 from __future__ import annotations
 
 import errno
+import gzip
 import io
 import os
 import tarfile
@@ -105,8 +106,24 @@ def _write_error(exc: OSError, out_path: str) -> BackupError:
 
 def _write_tar(repo: Repository, snap: Snapshot, entries: list[TreeEntry], locator: ChunkLocator, codec: Codec,
                tmp: str) -> int:
+    with open(tmp, "wb") as out:
+        return _tar_into(repo, snap, entries, locator, codec, out, 6)
+
+
+def write_tar_stream(repo: Repository, snap: Snapshot, out: Any, compresslevel: int = 6) -> int:
+    """Write the whole snapshot as a gzip-compressed tar into the writable stream ``out``,
+    front to back (no seeking, so ``out`` may be an upload); returns the files written."""
+    return _tar_into(repo, snap, select_entries(snap, None), ChunkLocator(repo, snap),
+                     Codec(repo.config.compression_level), out, compresslevel)
+
+
+def _tar_into(repo: Repository, snap: Snapshot, entries: list[TreeEntry], locator: ChunkLocator, codec: Codec,
+              out: Any, compresslevel: int) -> int:
     files = 0
-    with tarfile.open(tmp, "w:gz", compresslevel=6, format=tarfile.PAX_FORMAT) as tar:
+    # gzip around a streamed tar ("w|"): nothing seeks, so ``out`` may be an upload. The gzip
+    # header carries no name and a fixed time, so the same snapshot gives the same bytes.
+    with gzip.GzipFile(filename="", mode="wb", compresslevel=compresslevel, fileobj=out, mtime=0) as gz, \
+            tarfile.open(fileobj=gz, mode="w|", format=tarfile.PAX_FORMAT) as tar:
         for e in entries:
             ti = tarfile.TarInfo(e["path"])
             ti.mode = e["mode"]
