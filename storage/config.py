@@ -84,6 +84,9 @@ class BackupSettings(_Section):
     cloud_secret_block: str | None = None
     storage_class: str | None = None
     object_lock_days: int | None = None
+    # where an encrypted repository's password comes from (README: encryption; tasks/passwords.py)
+    password_command: str | None = None
+    password_secret_block: str | None = None
 
     @field_validator("backup_time")
     @classmethod

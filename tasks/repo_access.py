@@ -52,6 +52,22 @@ def resolve_secret_block(options: dict[str, Any]) -> dict[str, Any]:
     return {**rest, **value}
 
 
+def read_password_block(name: str) -> str:
+    """The password a Prefect Secret block holds (config ``backup.password_secret_block``): a
+    string, or a JSON object with a ``password`` field. Read at run time, inside the task."""
+    try:
+        value = Secret.load(name).get()
+    except ValueError:
+        raise InvalidConfig(f"The Prefect Secret block {name!r} (backup.password_secret_block) does not exist; "
+                            "create it or fix the name.") from None
+    if isinstance(value, dict):
+        value = value.get("password")
+    if not isinstance(value, str) or not value:
+        raise InvalidConfig(f"The Prefect Secret block {name!r} (backup.password_secret_block) holds no password; "
+                            'store the password as its value, or {"password": "..."}.')
+    return value
+
+
 def full_options(url: str, options: dict[str, Any] | None = None) -> dict[str, Any]:
     """``options`` with the secrets registered for ``url`` (or its Secret block) added back."""
     with _LOCK:

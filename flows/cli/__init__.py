@@ -31,6 +31,9 @@ def run_in_process() -> None:
     errors = importlib.import_module("storage.errors")
     code: int | str | None = 0
     try:
+        # --password-file may stand anywhere: taken off here, for every command (password_prompt)
+        sys.argv = [sys.argv[0], *importlib.import_module("flows.cli.password_prompt").take_password_file(
+            sys.argv[1:])]
         app_module.app()
     except errors.BackupError as exc:  # last line of defence; commands normally report themselves
         sys.stderr.write(f"backupflow: {exc.message}\n")

@@ -40,7 +40,11 @@ def _options(no_runner: bool = typer.Option(
         False, "--no-runner",
         help="Run a backup, restore, verify, forget or prune in this process instead of the resident runner "
              "(also: BACKUPFLOW_RUNNER=off, or [runner] enabled = false in the config). "
-             "It may stand anywhere.")) -> None:
+             "It may stand anywhere."),
+             password_file: str = typer.Option(None, "--password-file", help=(
+                 "File whose first line is the repository's password (then BACKUPFLOW_PASSWORD_FILE, "
+                 "BACKUPFLOW_PASSWORD, the config's password_command or password_secret_block, a prompt). "
+                 "It may stand anywhere."))) -> None:
     """Deduplicated, verifiable backups orchestrated by Prefect."""
 
 # Called with the exit code when a command ends; a hook may end the process itself (see

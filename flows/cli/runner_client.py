@@ -29,6 +29,10 @@ from flows.cli import runner_protocol as wire
 
 FLOW_COMMANDS = frozenset({"backup", "restore", "verify", "forget", "prune", "repair"})
 NO_RUNNER_FLAG = "--no-runner"
+PASSWORD_FILE_FLAG = "--password-file"  # takes a value, may stand before the command (flows.cli.password_prompt)
+# Never in the runner's own environment (/proc/PID/environ, for as long as it lives): each
+# command gets its client's environment over the socket, into its own forked process only.
+SECRET_ENV = ("BACKUPFLOW_PASSWORD",)
 START_TIMEOUT = 180.0  # the first start imports Prefect and may start a Prefect server
 GONE_EXIT_CODE = 9  # TransientError's code: running the command again is the remedy
 
@@ -66,7 +70,8 @@ def without_flag(argv: list[str]) -> list[str]:
 
 def wanted(argv: list[str]) -> bool:
     """Whether this command line goes to the runner."""
-    command = next((a for a in argv if not a.startswith("-")), None)
+    command = next((a for i, a in enumerate(argv) if not a.startswith("-")
+                    and (i == 0 or argv[i - 1] != PASSWORD_FILE_FLAG)), None)
     if command not in FLOW_COMMANDS or NO_RUNNER_FLAG in argv or "--help" in argv:
         return False
     if os.environ.get("BACKUPFLOW_RUNNER", "").lower() in ("0", "off", "no", "false"):
@@ -102,8 +107,9 @@ def connect() -> socket.socket | None:
 def _spawn(argv: list[str], serve_args: list[str] | None = None) -> subprocess.Popen:
     log = open(wire.runner_file("log"), "ab")
     cmd = [sys.executable, "-m", "deployments.runner", "--idle-minutes", str(idle_minutes(argv))]
+    env = {k: v for k, v in os.environ.items() if k not in SECRET_ENV}
     return subprocess.Popen(cmd + (serve_args or []), stdin=subprocess.DEVNULL, stdout=log, stderr=log,
-                            start_new_session=True, cwd="/", close_fds=True)
+                            start_new_session=True, cwd="/", close_fds=True, env=env)
 
 
 def _wait_for_socket(proc: subprocess.Popen) -> socket.socket:
