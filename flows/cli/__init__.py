@@ -14,8 +14,8 @@ import sys
 
 from flows.cli import runner_client
 
-COMMAND_MODULES = ("audit_commands", "cleanup_commands", "guardian_commands", "policy_commands", "repair_commands",
-                   "repo_commands", "runner_commands")
+COMMAND_MODULES = ("audit_commands", "cleanup_commands", "config_commands", "guardian_commands", "policy_commands",
+                   "repair_commands", "repo_commands", "runner_commands")
 
 
 def load_commands():

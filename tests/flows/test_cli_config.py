@@ -5,6 +5,7 @@ nothing (issue 14, "The configuration")."""
 from __future__ import annotations
 
 import json
+import os
 
 from storage import Repository
 from storage.errors import BackupsDisabled
@@ -35,3 +36,32 @@ def test_with_backups_disabled_every_writing_command_says_so_and_writes_nothing(
     assert not (tmp_path / "data" / "backups").exists() and not (tmp_path / "other").exists()
     events = [json.loads(line) for f in (tmp_path / "audit").glob("*.jsonl") for line in f.read_text().splitlines()]
     assert not [e for e in events if e.get("type", "").startswith("backup.")], events
+
+
+def test_config_check_prints_each_value_and_where_it_came_from_with_secrets_masked(tmp_path):
+    config = seed_config(tmp_path, cloud_secret_key='"wJalrXUtnFEMI-secret"', cloud_provider='"s3"')
+    env = cli_env_without_server(tmp_path, BACKUPFLOW_CONFIG=config, BACKUPFLOW_AUDIT_PATH="/srv/audit")
+    out = run(["config", "check", "--json"], env, tmp_path).json()
+    values = out["settings"]
+    assert out["config_file"] == config and out["valid"] is True
+    assert values["backup.compression_level"] == {"value": 6, "source": config,
+                                                  "allowed": "0-9 (0 = stored, 9 = smallest)"}
+    assert values["backup.pack_size_mib"] == {"value": 16, "source": "default"}
+    assert values["audit.audit_path"] == {"value": "/srv/audit", "source": "environment variable BACKUPFLOW_AUDIT_PATH"}
+    assert values["backup.cloud_secret_key"]["value"] == "***"
+    text = run(["config", "check"], env, tmp_path).ok().stdout
+    assert "wJalrXUtnFEMI" not in text and "wJalrXUtnFEMI" not in json.dumps(out)
+    assert "backup.backup_time" in text and "'02:00'" in text
+
+
+def test_config_check_names_the_bad_key_and_the_allowed_values(tmp_path):
+    env = cli_env_without_server(tmp_path, BACKUPFLOW_CONFIG=seed_config(tmp_path, backup_frequency='"fortnightly"'))
+    line = run(["config", "check"], env, tmp_path).one_sentence_error()
+    assert "'backup.backup_frequency' = 'fortnightly' is invalid" in line and "'hourly', 'daily' or 'weekly'" in line
+
+
+def cli_env_without_server(work, **extra):
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("BACKUPFLOW_", "PREFECT_API"))}
+    env.update(BACKUPFLOW_RUNNER="off", BACKUPFLOW_AUDIT_PATH=str(work / "audit"))
+    env.update(extra)
+    return env
