@@ -152,6 +152,18 @@ class IncompleteSnapshot(BackupError):
     exit_code = 14
 
 
+class WrongPassword(BackupError):
+    """The password opens none of the repository's key files; nothing was read or written."""
+
+    exit_code = 15
+
+
+class PasswordRequired(BackupError):
+    """The repository is encrypted and no password was given; nothing was read or written."""
+
+    exit_code = 16
+
+
 def is_retryable(exc: BaseException) -> bool:
     """True only for errors that a retry may cure (used by every retry layer)."""
     return isinstance(exc, BackupError) and exc.transient

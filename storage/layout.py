@@ -19,7 +19,7 @@ INDEX = "index/"
 SNAPSHOTS = "snapshots/"   # manifests
 TREES = "trees/"           # each snapshot's entries
 LOCKS = "locks/"           # leases of running backups and prunes (repository/locks.py)
-KEYS = "keys/"             # reserved for the key files of encryption at rest
+KEYS = "keys/"             # key files wrapping the master key of an encrypted repository (storage/crypto/keys.py)
 AUDIT = "audit/"           # the mirror of the audit log, an anchor of its chain (storage/audit/mirror.py)
 POLICY = "policy/"         # the approval policy's versions (storage/guardian/stored_policy.py)
 

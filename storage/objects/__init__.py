@@ -1,8 +1,10 @@
 """storage.objects: chunks, packs and the index — the content-addressed layer.
 
 Vocabulary:
-- *chunk*: a piece of file content cut by FastCDC; its *id* is the hex sha256 of its bytes.
-- *blob*: a chunk as stored: zstd-compressed (or raw when compression does not pay).
+- *chunk*: a piece of file content cut by FastCDC; its *id* is the hex sha256 of its bytes
+  (HMAC-SHA-256 under the id key in an encrypted repository: storage/crypto).
+- *blob*: a chunk as stored: zstd-compressed (or raw when compression does not pay), then
+  sealed in an encrypted repository.
 - *pack*: a write-once object holding many blobs followed by a header that lists them, so a
   pack can be checked and re-indexed on its own. Its name is the sha256 of its bytes.
 - *index*: objects that map chunk id -> (pack, offset, length, raw length, flags), written

@@ -19,12 +19,16 @@ EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
 def read_blob(codec: Codec, stored: bytes | memoryview, loc: BlobLocation, chunk_id: str,
               path: str | None = None) -> bytes:
     """The chunk ``chunk_id`` decoded from ``stored`` (its blob at ``loc``), after checking
-    its length and SHA-256. Raises IntegrityError naming the chunk, its pack and (given
-    ``path``) the file it belongs to; a blob that does not decode raises the codec's
-    IntegrityError."""
-    raw = codec.decode(stored, loc.flags, loc.raw_length)
-    if len(raw) != loc.raw_length or hashlib.sha256(raw).hexdigest() != chunk_id:
-        of = f" of {path}" if path else ""
+    its length and id (SHA-256, or the keyed id of an encrypted repository). Raises
+    IntegrityError naming the chunk, its pack and (given ``path``) the file it belongs to,
+    also for a blob that does not decode or fails authentication."""
+    of = f" of {path}" if path else ""
+    try:
+        raw = codec.decode(stored, loc.flags, loc.raw_length, chunk_id)
+    except IntegrityError as exc:
+        raise IntegrityError(f"Chunk {chunk_id[:12]}{of} in pack {loc.pack[:12]} is damaged ({exc.message}); "
+                             "run `backupflow verify --read-data`.") from exc
+    if len(raw) != loc.raw_length or codec.sealer.content_id(raw) != chunk_id:
         raise IntegrityError(f"Chunk {chunk_id[:12]}{of} in pack {loc.pack[:12]} is damaged; "
                              "run `backupflow verify --read-data`.")
     return raw

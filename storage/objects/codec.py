@@ -1,8 +1,9 @@
 """Blob encoding: zstd at the repository's level, or raw when compression does not pay.
 
 Flags (one byte in each index entry, so the format can grow without a new version):
-bit 0 = zstd-compressed; bit 1 = reserved for AES-256-GCM encryption.
-zstd contexts are not thread-safe, so each thread keeps its own.
+bit 0 = zstd-compressed; bit 1 = encrypted (sealed by the repository's sealer after
+compression, authenticated with the chunk id: storage/crypto). zstd contexts are not
+thread-safe, so each thread keeps its own.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import threading
 
 import zstandard
 
+from storage.crypto import PLAIN, Sealer
 from storage.errors import IntegrityError
 
 SAMPLE = 32 * 1024
@@ -19,8 +21,9 @@ FLAG_ENCRYPTED = 2
 
 
 class Codec:
-    def __init__(self, level: int):
+    def __init__(self, level: int, sealer: Sealer = PLAIN):
         self.level = level
+        self.sealer = sealer
         self._local = threading.local()
 
     def _cctx(self, size: int) -> zstandard.ZstdCompressor:
@@ -51,7 +54,15 @@ class Codec:
             d = self._local.d = zstandard.ZstdDecompressor()
         return d
 
-    def encode(self, data) -> tuple[bytes, int]:
+    def encode(self, data, chunk_id: str = "") -> tuple[bytes, int]:
+        """(stored bytes, flags): compressed, then sealed in an encrypted repository (bound to
+        ``chunk_id``)."""
+        stored, flags = self._compress(data)
+        if self.sealer.encrypted:
+            return self.sealer.seal(b"blob " + chunk_id.encode(), stored), flags | FLAG_ENCRYPTED
+        return stored, flags
+
+    def _compress(self, data) -> tuple[bytes, int]:
         """(stored bytes, flags). Stores raw when zstd saves under 3 % (random data, media);
         raw data is returned as given, not copied (the pack copies it once).
 
@@ -69,9 +80,14 @@ class Codec:
             return data, 0
         return packed, FLAG_ZSTD
 
-    def decode(self, stored, flags: int, raw_length: int) -> bytes:
+    def decode(self, stored, flags: int, raw_length: int, chunk_id: str = "") -> bytes:
+        if bool(flags & FLAG_ENCRYPTED) != self.sealer.encrypted:
+            # Neither is written by backupflow: in an encrypted repository a plaintext blob
+            # would be one that someone without the key put there.
+            state = "encrypted" if flags & FLAG_ENCRYPTED else "not encrypted"
+            raise IntegrityError(f"A blob is {state}, unlike its repository.")
         if flags & FLAG_ENCRYPTED:
-            raise IntegrityError("This blob is encrypted, which this version of backupflow cannot read.")
+            stored = self.sealer.open(b"blob " + chunk_id.encode(), stored)
         if flags & FLAG_ZSTD:
             try:
                 return self._dctx().decompress(stored, max_output_size=raw_length)
@@ -79,13 +95,17 @@ class Codec:
                 raise IntegrityError(f"A compressed blob is damaged ({exc}).") from exc
         return bytes(stored)
 
-    # Small JSON documents (headers, index, manifests) use the same codec at a fixed level.
+    # Small JSON documents (headers, index, manifests) use the same codec at a fixed level,
+    # then the sealer, bound to the document's ``kind`` (b"index", b"tree", ...).
     @staticmethod
-    def pack_doc(data: bytes) -> bytes:
-        return zstandard.ZstdCompressor(level=3).compress(data)
+    def pack_doc(data: bytes, sealer: Sealer = PLAIN, kind: bytes = b"") -> bytes:
+        packed = zstandard.ZstdCompressor(level=3).compress(data)
+        return sealer.seal(kind, packed) if sealer.encrypted else packed
 
     @staticmethod
-    def unpack_doc(data: bytes) -> bytes:
+    def unpack_doc(data: bytes, sealer: Sealer = PLAIN, kind: bytes = b"") -> bytes:
+        if sealer.encrypted:
+            data = sealer.open(kind, data)
         try:
             return zstandard.ZstdDecompressor().decompress(data, max_output_size=1 << 31)
         except zstandard.ZstdError as exc:

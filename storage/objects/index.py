@@ -18,12 +18,19 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from storage.backend import Backend
+from storage.crypto import PLAIN, Sealer
 from storage.errors import BackupError, IntegrityError, NotFound
 from storage.layout import INDEX, OBJECT_ID, index_name, list_ids, list_packs, object_id
 from storage.objects.codec import Codec
 from storage.objects.packs import load_pack_header_doc
 
 
+INDEX_KIND = b"index"
+
+
+def encode_index(doc: dict, sealer: Sealer = PLAIN) -> bytes:
+    """An index object's stored bytes; its name is their SHA-256 (sealed or not)."""
+    return Codec.pack_doc(json.dumps(doc, separators=(",", ":"), sort_keys=True).encode(), sealer, INDEX_KIND)
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,7 +74,7 @@ class Index:
                 chunks[cid] = [cur, loc]
 
     @classmethod
-    def load(cls, backend: Backend, threads: int = 8) -> "Index":
+    def load(cls, backend: Backend, threads: int = 8, sealer: Sealer = PLAIN) -> "Index":
         """The union of every readable index object. A damaged one is skipped and named in
         ``damaged``; the packs it may have listed are then indexed from their own headers
         (two ranged reads per pack not otherwise indexed), so readers go on working."""
@@ -76,7 +83,7 @@ class Index:
 
         def fetch(name: str) -> dict | None:
             try:
-                return read_index_object(backend, name)
+                return read_index_object(backend, name, sealer)
             except IntegrityError as exc:
                 idx.damaged[name] = exc.message
             except NotFound:
@@ -92,16 +99,16 @@ class Index:
             for pack_id, blobs in doc["packs"].items():
                 idx.add_pack(pack_id, doc["run"], blobs)
         if idx.damaged:
-            idx.recover_from_headers(backend)
+            idx.recover_from_headers(backend, sealer)
         return idx
 
-    def recover_from_headers(self, backend: Backend) -> None:
+    def recover_from_headers(self, backend: Backend, sealer: Sealer = PLAIN) -> None:
         """Index every stored pack that no readable index object names, from its header."""
         for pack in list_packs(backend):
             if pack in self.pack_run or not OBJECT_ID.fullmatch(pack):
                 continue
             try:
-                header = load_pack_header_doc(backend, pack)
+                header = load_pack_header_doc(backend, pack, sealer)
             except BackupError:
                 continue  # a damaged pack: verify names it
             self.add_pack(pack, str(header.get("run", "")), header["blobs"])
@@ -137,14 +144,14 @@ class Index:
                 yield cid, loc
 
 
-def read_index_object(backend: Backend, name: str) -> dict:
+def read_index_object(backend: Backend, name: str, sealer: Sealer = PLAIN) -> dict:
     """One index object, checked against its name; IntegrityError names what is wrong."""
     raw = backend.load(name)
     short = object_id(name)[:12]
     if hashlib.sha256(raw).hexdigest() != object_id(name):
         raise IntegrityError(f"index object {short} is damaged: it does not match its hash.")
     try:
-        doc = json.loads(Codec.unpack_doc(raw))
+        doc = json.loads(Codec.unpack_doc(raw, sealer, INDEX_KIND))
     except (ValueError, IntegrityError) as exc:
         raise IntegrityError(f"index object {short} is damaged: it cannot be decoded.") from exc
     if not isinstance(doc, dict) or not isinstance(doc.get("packs"), dict):
@@ -155,8 +162,9 @@ def read_index_object(backend: Backend, name: str) -> dict:
 class IndexWriter:
     """Collects the packs a run uploads and writes them as index objects, batch by batch."""
 
-    def __init__(self, backend: Backend, run: str, chain: str, batch: int = 16):
+    def __init__(self, backend: Backend, run: str, chain: str, batch: int = 16, sealer: Sealer = PLAIN):
         self.backend = backend
+        self.sealer = sealer
         self.run = run
         self.chain = chain
         self.batch = batch
@@ -177,7 +185,7 @@ class IndexWriter:
         if not pending:
             return
         doc = {"v": 1, "run": self.run, "chain": self.chain, "packs": pending}
-        data = Codec.pack_doc(json.dumps(doc, separators=(",", ":"), sort_keys=True).encode())
+        data = encode_index(doc, self.sealer)
         name = index_name(hashlib.sha256(data).hexdigest())
         self.backend.save(name, data)
         with self._lock:

@@ -7,6 +7,8 @@ Layout (format version 1)::
 ``header`` is zstd-compressed JSON ``{"v": 1, "run": RUN_ID, "blobs": [[chunk_id, offset,
 length, raw_length, flags], ...]}``. The pack's name is ``data/<id[:2]>/<id>`` where ``id`` is the
 sha256 of the whole pack, so a pack proves its own integrity and can rebuild the index.
+In an encrypted repository the compressed header is sealed (kind ``pack header``), so chunk
+ids are not visible, and each blob is sealed by the codec.
 """
 
 from __future__ import annotations
@@ -15,12 +17,14 @@ import hashlib
 import json
 import struct
 
+from storage.crypto import PLAIN, Sealer
 from storage.errors import IntegrityError
 from storage.layout import pack_name
 from storage.objects.codec import Codec
 
 MAGIC = b"BFPACK01"
 TRAILER = struct.Struct("<I")
+HEADER_KIND = b"pack header"
 
 
 class PackWriter:
@@ -33,11 +37,12 @@ class PackWriter:
     another copy.
     """
 
-    def __init__(self, run: str = "", sink=None):
+    def __init__(self, run: str = "", sink=None, sealer: Sealer = PLAIN):
         # The run id goes into the header so that two chains never share a pack object, even
         # when they pack the same chunks in the same order: corruption stays inside one chain.
         self.run = run
         self._sink = sink
+        self._sealer = sealer
         self._blobs: list[bytes] = []
         self._size = 0
         self._entries: list[list] = []
@@ -63,7 +68,7 @@ class PackWriter:
 
     def finish(self) -> tuple[str, bytes | None, list[list]]:
         doc = {"v": 1, "run": self.run, "blobs": self._entries}
-        header = Codec.pack_doc(json.dumps(doc, separators=(",", ":")).encode())
+        header = Codec.pack_doc(json.dumps(doc, separators=(",", ":")).encode(), self._sealer, HEADER_KIND)
         for part in (header, TRAILER.pack(len(header)), MAGIC):
             self._put(part)
         if self._sink is not None:
@@ -81,12 +86,12 @@ class PackWriter:
             self._sink.abort()
 
 
-def load_pack_header(backend, pack_id: str) -> list[list]:
+def load_pack_header(backend, pack_id: str, sealer: Sealer = PLAIN) -> list[list]:
     """The blob entries of a stored pack, read from its tail alone (two ranged reads)."""
-    return load_pack_header_doc(backend, pack_id)["blobs"]
+    return load_pack_header_doc(backend, pack_id, sealer)["blobs"]
 
 
-def load_pack_header_doc(backend, pack_id: str) -> dict:
+def load_pack_header_doc(backend, pack_id: str, sealer: Sealer = PLAIN) -> dict:
     """The whole header (``v``, ``run``, ``blobs``) of a stored pack, from its tail alone."""
     name = pack_name(pack_id)
     size = backend.stat(name).size
@@ -99,7 +104,7 @@ def load_pack_header_doc(backend, pack_id: str) -> dict:
     if hlen > size - 12:
         raise IntegrityError(f"pack {pack_id[:12]} header length is out of range")
     try:
-        header = json.loads(Codec.unpack_doc(backend.load(name, size - 12 - hlen, hlen)))
+        header = json.loads(Codec.unpack_doc(backend.load(name, size - 12 - hlen, hlen), sealer, HEADER_KIND))
     except (ValueError, IntegrityError) as exc:
         raise IntegrityError(f"pack {pack_id[:12]} header is not valid ({exc})") from exc
     if not isinstance(header, dict) or not isinstance(header.get("blobs"), list):
@@ -107,7 +112,7 @@ def load_pack_header_doc(backend, pack_id: str) -> dict:
     return header
 
 
-def parse_pack(data: bytes, expected_id: str | None = None) -> list[list]:
+def parse_pack(data: bytes, expected_id: str | None = None, sealer: Sealer = PLAIN) -> list[list]:
     """The blob entries of a whole pack, after checking its hash and trailer."""
     if expected_id is not None and hashlib.sha256(data).hexdigest() != expected_id:
         raise IntegrityError(f"pack {expected_id[:12]} does not match its hash")
@@ -117,7 +122,9 @@ def parse_pack(data: bytes, expected_id: str | None = None) -> list[list]:
     if hlen > len(data) - 12:
         raise IntegrityError("pack header length is out of range")
     try:
-        header = json.loads(Codec.unpack_doc(data[-12 - hlen:-12]))
-    except ValueError as exc:
+        header = json.loads(Codec.unpack_doc(data[-12 - hlen:-12], sealer, HEADER_KIND))
+    except (ValueError, IntegrityError) as exc:
         raise IntegrityError(f"pack header is not valid ({exc})") from exc
+    if not isinstance(header, dict) or not isinstance(header.get("blobs"), list):
+        raise IntegrityError("pack header is not valid (no list of blobs)")
     return header["blobs"]

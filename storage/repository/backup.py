@@ -130,7 +130,7 @@ def recover_unindexed_packs(repo: Repository, plan: BackupPlan, index_writer: In
     recovered = 0
     for pack in sorted(stored - set(index.pack_run)):
         try:
-            blobs = load_pack_header(repo.backend, pack)
+            blobs = load_pack_header(repo.backend, pack, repo.sealer)
         except BackupError:
             continue  # not a whole pack: left for verify to report and cleanup to remove
         index.add_pack(pack, plan.run, blobs)

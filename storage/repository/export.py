@@ -65,7 +65,7 @@ def export_snapshot(repo: Repository, snap: Snapshot, out_path: str,
     _check_folder(out, out_path)
     entries = select_entries(snap, include)
     locator = ChunkLocator(repo, snap)
-    codec = Codec(repo.config.compression_level)
+    codec = repo.codec()
     tmp = out + ".part"
     try:
         files = _write_tar(repo, snap, entries, locator, codec, tmp)

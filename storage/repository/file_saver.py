@@ -157,7 +157,9 @@ def read_file(path: str, chunker: Chunker, packer: PackSaver, bounded: bool = Fa
         if _sparse(st, chunker.params):
             holes = _holes(f.fileno(), st.st_size, chunker.params.max_size)
             pieces: Iterator[memoryview] = _sparse_pieces(f, st.st_size, holes, chunker)
-            zero = _zero_chunk(chunker.params.max_size)
+            zview = _zero_chunk(chunker.params.max_size)
+            zsha = hashlib.sha256(zview).digest()
+            zero = (zview, packer.sealer.id_of_sha256(zsha), zsha.hex())
             streaming = True
         else:
             pieces = chunker.cut_file(_Bounded(f, st.st_size) if bounded else f, st.st_size)
@@ -169,16 +171,22 @@ def read_file(path: str, chunker: Chunker, packer: PackSaver, bounded: bool = Fa
 
 
 def _store(pieces: Iterator[memoryview], packer: PackSaver, streaming: bool,
-           zero: tuple[memoryview, str] | None) -> tuple[list[str], str, int]:
+           zero: tuple[memoryview, str, str] | None) -> tuple[list[str], str, int]:
     """Hash and store each piece; (chunk ids, sha256 of the whole, bytes)."""
     chunks: list[str] = []
     first = None
     whole = None
     read = 0
+    id_of_sha256 = packer.sealer.id_of_sha256
+    one = EMPTY_SHA256
     for piece in pieces:
-        cid = zero[1] if zero is not None and piece is zero[0] else hashlib.sha256(piece).hexdigest()
+        if zero is not None and piece is zero[0]:
+            cid, one = zero[1], zero[2]
+        else:
+            digest = hashlib.sha256(piece).digest()
+            cid, one = id_of_sha256(digest), digest.hex()
         # The whole-file hash is only needed when a file has more than one chunk; a
-        # one-chunk file's sha256 is its chunk id, so small files are hashed once.
+        # one-chunk file's sha256 is its chunk's, so small files are hashed once.
         if whole is not None:
             whole.update(piece)
         elif first is None:
@@ -190,7 +198,7 @@ def _store(pieces: Iterator[memoryview], packer: PackSaver, streaming: bool,
         packer.add(cid, piece)
         chunks.append(cid)
         read += len(piece)
-    sha = chunks[0] if len(chunks) == 1 else (whole.hexdigest() if whole else EMPTY_SHA256)
+    sha = one if len(chunks) == 1 else (whole.hexdigest() if whole else EMPTY_SHA256)
     return chunks, sha, read
 
 
@@ -252,7 +260,7 @@ def _next_data(fd: int, pos: int, size: int) -> int:
 
 def _sparse_pieces(f: FileIO, size: int, holes: list[tuple[int, int]], chunker: Chunker) -> Iterator[memoryview]:
     pos = 0
-    zero = _zero_chunk(chunker.params.max_size)[0]
+    zero = _zero_chunk(chunker.params.max_size)
     for start, end in holes + [(size, size)]:
         if start > pos:
             f.seek(pos)
@@ -266,7 +274,6 @@ def _sparse_pieces(f: FileIO, size: int, holes: list[tuple[int, int]], chunker: 
 
 
 @lru_cache(maxsize=4)
-def _zero_chunk(size: int) -> tuple[memoryview, str]:
-    """A chunk of ``size`` zero bytes and its id (the pages stay the shared zero page)."""
-    zero = bytes(size)
-    return memoryview(zero), hashlib.sha256(zero).hexdigest()
+def _zero_chunk(size: int) -> memoryview:
+    """A chunk of ``size`` zero bytes (the pages stay the shared zero page)."""
+    return memoryview(bytes(size))

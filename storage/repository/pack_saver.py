@@ -13,7 +13,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
 from storage.backend import sink_for
-from storage.objects import Codec, IndexWriter, PackWriter, pack_name
+from storage.objects import IndexWriter, PackWriter, pack_name
 
 if TYPE_CHECKING:
     from storage.repository.repository import Repository
@@ -31,14 +31,15 @@ class PackSaver:
     def __init__(self, repo: Repository, run: str, chain: str, known: set[str], connections: int):
         self.repo = repo
         self.backend = repo.backend
-        self.codec = Codec(repo.config.compression_level)
+        self.codec = repo.codec()
+        self.sealer = repo.sealer
         self.pack_size = repo.config.pack_size
         self.known = known
         self.lock = threading.Lock()
         self.run = run
         self.open_sink = sink_for(repo.backend)
         self.writer: PackWriter = self._new_writer()
-        self.index_writer = IndexWriter(repo.backend, run, chain)
+        self.index_writer = IndexWriter(repo.backend, run, chain, sealer=repo.sealer)
         self.uploads = ThreadPoolExecutor(connections, thread_name_prefix="bf-upload")
         # Each pack in flight holds pack_size bytes; this bound is most of the backup's memory.
         self.in_flight = threading.Semaphore(connections)
@@ -50,14 +51,14 @@ class PackSaver:
         self.broken = False
 
     def _new_writer(self) -> PackWriter:
-        return PackWriter(self.run, self.open_sink() if self.open_sink else None)
+        return PackWriter(self.run, self.open_sink() if self.open_sink else None, self.sealer)
 
     def add(self, cid: str, data) -> None:
         with self.lock:
             if cid in self.known:
                 return
             self.known.add(cid)
-        stored, flags = self.codec.encode(data)
+        stored, flags = self.codec.encode(data, cid)
         with self.lock:
             try:
                 self.writer.add(cid, stored, len(data), flags)

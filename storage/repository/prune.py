@@ -34,7 +34,9 @@ from typing import TYPE_CHECKING, Any
 from storage.backend import Backend
 from storage.errors import IntegrityError, Locked, NotFound
 from storage.layout import TREES, list_ids, list_packs, tree_name
+from storage.crypto import Sealer
 from storage.objects import Codec, Index, IndexWriter, pack_name
+from storage.objects.index import INDEX_KIND
 from storage.repository import leftovers, locks
 from storage.snapshots import Snapshot, SnapshotStore
 from storage.snapshots.manifest import damaged_names
@@ -102,9 +104,9 @@ def needed_packs(index: Index, snaps: list[Snapshot], store: SnapshotStore,
     return claimed | extra
 
 
-def _load_index_docs(backend: Backend, names: list[str]) -> list[dict]:
+def _load_index_docs(backend: Backend, names: list[str], sealer: Sealer) -> list[dict]:
     def fetch(name: str) -> dict:
-        return json.loads(Codec.unpack_doc(backend.load(name)))
+        return json.loads(Codec.unpack_doc(backend.load(name), sealer, INDEX_KIND))
 
     with ThreadPoolExecutor(8) as pool:
         return list(pool.map(fetch, names))
@@ -163,7 +165,7 @@ def find_garbage(repo: Repository, own_run: str | None = None) -> PruneReport:
     # Index entries for packs that are gone already (and not needed) are dropped as well.
     dropped = doomed | {p for p, run in index.pack_run.items() if p not in sizes and p not in keep and run not in live}
     names = list(index.index_names)
-    for name, doc in zip(names, _load_index_docs(repo.backend, names), strict=True):
+    for name, doc in zip(names, _load_index_docs(repo.backend, names, repo.sealer), strict=True):
         hit = dropped.intersection(doc["packs"])
         if not hit:
             continue
@@ -177,7 +179,8 @@ def find_garbage(repo: Repository, own_run: str | None = None) -> PruneReport:
 def _sweep(repo: Repository, report: PruneReport, run: str) -> None:
     for _, doc in report.index_changes:
         if doc is not None:
-            writer = IndexWriter(repo.backend, doc["run"], doc["chain"], batch=len(doc["packs"]) + 1)
+            writer = IndexWriter(repo.backend, doc["run"], doc["chain"], batch=len(doc["packs"]) + 1,
+                                 sealer=repo.sealer)
             for pack, blobs in doc["packs"].items():
                 writer.add(pack, blobs)
             writer.flush()

@@ -55,6 +55,7 @@ class RepositoryStats:
     dedup_ratio: float | None
     compression_ratio: float | None
     damaged_snapshots: dict[str, str] = field(default_factory=dict)  # id -> why it cannot be read
+    encryption: str = "none"  # the scheme of docs/FORMAT.md "encryption", or "none"
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
@@ -89,4 +90,5 @@ def repository_stats(repo: Repository) -> RepositoryStats:
         dedup_ratio=round(logical / raw, 3) if raw else None,
         compression_ratio=round(raw / stored, 3) if stored else None,
         damaged_snapshots=dict(sorted(repo.snapshots.damaged.items())),
+        encryption=(repo.config.encryption or {}).get("scheme", "none"),
     )

@@ -14,15 +14,14 @@
 from __future__ import annotations
 
 import hashlib
-import json
 import uuid
 from dataclasses import asdict, dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from storage.errors import BackupError, NotFound
 from storage.layout import OBJECT_ID, index_name, list_packs
-from storage.objects import Codec, Index
-from storage.objects.index import read_index_object
+from storage.objects import Index
+from storage.objects.index import encode_index, read_index_object
 from storage.objects.packs import load_pack_header_doc
 from storage.repository import locks
 from storage.snapshots import TreeEntry
@@ -56,12 +55,13 @@ def _pack_chains(repo: Repository) -> dict[str, str]:
     return {p: s.chain for s in repo.snapshots.all() for p in s.packs}
 
 
-def _write_index(backend, run: str, chain: str, packs: dict[str, list], damaged: dict[str, str]) -> str:
+def _write_index(repo: Repository, run: str, chain: str, packs: dict[str, list], damaged: dict[str, str]) -> str:
     """One index object; a damaged object under the same name (the same entries written again)
     is replaced."""
     doc = {"v": 1, "run": run, "chain": chain, "packs": packs}
-    data = Codec.pack_doc(json.dumps(doc, separators=(",", ":"), sort_keys=True).encode())
+    data = encode_index(doc, repo.sealer)
     name = index_name(hashlib.sha256(data).hexdigest())
+    backend = repo.backend
     if name in damaged:
         backend.remove(name)
     backend.save(name, data)
@@ -76,7 +76,7 @@ def _unindexed_headers(repo: Repository, index: Index, out: IndexRepair) -> dict
         if pack in covered or not OBJECT_ID.fullmatch(pack):
             continue
         try:
-            header = load_pack_header_doc(repo.backend, pack)
+            header = load_pack_header_doc(repo.backend, pack, repo.sealer)
         except BackupError:
             out.packs_unreadable.append(pack)
             continue
@@ -85,7 +85,7 @@ def _unindexed_headers(repo: Repository, index: Index, out: IndexRepair) -> dict
     return by_run
 
 
-def _naming_missing(backend, index: Index, stored: set[str], out: IndexRepair) -> list[tuple[str, dict]]:
+def _naming_missing(repo: Repository, index: Index, stored: set[str], out: IndexRepair) -> list[tuple[str, dict]]:
     """(name, doc) of each readable index object that names a pack no longer stored."""
     missing = set(index.pack_run) - stored
     out.missing_packs = sorted(missing)
@@ -93,7 +93,7 @@ def _naming_missing(backend, index: Index, stored: set[str], out: IndexRepair) -
         return []
     found = []
     for name in index.index_names:
-        doc = read_index_object(backend, name)
+        doc = read_index_object(repo.backend, name, repo.sealer)
         if missing.intersection(doc["packs"]):
             found.append((name, doc))
     return found
@@ -103,20 +103,20 @@ def repair_index(repo: Repository) -> IndexRepair:
     """Index every pack the readable index objects miss; then delete the damaged ones."""
     run = _lock_for_repair(repo.backend)
     try:
-        index = Index.load(repo.backend)
+        index = Index.load(repo.backend, sealer=repo.sealer)
         out = IndexRepair()
         chains = _pack_chains(repo)
         for pack_run, packs in sorted(_unindexed_headers(repo, index, out).items()):
             chain = next((chains[p] for p in packs if p in chains), pack_run)
             for start in range(0, len(packs), 16):
                 part = dict(sorted(packs.items())[start:start + 16])
-                out.index_written.append(_write_index(repo.backend, pack_run, chain, part, index.damaged))
+                out.index_written.append(_write_index(repo, pack_run, chain, part, index.damaged))
         stored = set(list_packs(repo.backend))
         doomed = dict(index.damaged)
-        for name, doc in _naming_missing(repo.backend, index, stored, out):
+        for name, doc in _naming_missing(repo, index, stored, out):
             rest = {p: b for p, b in doc["packs"].items() if p in stored}
             if rest:
-                out.index_written.append(_write_index(repo.backend, doc["run"], doc.get("chain") or doc["run"], rest,
+                out.index_written.append(_write_index(repo, doc["run"], doc.get("chain") or doc["run"], rest,
                                                       index.damaged))
             doomed[name] = "names missing packs"
         for name in sorted(doomed):

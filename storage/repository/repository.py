@@ -9,16 +9,17 @@ from typing import Any
 
 from storage.allocator import tune_allocator
 from storage.backend import Backend, display_url, open_backend, scheme_of
-from storage.errors import AlreadyExists, ChainGone, IntegrityError, NotARepository, NotFound
-from storage.layout import INDEX, SNAPSHOTS
-from storage.objects import Index
+from storage.crypto import PLAIN, KeyRing, MasterKey, Sealer, create_key_file, unlock
+from storage.errors import AlreadyExists, ChainGone, IntegrityError, InvalidInput, NotARepository, NotFound
+from storage.layout import INDEX, KEYS, SNAPSHOTS
+from storage.objects import Codec, Index
 from storage.repository import backup as backup_mod
 from storage.repository import locks
 from storage.repository.backup_report import Missing
 from storage.repository.cleanup import CleanupPlan, plan_cleanup
 from storage.repository.export import ExportResult, export_snapshot
 from storage.repository.forget import ForgetPlan, ForgetResult, forget, plan_forget
-from storage.repository.format import CONFIG_NAME, RepoConfig
+from storage.repository.format import CONFIG_NAME, RepoConfig, is_encrypted
 from storage.repository.prune import PruneReport, prune
 from storage.repository.query import RepositoryStats, SnapshotDiff, diff_snapshots, list_entries, repository_stats
 from storage.repository.repair import (IndexRepair, SnapshotRepairPlan, plan_repair_snapshots, repair_index,
@@ -51,36 +52,86 @@ def _has_repository_objects(backend: Backend) -> bool:
     return any(next(iter(backend.list(prefix)), None) is not None for prefix in (SNAPSHOTS, INDEX))
 
 
+def _read_config(backend: Backend, raw: bytes, where: str, password: str | None) -> tuple[RepoConfig, KeyRing | None]:
+    """The config and, for an encrypted repository, its key ring (the password is checked
+    against the key files before anything else is read)."""
+    if not is_encrypted(raw, where):
+        return RepoConfig.from_bytes(raw, where), None
+    master, key_id = unlock(backend, password, where, lambda m: _opens(raw, where, m))
+    return RepoConfig.from_bytes(raw, where, master.sealer()), KeyRing(backend, master, key_id)
+
+
+def _opens(raw: bytes, where: str, master: MasterKey) -> bool:
+    try:
+        RepoConfig.from_bytes(raw, where, master.sealer())
+    except IntegrityError:
+        return False
+    return True
+
+
 class Repository:
-    def __init__(self, backend: Backend, config: RepoConfig, url: str):
+    def __init__(self, backend: Backend, config: RepoConfig, url: str, keys: KeyRing | None = None):
         tune_allocator()
         self.backend = backend
         self.config = config
         self.url = url
-        self.snapshots = SnapshotStore(backend)
+        self._keys = keys
+        self.sealer: Sealer = keys.master.sealer() if keys is not None else PLAIN
+        self.snapshots = SnapshotStore(backend, self.sealer)
         self._index: Index | None = None
+
+    @property
+    def encrypted(self) -> bool:
+        return self._keys is not None
+
+    @property
+    def keys(self) -> KeyRing:
+        """The key files (list, add, remove, passwd) of an encrypted repository."""
+        if self._keys is None:
+            raise InvalidInput(f"{display_url(self.url)} is not encrypted, so it has no keys.")
+        return self._keys
+
+    def codec(self) -> Codec:
+        """A blob codec for this repository (its compression level and sealer)."""
+        return Codec(self.config.compression_level, self.sealer)
 
     # --- opening ---------------------------------------------------------------------------
     @classmethod
     def init(cls, url: str, options: dict[str, Any] | None = None, compression_level: int = 3,
-             pack_size_mib: int = 16, backend: Backend | None = None) -> "Repository":
+             pack_size_mib: int = 16, backend: Backend | None = None, password: str | None = None,
+             key_label: str | None = None) -> "Repository":
+        """Create a repository in an empty location: encrypted with ``password``, unencrypted
+        without one (the CLI decides the default)."""
         backend = backend or open_backend(url, options)
         where = display_url(url)
         try:
-            RepoConfig.from_bytes(backend.load(CONFIG_NAME), where)
+            is_encrypted(backend.load(CONFIG_NAME), where)  # raises for a config that is not ours
             raise AlreadyExists(f"{where} is already a backupflow repository.")
         except NotFound:
             pass
         if next(iter(backend.list("")), None) is not None:
             raise NotARepository(f"{where} already holds other files; choose an empty location for a new repository.")
-        config = RepoConfig.new(compression_level, pack_size_mib)
-        backend.save(CONFIG_NAME, config.to_bytes())
-        return cls(backend, config, url)
+        if password is None:
+            config = RepoConfig.new(compression_level, pack_size_mib)
+            backend.save(CONFIG_NAME, config.to_bytes())
+            return cls(backend, config, url)
+        master = MasterKey.new()
+        config = RepoConfig.new(compression_level, pack_size_mib, master.chunker_seed(), encrypted=True)
+        # The key file first: a config without one would be a repository nobody can open.
+        key_id = create_key_file(backend, master, password, key_label)
+        try:
+            backend.save(CONFIG_NAME, config.to_bytes(master.sealer()))
+        except BaseException:
+            backend.remove(KEYS + key_id)  # another init won the race: its key files stay alone
+            raise
+        return cls(backend, config, url, KeyRing(backend, master, key_id))
 
     @classmethod
     def open(cls, url: str, options: dict[str, Any] | None = None, create: bool = False,
-             backend: Backend | None = None, **init_args) -> "Repository":
-        """Open the repository at ``url``; with ``create``, make one in an empty location."""
+             backend: Backend | None = None, password: str | None = None, **init_args) -> "Repository":
+        """Open the repository at ``url``; with ``create``, make one in an empty location
+        (encrypted when a ``password`` is given). An encrypted repository needs its
+        ``password`` (PasswordRequired, WrongPassword); an unencrypted one ignores it."""
         backend = backend or open_backend(url, options)
         where = display_url(url)
         try:
@@ -88,7 +139,7 @@ class Repository:
         except NotFound:
             if create:
                 try:
-                    return cls.init(url, options, backend=backend, **init_args)
+                    return cls.init(url, options, backend=backend, password=password, **init_args)
                 except (AlreadyExists, NotARepository) as exc:
                     # Two first backups at once: the other one created the repository between
                     # our look and our write. Use its config; anything else stays refused.
@@ -96,14 +147,16 @@ class Repository:
                         raw = backend.load(CONFIG_NAME)
                     except NotFound:
                         raise exc from None
-                    return cls(backend, RepoConfig.from_bytes(raw, where), url)
+                    config, keys = _read_config(backend, raw, where, password)
+                    return cls(backend, config, url, keys)
             if _has_repository_objects(backend):
                 raise IntegrityError(f"The repository config of {where} is missing, although snapshots or packs are "
                                      "there; put back the `config` object from a copy of the repository.") from None
             if next(iter(backend.list("")), None) is not None:
                 raise NotARepository(f"{where} is not a backupflow repository (it has no config object).") from None
             raise NotFound(f"There is no repository at {where}; create one with `backupflow init`.") from None
-        return cls(backend, RepoConfig.from_bytes(raw, where), url)
+        config, keys = _read_config(backend, raw, where, password)
+        return cls(backend, config, url, keys)
 
     def close(self) -> None:
         self.backend.close()
@@ -121,12 +174,12 @@ class Repository:
     @property
     def index(self) -> Index:
         if self._index is None:
-            self._index = Index.load(self.backend)
+            self._index = Index.load(self.backend, sealer=self.sealer)
         return self._index
 
     def refresh(self) -> None:
         self._index = None
-        self.snapshots = SnapshotStore(self.backend)
+        self.snapshots = SnapshotStore(self.backend, self.sealer)
 
     # --- backup ----------------------------------------------------------------------------
     def plan_backup(self, source: str, type: str | None = None, excludes=(), tags=(), description: str = "",

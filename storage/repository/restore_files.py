@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Callable
 
 from storage.errors import IntegrityError, NotFound
 from storage.layout import list_packs
-from storage.objects import BlobLocation, Codec, pack_name, read_blob
+from storage.objects import BlobLocation, pack_name, read_blob
 from storage.repository.restore_target import WRITE, Target, split, target_error
 from storage.snapshots import Snapshot, TreeEntry
 
@@ -281,7 +281,7 @@ class PackFetcher:
 
     def __init__(self, repo: Repository, work: RestoreWork, writer: FileWriter):
         self.backend = repo.backend
-        self.codec = Codec(repo.config.compression_level)
+        self.codec = repo.codec()
         self.work, self.writer = work, writer
 
     def ranges(self, pack: str) -> list[tuple[int, int, list[str]]]:

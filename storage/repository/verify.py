@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from storage.errors import BackupError, NotFound
 from storage.layout import DATA, INDEX, OBJECT_ID, TREES, snapshot_name, tree_name
-from storage.objects import BlobLocation, Codec, Index, load_pack_header, pack_name, parse_pack, read_blob
+from storage.objects import BlobLocation, Index, load_pack_header, pack_name, parse_pack, read_blob
 from storage.snapshots import Snapshot, TreeEntry
 from storage.snapshots.manifest import SnapshotStore
 
@@ -68,7 +68,7 @@ class _PackChecker:
 
     def __init__(self, repo: Repository, index: Index):
         self.backend = repo.backend
-        self.codec = Codec(repo.config.compression_level)
+        self.codec = repo.codec()
         self.blobs: dict[str, dict[str, BlobLocation]] = defaultdict(dict)
         for cid, loc in index.items():
             self.blobs[loc.pack][cid] = loc
@@ -89,7 +89,7 @@ class _PackChecker:
         problems: list[str] = []
         entries = None
         try:
-            entries = parse_pack(data, pack)
+            entries = parse_pack(data, pack, self.codec.sealer)
         except BackupError as exc:
             problems.append(f"pack {pack[:12]}: {exc.message}")
         bad = [cid for cid, loc in expected.items() if not self._blob_ok(data, cid, loc)]
@@ -106,7 +106,7 @@ class _Verifier:
     def __init__(self, repo: Repository, read_data: bool):
         self.repo = repo
         self.index: Index = repo.index
-        self.store = SnapshotStore(repo.backend)
+        self.store = SnapshotStore(repo.backend, repo.sealer)
         self.report = VerifyReport(read_data=read_data)
         self.existing: dict[str, int] = {}
         self.bad_pairs: set[tuple[str, str]] = set()
@@ -218,7 +218,7 @@ class _Verifier:
             self.unindexed = {}
             for pack in set(self.existing) - set(self.index.pack_run):
                 try:
-                    blobs = load_pack_header(self.repo.backend, pack)
+                    blobs = load_pack_header(self.repo.backend, pack, self.repo.sealer)
                 except BackupError:
                     continue
                 self.unindexed.update((b[0], pack) for b in blobs)

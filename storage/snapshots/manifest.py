@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, fields, replace
 from typing import Any, Literal, Required, TypedDict, get_args
 
 from storage.backend import Backend
+from storage.crypto import PLAIN, Sealer
 from storage.errors import AlreadyExists, IntegrityError, InvalidInput, NotFound
 from storage.layout import OBJECT_ID, SNAPSHOTS, object_id, snapshot_name, tree_name
 from storage.objects.codec import Codec
@@ -120,13 +120,22 @@ class Snapshot:
         }
 
 
-def _load_verified(backend: Backend, name: str, digest: str, label: str) -> bytes:
-    """The uncompressed JSON of ``name``, checked against ``digest``; ``label`` names it."""
+TREE_KIND = b"tree"
+SNAPSHOT_KIND = b"snapshot"
+
+
+def _kind(name: str) -> bytes:
+    return SNAPSHOT_KIND if name.startswith(SNAPSHOTS) else TREE_KIND
+
+
+def _load_verified(backend: Backend, name: str, digest: str, label: str, sealer: Sealer = PLAIN) -> bytes:
+    """The uncompressed JSON of ``name``, checked against ``digest`` (its content id: SHA-256, or
+    the keyed id in an encrypted repository); ``label`` names it."""
     try:
-        data = Codec.unpack_doc(backend.load(name))
+        data = Codec.unpack_doc(backend.load(name), sealer, _kind(name))
     except IntegrityError as exc:
-        raise IntegrityError(f"{label} is damaged: it does not decompress ({exc.message})") from exc
-    if hashlib.sha256(data).hexdigest() != digest:
+        raise IntegrityError(f"{label} is damaged: it does not decode ({exc.message})") from exc
+    if sealer.content_id(data) != digest:
         raise IntegrityError(f"{label} is damaged: it does not match its hash.")
     return data
 
@@ -138,8 +147,9 @@ def damaged_names(damaged: dict[str, str]) -> str:
 
 
 class SnapshotStore:
-    def __init__(self, backend: Backend):
+    def __init__(self, backend: Backend, sealer: Sealer = PLAIN):
         self.backend = backend
+        self.sealer = sealer
         self._cache: dict[str, Snapshot] = {}
         # Filled by all(): manifests that could not be read (id -> why) and names under
         # snapshots/ that are not snapshot ids. Commands skip them, name them, and go on.
@@ -159,7 +169,7 @@ class SnapshotStore:
         """The manifest without its tree (cached: manifests are small and never change)."""
         snap = self._cache.get(sid)
         if snap is None:
-            data = _load_verified(self.backend, snapshot_name(sid), sid, f"snapshot {sid[:8]}")
+            data = _load_verified(self.backend, snapshot_name(sid), sid, f"snapshot {sid[:8]}", self.sealer)
             snap = Snapshot.from_bytes(data, sid)
             self._cache[sid] = snap
         return snap
@@ -167,7 +177,7 @@ class SnapshotStore:
     def load_tree(self, snap: Snapshot) -> list[TreeEntry]:
         label = f"tree {snap.tree_id[:8]} of snapshot {snap.id[:8]}"
         try:
-            tree = json.loads(_load_verified(self.backend, tree_name(snap.tree_id), snap.tree_id, label))
+            tree = json.loads(_load_verified(self.backend, tree_name(snap.tree_id), snap.tree_id, label, self.sealer))
         except ValueError as exc:
             raise IntegrityError(f"{label} is damaged: it is not valid JSON.") from exc
         except NotFound as exc:
@@ -204,10 +214,10 @@ class SnapshotStore:
         if snap.tree is None:
             raise ValueError("a snapshot is saved with its tree")
         tree = dump_json(snap.tree)
-        snap.tree_id = hashlib.sha256(tree).hexdigest()
+        snap.tree_id = self.sealer.content_id(tree)
         self._save_healing(tree_name(snap.tree_id), snap.tree_id, tree)
         data = snap.to_bytes()
-        sid = hashlib.sha256(data).hexdigest()
+        sid = self.sealer.content_id(data)
         self._save_healing(snapshot_name(sid), sid, data)
         snap.id = sid
         self._cache[sid] = replace(snap, tree=None)
@@ -227,12 +237,12 @@ class SnapshotStore:
     def _save_healing(self, name: str, digest: str, data: bytes) -> None:
         """Save a hash-named document; an object already there that does not match its own name
         is damaged (the same tree again, after its stored copy was hit) and is replaced."""
-        packed = Codec.pack_doc(data)
+        packed = Codec.pack_doc(data, self.sealer, _kind(name))
         try:
             self.backend.save(name, packed)
         except AlreadyExists:
             try:
-                _load_verified(self.backend, name, digest, name)
+                _load_verified(self.backend, name, digest, name, self.sealer)
                 return  # intact, written by another run in another encoding: same content
             except IntegrityError:
                 self.backend.remove(name)

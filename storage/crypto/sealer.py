@@ -1,0 +1,83 @@
+"""Sealing objects: AES-256-GCM under a fresh subkey per object, and keyed content ids
+(HMAC-SHA-256 under the id key of the content's SHA-256).
+
+A sealed object is ``r (28 random bytes) || AES-256-GCM(subkey, nonce, plaintext, aad)``
+with ``subkey = HKDF-Expand-SHA-256(encryption key, info = "bf-object" || kind || r[:16])``
+(one HMAC block), ``nonce = r[16:28]`` and ``aad = kind``. Each subkey seals one object, so
+GCM's per-key limits (2^32 messages with random nonces, 64 GiB per message) are never
+approached: docs/FORMAT.md, "encryption", gives the numbers.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from storage.errors import IntegrityError
+
+SALT = 16
+NONCE = 12
+TAG = 16
+OVERHEAD = SALT + NONCE + TAG  # bytes a sealed object is longer than its plaintext
+
+
+class Sealer:
+    """The unencrypted repository's sealer: objects are stored as they are, ids are SHA-256."""
+
+    encrypted = False
+
+    def content_id(self, data) -> str:
+        """The id of a chunk, tree or manifest: lowercase hex SHA-256 of ``data``."""
+        return self.id_of_sha256(hashlib.sha256(data).digest())
+
+    def id_of_sha256(self, digest: bytes) -> str:
+        """The id of content whose SHA-256 is ``digest`` (so a file's one chunk is hashed once)."""
+        return digest.hex()
+
+    def seal(self, kind: bytes, data) -> bytes:
+        return bytes(data)
+
+    def open(self, kind: bytes, data) -> bytes:
+        return bytes(data)
+
+
+PLAIN = Sealer()
+
+
+class AeadSealer(Sealer):
+    """Seals with AES-256-GCM; ids are HMAC-SHA-256 under the id key (docs/FORMAT.md)."""
+
+    encrypted = True
+
+    def __init__(self, encryption_key: bytes, id_key: bytes):
+        if len(encryption_key) != 32 or len(id_key) != 32:
+            raise ValueError("an AeadSealer needs two 32-byte keys")
+        self._enc = encryption_key
+        self._id = id_key
+
+    def id_of_sha256(self, digest: bytes) -> str:
+        # HMAC over the SHA-256, not over the data: the data is hashed once, at SHA-256's speed,
+        # for both the keyed id and the plain whole-file hash a tree keeps.
+        return hmac.digest(self._id, digest, "sha256").hex()
+
+    def _subkey(self, kind: bytes, salt: bytes) -> AESGCM:
+        # HKDF-Expand with a 32-byte output is one HMAC block: T(1) = HMAC(PRK, info || 0x01).
+        return AESGCM(hmac.digest(self._enc, b"bf-object" + kind + salt + b"\x01", "sha256"))
+
+    def seal(self, kind: bytes, data) -> bytes:
+        r = os.urandom(SALT + NONCE)
+        return r + self._subkey(kind, r[:SALT]).encrypt(r[SALT:], data, kind)
+
+    def open(self, kind: bytes, data) -> bytes:
+        if len(data) < OVERHEAD:
+            raise IntegrityError(f"an encrypted {kind.decode()} is too short to be one (cut off)")
+        r = bytes(data[:SALT + NONCE])
+        try:
+            return self._subkey(kind, r[:SALT]).decrypt(r[SALT:], data[SALT + NONCE:], kind)
+        except InvalidTag:
+            raise IntegrityError(f"an encrypted {kind.decode()} fails authentication (damaged or "
+                                 "replaced)") from None

@@ -1,0 +1,230 @@
+"""Encryption at rest (issue 13, storage side): nothing readable in the bucket, every tampered
+object refused, passwords and key files (docs/FORMAT.md, "encryption")."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from storage import Repository
+from storage.errors import IntegrityError, InvalidInput, PasswordRequired, WrongPassword
+from storage.layout import KEYS
+from storage.objects import pack_name
+from tests.storage.test_damage_locality import _write, flip_byte
+
+PASSWORD = "correct horse battery staple"
+NAMES = ("quarterly-salaries.xlsx", "diary-of-a-backup-engineer.txt", "secret-project-folder")
+CONTENT = b"the launch codes are 0000 and nobody may know them\n"
+
+
+@pytest.fixture(autouse=True)
+def _fast_scrypt(monkeypatch):
+    # Key files made here use a small scrypt N (recorded in each file, so opening reads it).
+    monkeypatch.setenv("BACKUPFLOW_SCRYPT_N", "1024")
+
+
+def _tree(root: Path) -> Path:
+    src = root / "src"
+    (src / NAMES[2]).mkdir(parents=True)
+    (src / NAMES[0]).write_bytes(CONTENT * 3)
+    (src / NAMES[2] / NAMES[1]).write_bytes(CONTENT + os.urandom(400_000) + CONTENT)
+    (src / "repeated.txt").write_bytes(CONTENT * 20_000)  # compresses: zstd output is sealed too
+    return src
+
+
+def _objects(root: Path) -> dict[str, bytes]:
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in root.rglob("*") if p.is_file()}
+
+
+@pytest.fixture(scope="module")
+def encrypted(tmp_path_factory):
+    """An encrypted repository with two snapshots of one source (full, incremental) and one of
+    another: (root, source, snapshot ids oldest first)."""
+    base = tmp_path_factory.mktemp("enc")
+    os.environ["BACKUPFLOW_SCRYPT_N"] = "1024"
+    try:
+        src = _tree(base)
+        repo = Repository.init(str(base / "repo"), password=PASSWORD)
+        ids = [repo.backup(str(src)).snapshot_id]
+        (src / "later.txt").write_bytes(CONTENT + b"later")
+        ids.append(repo.backup(str(src)).snapshot_id)
+        other = base / "other"
+        other.mkdir()
+        (other / "other.bin").write_bytes(os.urandom(200_000))
+        ids.append(repo.backup(str(other)).snapshot_id)
+    finally:
+        del os.environ["BACKUPFLOW_SCRYPT_N"]
+    return base / "repo", src, ids
+
+
+def test_no_file_name_content_or_plain_chunk_id_is_stored_in_the_clear(encrypted):
+    root, src, _ = encrypted
+    objects = _objects(root)
+    assert {name.split("/")[0] for name in objects} >= {"config", "keys", "data", "index", "snapshots", "trees"}
+    secrets = [n.encode() for n in NAMES] + [CONTENT[:24], b"later.txt", str(src).encode()]
+    # The plain SHA-256 of a file (what an unencrypted repository names its chunk by) is not
+    # there either, so a known file cannot be confirmed from the bucket.
+    secrets += [hashlib.sha256((src / NAMES[0]).read_bytes()).hexdigest().encode()]
+    found = [f"{name} holds {s[:30]!r}" for name, data in objects.items() for s in secrets if s in data]
+    found += [name for name in objects for s in secrets if s in name.encode()]
+    assert not found
+
+
+def test_restore_and_verify_read_everything_back(encrypted, tmp_path):
+    root, src, ids = encrypted
+    repo = Repository.open(str(root), password=PASSWORD)
+    assert repo.encrypted and repo.config.version == 2 and repo.stats().encryption == "aes256gcm-hkdf-hmac"
+    assert repo.verify(read_data=True).ok
+    repo.restore(ids[1], str(tmp_path / "out"))
+    for path in src.rglob("*"):
+        if path.is_file():
+            assert (tmp_path / "out" / path.relative_to(src)).read_bytes() == path.read_bytes()
+
+
+def test_the_same_file_in_two_repositories_has_unrelated_chunk_ids(tmp_path):
+    src = _tree(tmp_path)
+    a = Repository.init(str(tmp_path / "a"), password=PASSWORD)
+    b = Repository.init(str(tmp_path / "b"), password=PASSWORD)
+    chunks = []
+    for repo in (a, b):
+        snap = repo.snapshot(repo.backup(str(src)).snapshot_id)
+        chunks.append({c for e in snap.entries for c in e.get("chunks", ())})
+    assert chunks[0] and not chunks[0] & chunks[1]
+
+
+def test_without_or_with_a_wrong_password_nothing_opens_and_nothing_is_written(encrypted):
+    root, _, _ = encrypted
+    before = _objects(root)
+    with pytest.raises(PasswordRequired) as missing:
+        Repository.open(str(root))
+    with pytest.raises(WrongPassword) as wrong:
+        Repository.open(str(root), password="not it")
+    assert missing.value.exit_code == 16 and wrong.value.exit_code == 15
+    assert "password" in wrong.value.message and "\n" not in wrong.value.message
+    assert _objects(root) == before
+
+
+def test_an_unencrypted_repository_works_as_before_and_ignores_a_password(tmp_path):
+    src = _tree(tmp_path)
+    repo = Repository.init(str(tmp_path / "plain"))
+    sid = repo.backup(str(src)).snapshot_id
+    again = Repository.open(str(tmp_path / "plain"), password="anything")
+    assert not again.encrypted and again.config.version == 1 and again.stats().encryption == "none"
+    assert again.snapshot(sid).entries and again.verify(read_data=True).ok
+    with pytest.raises(InvalidInput):
+        again.keys.list()
+
+
+def test_two_keys_remove_one_and_rotate_a_password(tmp_path):
+    root = str(tmp_path / "repo")
+    repo = Repository.init(root, password="first")
+    second = repo.keys.add("second", label="laptop")
+    listed = repo.keys.list()
+    assert len(listed) == 2 and [k.in_use for k in listed].count(True) == 1
+    assert {k.label for k in listed} == {"", "laptop"} and all(k.kdf["name"] == "scrypt" for k in listed)
+    assert Repository.open(root, password="second").keys.in_use == second
+    first = Repository.open(root, password="first").keys.in_use
+    with pytest.raises(InvalidInput, match="in use"):
+        repo.keys.remove(first)
+    Repository.open(root, password="second").keys.remove(first)
+    with pytest.raises(WrongPassword):
+        Repository.open(root, password="first")
+    with pytest.raises(InvalidInput, match="last key"):
+        Repository.open(root, password="second").keys.remove(second)
+    rotated = Repository.open(root, password="second")
+    rotated.keys.passwd("third")
+    with pytest.raises(WrongPassword):
+        Repository.open(root, password="second")
+    assert len(Repository.open(root, password="third").keys.list()) == 1
+
+
+def test_key_files_work_on_every_backend_kind(backend):
+    repo = Repository.init("test-repo", backend=backend, password="one")
+    repo.keys.add("two")
+    assert len([o for o in backend.list(KEYS)]) == 2
+    for password in ("one", "two"):
+        assert Repository.open("test-repo", backend=backend, password=password).config.id == repo.config.id
+    with pytest.raises(WrongPassword):
+        Repository.open("test-repo", backend=backend, password="three")
+
+
+# --- tampering -------------------------------------------------------------------------------
+
+def _copy(encrypted, tmp_path) -> tuple[Path, list[str]]:
+    root, _, ids = encrypted
+    shutil.copytree(root, tmp_path / "repo")
+    return tmp_path / "repo", ids
+
+
+def _two(root: Path, prefix: str) -> tuple[Path, Path]:
+    files = sorted(p for p in (root / prefix).rglob("*") if p.is_file())
+    return files[0], files[1]
+
+
+def _pack_of(root: Path, sid: str) -> Path:
+    repo = Repository.open(str(root), password=PASSWORD)
+    return root / pack_name(repo.snapshots.header(sid).packs[0])
+
+
+TAMPER = {"flipped byte": lambda p, other: flip_byte(p),
+          "truncated": lambda p, other: _write(p, p.read_bytes()[: len(p.read_bytes()) // 2]),
+          "swapped": lambda p, other: _write(p, other.read_bytes())}
+
+
+@pytest.mark.parametrize("how", list(TAMPER))
+@pytest.mark.parametrize("kind", ["index", "snapshots", "trees", "data"])
+def test_every_tampered_object_kind_is_named_by_verify(encrypted, tmp_path, kind, how):
+    root, ids = _copy(encrypted, tmp_path)
+    if kind == "data":
+        target, other = _pack_of(root, ids[0]), _pack_of(root, ids[2])
+    else:
+        target, other = _two(root, kind)
+    TAMPER[how](target, other)
+    report = Repository.open(str(root), password=PASSWORD).verify(read_data=True)
+    assert not report.ok
+    assert target.relative_to(root).as_posix() in report.damaged_objects
+
+
+@pytest.mark.parametrize("how", list(TAMPER))
+def test_a_tampered_config_or_key_file_opens_nothing(encrypted, tmp_path, how):
+    root, _ = _copy(encrypted, tmp_path)
+    Repository.open(str(root), password=PASSWORD).keys.add("spare")
+    key, spare = _two(root, "keys")
+    both = key.read_bytes(), spare.read_bytes()
+    TAMPER[how](key, spare)
+    if how == "swapped":
+        _write(spare, both[0])  # the two key files trade places
+    else:
+        TAMPER[how](spare, key)  # both keys: the password has no intact key file left
+    with pytest.raises(IntegrityError):
+        Repository.open(str(root), password=PASSWORD)
+    other = tmp_path / "other"
+    Repository.init(str(other), password=PASSWORD)
+    TAMPER[how](root / "config", other / "config")
+    shutil.rmtree(root / "keys")
+    shutil.copytree(other / "keys", root / "keys")  # a whole other repository's config and keys
+    if how != "swapped":
+        with pytest.raises(IntegrityError):
+            Repository.open(str(root), password=PASSWORD)
+        return
+    report = Repository.open(str(root), password=PASSWORD).verify()  # opens, but its keys open no object
+    assert not report.ok and any(o.startswith("index/") for o in report.damaged_objects)
+
+
+def test_a_tampered_blob_is_named_and_restore_gives_back_everything_else(encrypted, tmp_path):
+    root, ids = _copy(encrypted, tmp_path)
+    repo = Repository.open(str(root), password=PASSWORD)
+    snap = repo.snapshot(ids[0])
+    entry = next(e for e in snap.entries if e["path"].endswith(NAMES[1]))
+    loc = repo.index.locations(entry["chunks"][0])[0]
+    flip_byte(root / pack_name(loc.pack), loc.offset + loc.length // 2)
+    report = Repository.open(str(root), password=PASSWORD).verify(read_data=True)
+    assert pack_name(loc.pack) in report.damaged_objects
+    assert report.damaged_files[ids[0]] == [entry["path"]]
+    result = Repository.open(str(root), password=PASSWORD).restore(ids[0], str(tmp_path / "out"))
+    assert list(result.not_restored) == [entry["path"]]
+    assert (tmp_path / "out" / NAMES[0]).read_bytes() == CONTENT * 3
