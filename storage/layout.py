@@ -22,6 +22,7 @@ LOCKS = "locks/"           # leases of running backups and prunes (repository/lo
 KEYS = "keys/"             # key files wrapping the master key of an encrypted repository (storage/crypto/keys.py)
 AUDIT = "audit/"           # the mirror of the audit log, an anchor of its chain (storage/audit/mirror.py)
 POLICY = "policy/"         # the approval policy's versions (storage/guardian/stored_policy.py)
+VERSIONS = "versions/"     # per-file version history (storage/versions/)
 
 OBJECT_ID = re.compile(r"[0-9a-f]{64}")  # what a content-named object's last name part is
 

@@ -6,6 +6,7 @@ contracts as every other backend, so tests on it mean something.
 
 from __future__ import annotations
 
+import bisect
 import threading
 from typing import Iterator
 
@@ -25,6 +26,9 @@ class MemoryBackend:
     def __init__(self, url: str = "memory://"):
         self.url = url
         self._objects: dict[str, bytes] = {}
+        # The names in order, so a listing of one prefix costs what it returns, as on a real
+        # store (a folder, a prefix query), not a pass over every object.
+        self._names: list[str] = []
         self._lock = threading.Lock()
 
     def save(self, name: str, data: bytes, exclusive: bool = True) -> None:
@@ -33,6 +37,8 @@ class MemoryBackend:
             old = self._objects.get(name)
             if exclusive and old is not None and old != data:
                 raise AlreadyExists(f"{name} already exists in {self.url} with other content.")
+            if old is None:
+                bisect.insort(self._names, name)
             self._objects[name] = data
 
     def load(self, name: str, offset: int = 0, length: int | None = None) -> bytes:
@@ -52,14 +58,17 @@ class MemoryBackend:
 
     def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
         with self._lock:
-            items = [(n, len(d)) for n, d in self._objects.items() if n.startswith(prefix)]
-        for name, size in sorted(items):
+            start = bisect.bisect_left(self._names, prefix)
+            end = bisect.bisect_left(self._names, prefix + "\U0010ffff") if prefix else len(self._names)
+            items = [(n, len(self._objects[n])) for n in self._names[start:end]]
+        for name, size in items:
             yield ObjectInfo(name, size)
 
     def remove(self, name: str) -> None:
         with self._lock:
             if self._objects.pop(name, None) is None:
                 raise NotFound(f"{name} does not exist in {self.url}.")
+            del self._names[bisect.bisect_left(self._names, name)]
 
     def close(self) -> None:
         pass

@@ -6,7 +6,8 @@ snapshot still references or a backup running at the same time may commit):
 - every pack a remaining snapshot claims (its manifest's ``packs``), and every pack holding a
   chunk that a remaining snapshot references and no claimed pack holds (a safety net for
   snapshots whose chain lost a manifest, e.g. one committed while its full was forgotten);
-- every unclaimed pack whose run holds a live lock (that run may still commit or adopt it).
+- every unclaimed pack whose run holds a live lock (that run may still commit or adopt it);
+- every pack the version history needs (storage/versions/: its own packs and pinned ones).
 
 Concurrency (locks.py): prune writes its own exclusive lease first, then refuses with
 :class:`Locked` if any other live lease exists (a backup, or a reader: verify, restore,
@@ -40,6 +41,7 @@ from storage.objects.index import INDEX_KIND
 from storage.repository import leftovers, locks
 from storage.snapshots import Snapshot, SnapshotStore
 from storage.snapshots.manifest import damaged_names
+from storage.versions import version_packs
 
 if TYPE_CHECKING:  # the repository imports this module
     from storage.repository.repository import Repository
@@ -134,7 +136,7 @@ def find_garbage(repo: Repository, own_run: str | None = None) -> PruneReport:
     sizes = stored_pack_sizes(repo.backend)
     snaps = repo.snapshots.all()
     _refuse_if_damaged(repo, index)
-    keep = needed_packs(index, snaps, repo.snapshots)
+    keep = needed_packs(index, snaps, repo.snapshots) | version_packs(repo.backend, index)
     live = locks.live_runs(repo.backend) - {own_run}
     report = PruneReport()
     # A backup writes its tree just before its manifest, under its lock; prune runs only when

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from contextlib import contextmanager
 from datetime import datetime
 from dataclasses import dataclass, field
 from typing import Any
@@ -30,6 +31,7 @@ from storage.repository.restore import (
 )
 from storage.repository.verify import VerifyReport, verify_repository
 from storage.snapshots import ScanResult, Snapshot, SnapshotStore
+from storage.versions import VersionStore
 
 
 @dataclass
@@ -275,6 +277,23 @@ class Repository:
 
     def stats(self) -> RepositoryStats:
         return repository_stats(self)
+
+    # --- version history -------------------------------------------------------------------
+    def versions(self) -> VersionStore:
+        """Per-file version history in this repository (storage/versions/)."""
+        return VersionStore(self.backend, self.config.chunker, self.config.compression_level,
+                            lambda: Index.load(self.backend), self._versioning)
+
+    @contextmanager
+    def _versioning(self):
+        """A shared ``version`` lease while content is stored: no prune deletes a pack that a
+        new version has just come to rely on (docs/FORMAT.md, "leases")."""
+        lease = locks.Lease(self.backend, uuid.uuid4().hex, "version", what="version").acquire()
+        try:
+            locks.wait_for_no_exclusive(self.backend, lease, "version")
+            yield lease
+        finally:
+            lease.release()
 
     # --- deleting --------------------------------------------------------------------------
     def plan_forget(self, refs: list[str], prune: bool = False, chain: bool = False) -> ForgetPlan:

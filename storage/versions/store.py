@@ -1,0 +1,240 @@
+"""The version store: create, list, tag, read and restore the versions of files in one repository."""
+
+from __future__ import annotations
+
+import json
+import os
+import posixpath
+import re
+import tempfile
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import asdict, dataclass
+from datetime import datetime, timezone
+from typing import Any, Callable, Iterable
+
+from storage.backend import Backend
+from storage.errors import AlreadyExists, InvalidInput, Locked, NotFound
+from storage.objects import ChunkerParams, Index
+from storage.versions.content import RUN_PREFIX, ContentWriter, StoredContent, load_content
+from storage.versions.diff import diff_contents
+from storage.versions.records import (CONTENT, FILES, Version, decode_record, encode_record, file_key,
+                                      record_name, record_number, tag_name)
+
+ATTEMPTS = 200   # numbers taken by other writers before create_version gives up (each try is one listing)
+_ID = re.compile(r"(\d+)-[0-9a-f]{12}")
+
+
+@dataclass
+class VersionStats:
+    total_files: int
+    total_versions: int
+    total_objects: int       # distinct contents
+    stored_bytes: int        # bytes of the packs written for versions (compressed, deduplicated)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def __getitem__(self, key: str) -> Any:
+        return getattr(self, key)
+
+
+def normalize(path: str) -> str:
+    if not isinstance(path, str) or not path.strip():
+        raise InvalidInput("A version needs a file path; give the path of the file it belongs to.")
+    return posixpath.normpath(path.replace(os.sep, "/"))
+
+
+def check_tag(tag: str) -> str:
+    if not isinstance(tag, str) or not tag or tag != tag.strip() or tag == "latest" or tag.isdigit() \
+            or _ID.fullmatch(tag) or len(tag) > 200:
+        raise InvalidInput(f"{tag!r} cannot be a tag; use a short name such as v1.0 (not a number, not 'latest').")
+    return tag
+
+
+class VersionStore:
+    """Per-file version history in the repository reached through ``backend``.
+
+    ``index`` loads the repository's chunk index (shared with backups); ``writing`` returns a
+    context manager held while content is stored and a record written: the repository passes
+    one that holds a lease, so no prune deletes a pack a new version has just come to rely on."""
+
+    def __init__(self, backend: Backend, chunker: ChunkerParams, compression_level: int,
+                 index: Callable[[], Index], writing: Callable[[], AbstractContextManager[Any]] | None = None):
+        self.backend = backend
+        self._chunker = chunker
+        self._level = compression_level
+        self._index = index
+        self._writing = writing or nullcontext
+        self._writer: ContentWriter | None = None
+
+    @property
+    def content(self) -> ContentWriter:
+        if self._writer is None:
+            self._writer = ContentWriter(self.backend, self._chunker, self._level, self._index)
+        return self._writer
+
+    # --- writing ---------------------------------------------------------------------------
+    def create_version(self, file_path: str, content: bytes, author: str = "", message: str = "",
+                       tags: Iterable[str] = ()) -> Version:
+        """Store ``content`` as the next version of ``file_path``; its parent is the version before.
+        Writers racing for the same number: one wins, the others take the next number."""
+        return self.create_versions(file_path, [content], author, message, tags)[0]
+
+    def create_versions(self, file_path: str, contents: Iterable[bytes], author: str = "", message: str = "",
+                        tags: Iterable[str] = ()) -> list[Version]:
+        """Several versions of one file in order, under one lease (an import of a history)."""
+        path = normalize(file_path)
+        tags = [check_tag(t) for t in tags]
+        key = file_key(path)
+        made: list[Version] = []
+        with self._writing():
+            self.content.refresh()
+            latest = self._latest(key)
+            for data in contents:
+                if not isinstance(data, (bytes, bytearray, memoryview)):
+                    raise InvalidInput("A version's content must be bytes; encode text first (e.g. text.encode()).")
+                stored = self.content.store(bytes(data))
+                latest = self._append(key, path, latest, stored, author, message)
+                made.append(latest)
+        for tag in tags:
+            self._save_tag(key, tag, made[-1])
+            made[-1].tags.append(tag)
+        return made
+
+    def _append(self, key: str, path: str, latest: Version | None, stored: StoredContent, author: str,
+                message: str) -> Version:
+        for _ in range(ATTEMPTS):
+            number = latest.number + 1 if latest else 1
+            when = datetime.now(timezone.utc)
+            data, vid = encode_record(path, number, latest.version_id if latest else None, author or "", message or "",
+                                      when, stored.content_hash, stored.size)
+            try:
+                self.backend.save(record_name(key, number), data, exclusive=True)
+            except AlreadyExists:
+                latest = self._latest(key)  # another writer took this number: follow it
+                continue
+            return Version(vid, path, number, latest.version_id if latest else None, author or "", message or "",
+                           when, stored.content_hash, stored.size)
+        raise Locked(f"Could not add a version of {path}: other writers took the next {ATTEMPTS} numbers first; "
+                     "try again.")
+
+    def tag_version(self, file_path: str, version_id: str, tag: str) -> Version:
+        """Point ``tag`` at a version (moving it if it named another one)."""
+        path = normalize(file_path)
+        version = self.get_version(path, version_id)
+        self._save_tag(file_key(path), check_tag(tag), version)
+        return self.get_version(path, version.version_id)
+
+    def _save_tag(self, key: str, tag: str, version: Version) -> None:
+        doc = f'{{"tag":{json.dumps(tag)},"version_id":{json.dumps(version.version_id)}}}'.encode()
+        self.backend.save(tag_name(key, tag), doc, exclusive=False)
+
+    # --- reading ---------------------------------------------------------------------------
+    def _numbers(self, key: str) -> list[int]:
+        return sorted(n for o in self.backend.list(f"{FILES}{key}/") if (n := record_number(o.name)) is not None)
+
+    def _load(self, key: str, number: int) -> Version:
+        name = record_name(key, number)
+        return decode_record(self.backend.load(name), name)
+
+    def _latest(self, key: str) -> Version | None:
+        numbers = self._numbers(key)
+        return self._load(key, numbers[-1]) if numbers else None
+
+    def _tags(self, key: str) -> dict[str, list[str]]:
+        """version id -> its tags."""
+        out: dict[str, list[str]] = {}
+        for o in self.backend.list(f"{tag_name(key, 'x').rsplit('/', 1)[0]}/"):
+            try:
+                doc = _loads(self.backend.load(o.name))
+            except NotFound:
+                continue
+            out.setdefault(doc["version_id"], []).append(doc["tag"])
+        return out
+
+    def _with_tags(self, key: str, versions: list[Version]) -> list[Version]:
+        tags = self._tags(key)
+        for v in versions:
+            v.tags = sorted(tags.get(v.version_id, []))
+        return versions
+
+    def get_versions(self, file_path: str) -> list[Version]:
+        """Every version of one file, oldest first: one listing of its own folder, one read per version."""
+        key = file_key(normalize(file_path))
+        numbers = self._numbers(key)
+        with ThreadPoolExecutor(8) as pool:
+            versions = list(pool.map(lambda n: self._load(key, n), numbers))
+        return self._with_tags(key, versions)
+
+    def get_latest_version(self, file_path: str) -> Version | None:
+        key = file_key(normalize(file_path))
+        latest = self._latest(key)
+        return self._with_tags(key, [latest])[0] if latest else None
+
+    def get_version(self, file_path: str, ref: str | int) -> Version:
+        """A version by id, number, tag or ``latest``; NotFound names the file."""
+        path = normalize(file_path)
+        key = file_key(path)
+        ref = str(ref)
+        match = _ID.fullmatch(ref)
+        if ref == "latest":
+            found = self._latest(key)
+        elif match or ref.isdigit():
+            try:
+                found = self._load(key, int(match.group(1) if match else ref))
+            except NotFound:
+                found = None
+            if found is not None and match and found.version_id != ref:
+                found = None
+        else:
+            try:
+                found = self.get_version(path, _loads(self.backend.load(tag_name(key, ref)))["version_id"])
+            except NotFound:
+                found = None
+        if found is None:
+            raise NotFound(f"{path} has no version {ref!r}; `backupflow versions list {path}` shows its versions.")
+        return self._with_tags(key, [found])[0]
+
+    def get_content(self, version: Version) -> bytes:
+        stored = load_content(self.backend, version.content_hash)
+        if stored is None:
+            raise NotFound(f"The content of version {version.version_id} of {version.file_path} is missing from the "
+                           "repository; run `backupflow verify`.")
+        return self.content.read(stored, f"{version.file_path} version {version.version_id}")
+
+    def diff(self, a: Version, b: Version, context: int = 3) -> str:
+        return diff_contents(a, self.get_content(a), b, self.get_content(b), context)
+
+    def restore_to(self, version: Version, target: str) -> str:
+        """Write a version's content to ``target`` whole or not at all; the path written."""
+        data = self.get_content(version)
+        folder = os.path.dirname(os.path.abspath(target)) or "."
+        os.makedirs(folder, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=".bf-version-", dir=folder)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, target)
+        except BaseException:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+            raise
+        return target
+
+    def stats(self) -> VersionStats:
+        keys: set[str] = set()
+        versions = 0
+        for o in self.backend.list(FILES):
+            keys.add(o.name[len(FILES):].split("/", 1)[0])
+            versions += 1
+        contents = sum(1 for _ in self.backend.list(CONTENT))
+        index = self.content.index
+        stored = sum(index.pack_size(p) for p, run in index.pack_run.items() if run.startswith(RUN_PREFIX))
+        return VersionStats(len(keys), versions, contents, stored)
+
+
+def _loads(data: bytes) -> dict:
+    return json.loads(data)

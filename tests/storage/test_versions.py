@@ -1,0 +1,152 @@
+"""Per-file version history in the repository (storage/versions/): records, index, content, diff."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import uuid
+
+import pytest
+
+from storage import Repository
+from storage.backend import open_backend
+from storage.errors import InvalidInput, NotFound
+from storage.layout import DATA
+from storage.versions.records import FILES
+
+
+@pytest.fixture
+def repo():
+    r = Repository.init(f"memory://versions-{uuid.uuid4().hex}")
+    yield r
+    r.close()
+
+
+def test_versions_link_parents_and_keep_author_message_and_tags(repo):
+    store = repo.versions()
+    v1 = store.create_version("/workspace/main.py", b"print('Hello')\n", author="ann", message="Initial")
+    v2 = store.create_version("/workspace/main.py", b"print('Hello, World!')\n", author="bob", message="Greet all")
+    store.tag_version("/workspace/main.py", v1.version_id, "v1.0")
+    versions = store.get_versions("/workspace/main.py")
+    assert [v.version_id for v in versions] == [v1.version_id, v2.version_id]
+    assert [v.number for v in versions] == [1, 2]
+    assert versions[0].parent_id is None and versions[1].parent_id == v1.version_id
+    assert (versions[1].author, versions[1].message) == ("bob", "Greet all")
+    assert versions[0].tags == ["v1.0"] and versions[1].tags == []
+    assert store.get_version("/workspace/main.py", "v1.0").version_id == v1.version_id
+    assert store.get_version("/workspace/main.py", "2").version_id == v2.version_id
+    assert store.get_latest_version("/workspace/main.py").version_id == v2.version_id
+    assert store.get_content(versions[1]) == b"print('Hello, World!')\n"
+    assert versions[1].content_hash == hashlib.sha256(b"print('Hello, World!')\n").hexdigest()
+
+
+def test_a_tag_moves_and_bad_references_name_what_to_fix(repo):
+    store = repo.versions()
+    v1 = store.create_version("a.txt", b"one")
+    v2 = store.create_version("a.txt", b"two")
+    store.tag_version("a.txt", v1.version_id, "stable")
+    store.tag_version("a.txt", v2.version_id, "stable")
+    assert store.get_version("a.txt", "stable").version_id == v2.version_id
+    with pytest.raises(NotFound, match="a.txt has no version 'nope'"):
+        store.get_version("a.txt", "nope")
+    with pytest.raises(NotFound):
+        store.get_version("b.txt", v1.version_id)  # an id of another file
+    with pytest.raises(InvalidInput, match="cannot be a tag"):
+        store.tag_version("a.txt", v1.version_id, "7")
+    with pytest.raises(InvalidInput, match="must be bytes"):
+        store.create_version("a.txt", "text")  # type: ignore[arg-type]
+
+
+def test_identical_content_is_stored_once_and_large_content_round_trips(repo):
+    store = repo.versions()
+    big = os.urandom(3 * 1024 * 1024)
+    a = store.create_version("/file1.bin", big)
+    packs_after_first = {o.name for o in repo.backend.list(DATA)}
+    b = store.create_version("/file2.bin", big)
+    assert a.content_hash == b.content_hash == hashlib.sha256(big).hexdigest()
+    assert {o.name for o in repo.backend.list(DATA)} == packs_after_first  # nothing new stored
+    assert store.get_content(b) == big
+    empty = store.create_version("/empty", b"")
+    assert store.get_content(empty) == b""
+    stats = store.stats()
+    assert (stats["total_files"], stats["total_versions"], stats["total_objects"]) == (3, 3, 2)
+
+
+def test_content_a_backup_holds_costs_nothing_and_prune_keeps_it(repo, tmp_path):
+    src = tmp_path / "src"
+    src.mkdir()
+    data = os.urandom(500_000)
+    (src / "f.bin").write_bytes(data)
+    snap = repo.backup(str(src)).snapshot_id
+    packs = {o.name for o in repo.backend.list(DATA)}
+    store = repo.versions()
+    v = store.create_version("/f.bin", data)
+    assert {o.name for o in repo.backend.list(DATA)} == packs
+    repo.forget(repo.plan_forget([snap]))
+    report = repo.prune()
+    assert report.packs_deleted == 0  # the pack the version uses stays though its snapshot is gone
+    repo.refresh()
+    assert repo.versions().get_content(v) == data
+
+
+def test_diff_is_unified_for_text_and_one_line_for_binary(repo):
+    store = repo.versions()
+    a = store.create_version("/app.py", b"a = 1\nb = 2\n")
+    b = store.create_version("/app.py", b"a = 1\nb = 3\n")
+    diff = store.diff(a, b)
+    assert f"--- /app.py@{a.version_id}" in diff and f"+++ /app.py@{b.version_id}" in diff
+    assert "-b = 2\n+b = 3\n" in diff
+    x = store.create_version("/img.png", b"\x89PNG\0\x01")
+    y = store.create_version("/img.png", b"\x89PNG\0\x02\x03")
+    line = store.diff(x, y)
+    assert line.startswith("Binary contents differ") and line.count("\n") == 1
+    assert store.diff(a, a) == ""
+
+
+def test_restore_writes_a_version_whole(repo, tmp_path):
+    store = repo.versions()
+    v = store.create_version("/doc.txt", b"first\n")
+    store.create_version("/doc.txt", b"second\n")
+    target = tmp_path / "out" / "doc.txt"
+    store.restore_to(v, str(target))
+    assert target.read_bytes() == b"first\n"
+    assert [p.name for p in target.parent.iterdir()] == ["doc.txt"]  # no temporary left
+
+
+class _Counting:
+    """Counts the objects read through a backend (to show what one listing reads)."""
+
+    def __init__(self, inner):
+        self.inner, self.loads = inner, 0
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+    def load(self, name, offset=0, length=None):
+        self.loads += 1
+        return self.inner.load(name, offset, length)
+
+
+def test_listing_one_file_reads_only_its_own_records_among_100000_versions():
+    backend = open_backend(f"memory://versions-{uuid.uuid4().hex}")
+    repo = Repository.init(backend.url, backend=backend)
+    store = repo.versions()
+    for f in range(100):
+        store.create_versions(f"/bulk/{f}.txt", (b"x%d" % (i % 7) for i in range(1000)), author="import")
+    assert sum(1 for _ in backend.list(FILES)) == 100_000
+    counting = _Counting(backend)
+    reader = Repository(counting, repo.config, backend.url).versions()
+    versions = reader.get_versions("/bulk/50.txt")
+    assert [v.number for v in versions] == list(range(1, 1001))
+    assert all(v.parent_id == p.version_id for p, v in zip(versions, versions[1:], strict=False))
+    assert counting.loads == 1000  # its own records, nothing else
+    counting.loads = 0
+    assert reader.get_latest_version("/bulk/50.txt").number == 1000
+    assert counting.loads == 1
+
+
+def test_versions_and_verify_get_along(tmp_path):
+    repo = Repository.init(str(tmp_path / "repo"))
+    repo.versions().create_version("/a.txt", b"hello\n" * 1000)
+    report = repo.verify(read_data=True)
+    assert report.ok, report.problems
