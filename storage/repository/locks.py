@@ -6,6 +6,7 @@ removes when it ends. Kinds:
 
 - ``backup``: shared with other backups and readers; names the backup's chain.
 - ``read``: verify, restore, export, ls; shared with backups and other readers.
+- ``version``: adding versions (storage/versions/); shared like ``backup``.
 - ``prune``: exclusive, excludes every other lease.
 
 Invariants (docs/FORMAT.md, "leases"):
