@@ -281,8 +281,8 @@ class Repository:
     # --- version history -------------------------------------------------------------------
     def versions(self) -> VersionStore:
         """Per-file version history in this repository (storage/versions/)."""
-        return VersionStore(self.backend, self.config.chunker, self.config.compression_level,
-                            lambda: Index.load(self.backend), self._versioning)
+        return VersionStore(self.backend, self.config.chunker, self.codec(),
+                            lambda: Index.load(self.backend, sealer=self.sealer), self._versioning)
 
     @contextmanager
     def _versioning(self):

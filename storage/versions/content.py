@@ -16,11 +16,11 @@ from dataclasses import dataclass
 from typing import Callable
 
 from storage.backend import Backend
+from storage.crypto import PLAIN, Sealer
 from storage.errors import AlreadyExists, IntegrityError, NotFound
 from storage.layout import INDEX, index_name, list_ids, object_id, pack_name
 from storage.objects import Chunker, ChunkerParams, Codec, Index, IndexWriter, PackWriter, read_blob
-from storage.objects.chunker import chunk_id
-from storage.versions.records import PINS, content_name, pin_name
+from storage.versions.records import CONTENT_KIND, PINS, content_name, pin_name
 
 RUN_PREFIX = "versions-"   # the run id of every pack the versioning engine writes
 CHAIN = "versions"         # the chain its index objects name
@@ -35,12 +35,12 @@ class StoredContent:
     new_bytes: int = 0      # bytes stored (compressed) for chunks not held before
 
 
-def load_content(backend: Backend, content_hash: str) -> StoredContent | None:
+def load_content(backend: Backend, content_hash: str, sealer: Sealer = PLAIN) -> StoredContent | None:
     try:
-        doc = json.loads(backend.load(content_name(content_hash)))
+        doc = json.loads(sealer.open(CONTENT_KIND, backend.load(content_name(content_hash, sealer))))
     except NotFound:
         return None
-    except ValueError as exc:
+    except (ValueError, IntegrityError) as exc:
         raise IntegrityError(f"The content record {content_hash[:12]} of the version history is damaged.") from exc
     return StoredContent(content_hash, int(doc["size"]), list(doc["chunks"]))
 
@@ -48,11 +48,11 @@ def load_content(backend: Backend, content_hash: str) -> StoredContent | None:
 class ContentWriter:
     """Stores contents into one repository; keeps the index it dedups against up to date."""
 
-    def __init__(self, backend: Backend, chunker: ChunkerParams, compression_level: int,
-                 load_index: Callable[[], Index]):
+    def __init__(self, backend: Backend, chunker: ChunkerParams, codec: Codec, load_index: Callable[[], Index]):
         self.backend = backend
         self.chunker = Chunker(chunker)
-        self.codec = Codec(compression_level)
+        self.codec = codec
+        self.sealer = codec.sealer
         self._load_index = load_index
         self._index: Index | None = None
         self._known: dict[str, StoredContent] = {}  # content records are never deleted
@@ -72,30 +72,30 @@ class ContentWriter:
 
     def store(self, data: bytes) -> StoredContent:
         content_hash = hashlib.sha256(data).hexdigest()
-        known = self._known.get(content_hash) or load_content(self.backend, content_hash)
+        known = self._known.get(content_hash) or load_content(self.backend, content_hash, self.sealer)
         if known is not None:
             self._known[content_hash] = known
             return known
         run = f"{RUN_PREFIX}{uuid.uuid4().hex}"
-        writer = PackWriter(run)
+        writer = PackWriter(run, None, self.sealer)
         chunks: list[str] = []
         added: set[str] = set()
         pins: set[str] = set()
         for piece in (self.chunker.cut(data) if data else ()):
-            cid = chunk_id(piece)
+            cid = self.sealer.content_id(piece)
             chunks.append(cid)
             if cid in self.index:
                 pins.update(self._pin_for(cid))
             elif cid not in added:
                 added.add(cid)
-                stored, flags = self.codec.encode(piece)
+                stored, flags = self.codec.encode(piece, cid)
                 writer.add(cid, stored, len(piece), flags)
         result = StoredContent(content_hash, len(data), chunks, writer.count, len(writer))
         if writer.count:
             pack_id, packed, blobs = writer.finish()
             assert packed is not None
             self.backend.save(pack_name(pack_id), packed)
-            index_writer = IndexWriter(self.backend, run, CHAIN)
+            index_writer = IndexWriter(self.backend, run, CHAIN, sealer=self.sealer)
             index_writer.add(pack_id, blobs)
             index_writer.flush()
             self.index.add_pack(pack_id, run, blobs)
@@ -104,7 +104,8 @@ class ContentWriter:
             self.backend.save(pin_name(pack), b"", exclusive=False)
         doc = {"size": len(data), "chunks": chunks}
         try:
-            self.backend.save(content_name(content_hash), json.dumps(doc).encode())
+            self.backend.save(content_name(content_hash, self.sealer),
+                              self.sealer.seal(CONTENT_KIND, json.dumps(doc).encode()))
         except AlreadyExists:
             pass  # another writer described the same content (with its own packs): both are whole
         self._known[content_hash] = result

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from storage.crypto import PLAIN, Sealer
 from storage.errors import IntegrityError
 from storage.layout import VERSIONS, object_id
 
@@ -24,23 +25,26 @@ TAGS = f"{VERSIONS}tags/"        # versions/tags/<key>/<sha256(tag)[:32]>: a tag
 CONTENT = f"{VERSIONS}content/"  # versions/content/<sha256 of the content>: its chunks
 PINS = f"{VERSIONS}pins/"        # versions/pins/<pack id>: a backup's pack that versions use too
 RECORD_NAME = re.compile(r"\d{10}")
+# What each kind of object is sealed as in an encrypted repository (docs/FORMAT.md, "encryption").
+RECORD_KIND, TAG_KIND, CONTENT_KIND = b"version", b"version tag", b"version content"
 
 
-def file_key(path: str) -> str:
-    """The folder name of one file's history: the SHA-256 of its path (any characters, any length)."""
-    return hashlib.sha256(path.encode("utf-8", "surrogateescape")).hexdigest()
+def file_key(path: str, sealer: Sealer = PLAIN) -> str:
+    """The folder name of one file's history: the repository's id of the SHA-256 of its path
+    (keyed in an encrypted repository, so names reveal no path)."""
+    return sealer.id_of_sha256(hashlib.sha256(path.encode("utf-8", "surrogateescape")).digest())
 
 
 def record_name(key: str, number: int) -> str:
     return f"{FILES}{key}/{number:010d}"
 
 
-def tag_name(key: str, tag: str) -> str:
-    return f"{TAGS}{key}/{hashlib.sha256(tag.encode()).hexdigest()[:32]}"
+def tag_name(key: str, tag: str, sealer: Sealer = PLAIN) -> str:
+    return f"{TAGS}{key}/{sealer.id_of_sha256(hashlib.sha256(tag.encode()).digest())[:32]}"
 
 
-def content_name(content_hash: str) -> str:
-    return f"{CONTENT}{content_hash}"
+def content_name(content_hash: str, sealer: Sealer = PLAIN) -> str:
+    return f"{CONTENT}{sealer.id_of_sha256(bytes.fromhex(content_hash))}"
 
 
 def pin_name(pack_id: str) -> str:
@@ -84,7 +88,7 @@ class Version:
 
 
 def encode_record(path: str, number: int, parent: str | None, author: str, message: str, when: datetime,
-                  content_hash: str, size: int) -> tuple[bytes, str]:
+                  content_hash: str, size: int, sealer: Sealer = PLAIN) -> tuple[bytes, str]:
     """(the stored record, its version id). The record carries its own checksum (it is named by
     its number, not its hash), like the repository config."""
     doc: dict[str, Any] = {"v": 1, "path": path, "number": number, "parent": parent, "author": author,
@@ -93,18 +97,18 @@ def encode_record(path: str, number: int, parent: str | None, author: str, messa
     digest = hashlib.sha256(canonical(doc)).hexdigest()
     doc["id"] = f"{number}-{digest[:12]}"
     doc["checksum"] = digest
-    return canonical(doc), doc["id"]
+    return sealer.seal(RECORD_KIND, canonical(doc)), doc["id"]
 
 
-def decode_record(data: bytes, name: str) -> Version:
+def decode_record(data: bytes, name: str, sealer: Sealer = PLAIN) -> Version:
     try:
-        doc = json.loads(data)
+        doc = json.loads(sealer.open(RECORD_KIND, data))
         body = {k: v for k, v in doc.items() if k not in ("id", "checksum")}
         ok = hashlib.sha256(canonical(body)).hexdigest() == doc["checksum"]
         ok = ok and doc["id"] == f"{doc['number']}-{doc['checksum'][:12]}"
         version = Version(doc["id"], doc["path"], int(doc["number"]), doc["parent"], doc["author"], doc["message"],
                           datetime.fromisoformat(doc["time"]), doc["content_hash"], int(doc["size"]))
-    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+    except (ValueError, KeyError, TypeError, AttributeError, IntegrityError) as exc:
         raise IntegrityError(f"The version record {name} is damaged (it cannot be decoded: {exc}).") from exc
     if not ok or record_number(name) not in (None, version.number):
         raise IntegrityError(f"The version record {name} is damaged (it does not match its checksum).")

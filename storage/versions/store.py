@@ -14,12 +14,12 @@ from datetime import datetime, timezone
 from typing import Any, Callable, Iterable
 
 from storage.backend import Backend
-from storage.errors import AlreadyExists, InvalidInput, Locked, NotFound
-from storage.objects import ChunkerParams, Index
+from storage.errors import AlreadyExists, IntegrityError, InvalidInput, Locked, NotFound
+from storage.objects import ChunkerParams, Codec, Index
 from storage.versions.content import RUN_PREFIX, ContentWriter, StoredContent, load_content
 from storage.versions.diff import diff_contents
-from storage.versions.records import (CONTENT, FILES, Version, decode_record, encode_record, file_key,
-                                      record_name, record_number, tag_name)
+from storage.versions.records import (CONTENT, FILES, TAG_KIND, TAGS, Version, decode_record, encode_record,
+                                      file_key, record_name, record_number, tag_name)
 
 ATTEMPTS = 200   # numbers taken by other writers before create_version gives up (each try is one listing)
 _ID = re.compile(r"(\d+)-[0-9a-f]{12}")
@@ -59,11 +59,12 @@ class VersionStore:
     context manager held while content is stored and a record written: the repository passes
     one that holds a lease, so no prune deletes a pack a new version has just come to rely on."""
 
-    def __init__(self, backend: Backend, chunker: ChunkerParams, compression_level: int,
+    def __init__(self, backend: Backend, chunker: ChunkerParams, codec: Codec,
                  index: Callable[[], Index], writing: Callable[[], AbstractContextManager[Any]] | None = None):
         self.backend = backend
         self._chunker = chunker
-        self._level = compression_level
+        self._codec = codec
+        self.sealer = codec.sealer
         self._index = index
         self._writing = writing or nullcontext
         self._writer: ContentWriter | None = None
@@ -71,7 +72,7 @@ class VersionStore:
     @property
     def content(self) -> ContentWriter:
         if self._writer is None:
-            self._writer = ContentWriter(self.backend, self._chunker, self._level, self._index)
+            self._writer = ContentWriter(self.backend, self._chunker, self._codec, self._index)
         return self._writer
 
     # --- writing ---------------------------------------------------------------------------
@@ -86,7 +87,7 @@ class VersionStore:
         """Several versions of one file in order, under one lease (an import of a history)."""
         path = normalize(file_path)
         tags = [check_tag(t) for t in tags]
-        key = file_key(path)
+        key = file_key(path, self.sealer)
         made: list[Version] = []
         with self._writing():
             self.content.refresh()
@@ -108,7 +109,7 @@ class VersionStore:
             number = latest.number + 1 if latest else 1
             when = datetime.now(timezone.utc)
             data, vid = encode_record(path, number, latest.version_id if latest else None, author or "", message or "",
-                                      when, stored.content_hash, stored.size)
+                                      when, stored.content_hash, stored.size, self.sealer)
             try:
                 self.backend.save(record_name(key, number), data, exclusive=True)
             except AlreadyExists:
@@ -123,12 +124,12 @@ class VersionStore:
         """Point ``tag`` at a version (moving it if it named another one)."""
         path = normalize(file_path)
         version = self.get_version(path, version_id)
-        self._save_tag(file_key(path), check_tag(tag), version)
+        self._save_tag(file_key(path, self.sealer), check_tag(tag), version)
         return self.get_version(path, version.version_id)
 
     def _save_tag(self, key: str, tag: str, version: Version) -> None:
-        doc = f'{{"tag":{json.dumps(tag)},"version_id":{json.dumps(version.version_id)}}}'.encode()
-        self.backend.save(tag_name(key, tag), doc, exclusive=False)
+        doc = json.dumps({"tag": tag, "version_id": version.version_id}).encode()
+        self.backend.save(tag_name(key, tag, self.sealer), self.sealer.seal(TAG_KIND, doc), exclusive=False)
 
     # --- reading ---------------------------------------------------------------------------
     def _numbers(self, key: str) -> list[int]:
@@ -136,7 +137,7 @@ class VersionStore:
 
     def _load(self, key: str, number: int) -> Version:
         name = record_name(key, number)
-        return decode_record(self.backend.load(name), name)
+        return decode_record(self.backend.load(name), name, self.sealer)
 
     def _latest(self, key: str) -> Version | None:
         numbers = self._numbers(key)
@@ -145,13 +146,19 @@ class VersionStore:
     def _tags(self, key: str) -> dict[str, list[str]]:
         """version id -> its tags."""
         out: dict[str, list[str]] = {}
-        for o in self.backend.list(f"{tag_name(key, 'x').rsplit('/', 1)[0]}/"):
+        for o in self.backend.list(f"{TAGS}{key}/"):
             try:
-                doc = _loads(self.backend.load(o.name))
+                doc = self._load_tag(o.name)
             except NotFound:
                 continue
             out.setdefault(doc["version_id"], []).append(doc["tag"])
         return out
+
+    def _load_tag(self, name: str) -> dict:
+        try:
+            return json.loads(self.sealer.open(TAG_KIND, self.backend.load(name)))
+        except (ValueError, IntegrityError) as exc:
+            raise IntegrityError(f"The version tag {name} is damaged ({exc}).") from exc
 
     def _with_tags(self, key: str, versions: list[Version]) -> list[Version]:
         tags = self._tags(key)
@@ -161,21 +168,21 @@ class VersionStore:
 
     def get_versions(self, file_path: str) -> list[Version]:
         """Every version of one file, oldest first: one listing of its own folder, one read per version."""
-        key = file_key(normalize(file_path))
+        key = file_key(normalize(file_path), self.sealer)
         numbers = self._numbers(key)
         with ThreadPoolExecutor(8) as pool:
             versions = list(pool.map(lambda n: self._load(key, n), numbers))
         return self._with_tags(key, versions)
 
     def get_latest_version(self, file_path: str) -> Version | None:
-        key = file_key(normalize(file_path))
+        key = file_key(normalize(file_path), self.sealer)
         latest = self._latest(key)
         return self._with_tags(key, [latest])[0] if latest else None
 
     def get_version(self, file_path: str, ref: str | int) -> Version:
         """A version by id, number, tag or ``latest``; NotFound names the file."""
         path = normalize(file_path)
-        key = file_key(path)
+        key = file_key(path, self.sealer)
         ref = str(ref)
         match = _ID.fullmatch(ref)
         if ref == "latest":
@@ -189,7 +196,7 @@ class VersionStore:
                 found = None
         else:
             try:
-                found = self.get_version(path, _loads(self.backend.load(tag_name(key, ref)))["version_id"])
+                found = self.get_version(path, self._load_tag(tag_name(key, ref, self.sealer))["version_id"])
             except NotFound:
                 found = None
         if found is None:
@@ -197,7 +204,7 @@ class VersionStore:
         return self._with_tags(key, [found])[0]
 
     def get_content(self, version: Version) -> bytes:
-        stored = load_content(self.backend, version.content_hash)
+        stored = load_content(self.backend, version.content_hash, self.sealer)
         if stored is None:
             raise NotFound(f"The content of version {version.version_id} of {version.file_path} is missing from the "
                            "repository; run `backupflow verify`.")
@@ -234,7 +241,3 @@ class VersionStore:
         index = self.content.index
         stored = sum(index.pack_size(p) for p, run in index.pack_run.items() if run.startswith(RUN_PREFIX))
         return VersionStats(len(keys), versions, contents, stored)
-
-
-def _loads(data: bytes) -> dict:
-    return json.loads(data)

@@ -150,3 +150,23 @@ def test_versions_and_verify_get_along(tmp_path):
     repo.versions().create_version("/a.txt", b"hello\n" * 1000)
     report = repo.verify(read_data=True)
     assert report.ok, report.problems
+
+
+def test_versions_in_an_encrypted_repository_reveal_no_path_author_or_content(tmp_path):
+    url = str(tmp_path / "enc")
+    with Repository.init(url, password="correct horse battery staple") as repo:
+        store = repo.versions()
+        v = store.create_version("/secret/plans.txt", b"launch at dawn\n" * 50, author="mallory-watcher",
+                                 message="the plan")
+        store.tag_version("/secret/plans.txt", v.version_id, "final")
+        assert v.content_hash == hashlib.sha256(b"launch at dawn\n" * 50).hexdigest()
+    stored = b"".join(p.read_bytes() for p in (tmp_path / "enc").rglob("*") if p.is_file())
+    for secret in (b"plans.txt", b"mallory-watcher", b"launch at dawn", b"final",
+                   hashlib.sha256(b"/secret/plans.txt").hexdigest().encode(), v.content_hash.encode()):
+        assert secret not in stored
+    with Repository.open(url, password="correct horse battery staple") as repo:
+        store = repo.versions()
+        again = store.get_version("/secret/plans.txt", "final")
+        assert (again.author, again.message) == ("mallory-watcher", "the plan")
+        assert store.get_content(again) == b"launch at dawn\n" * 50
+        assert repo.verify(read_data=True).ok
