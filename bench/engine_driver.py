@@ -6,13 +6,17 @@ peers (wall time includes interpreter start and imports, as borg's does).
     python -m bench.engine_driver restore REPO TARGET [--snapshot latest]
     python -m bench.engine_driver verify REPO
 
-Each prints one JSON object on stdout. Uses only the public storage API (no Prefect).
+Each prints one JSON object on stdout. Uses only the public storage API (no Prefect). With
+BACKUPFLOW_BENCH_PASSWORD set, ``init`` makes an encrypted repository and every command opens
+it with that password (bench/tools.py sets it for the ``backupflow`` tool, not for
+``backupflow-plain``).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 
 from storage.repository import Repository
@@ -35,11 +39,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("repo")
     args = parser.parse_args(argv)
 
+    password = os.environ.get("BACKUPFLOW_BENCH_PASSWORD") or None
     if args.command == "init":
-        repo = Repository.init(args.repo, compression_level=args.level)
-        out = {"repo": args.repo}
+        repo = Repository.init(args.repo, compression_level=args.level, password=password)
+        out = {"repo": args.repo, "encrypted": repo.encrypted}
     else:
-        repo = Repository.open(args.repo)
+        repo = Repository.open(args.repo, password=password)
     try:
         if args.command == "backup":
             result = repo.backup(args.source)

@@ -2,6 +2,10 @@
 
     python -m bench.run [--scale 1.0] [--repeat 3] [--out FILE.md] [--tools backupflow,restic,borg]
 
+``backupflow`` is the engine on an encrypted repository (the default, and restic always
+encrypts); ``backupflow-plain`` is the same engine unencrypted, so
+``--tools backupflow,backupflow-plain --subject backupflow`` measures what encryption costs.
+
 Per repeat, every tool gets a fresh repository and the same steps, in a rotating tool order:
 first backup, unchanged re-backup, (the workspace is mutated once, ~2 % of files) backup after
 mutation, full restore of the latest snapshot into an empty directory (compared byte-for-byte
@@ -265,8 +269,8 @@ def main(argv: list[str] | None = None) -> int:
     tools, unavailable = [], {}
     for name in args.tools.split(","):
         scratch = work / "scratch" / name.strip()
-        if name.strip() == "backupflow":
-            tool = TOOLS["backupflow"](scratch, None if args.engine_rev == "worktree" else args.engine_rev)
+        if name.strip() in ("backupflow", "backupflow-plain"):
+            tool = TOOLS[name.strip()](scratch, None if args.engine_rev == "worktree" else args.engine_rev)
         else:
             tool = TOOLS[name.strip()](scratch)
         why = tool.available()

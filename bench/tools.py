@@ -128,6 +128,9 @@ class Backupflow(Tool):
     """
 
     name = "backupflow"
+    # Encrypted, as `backupflow init` makes a repository by default; restic always encrypts.
+    # ``backupflow-plain`` is the same engine without encryption, to measure what it costs.
+    password: str | None = "bench-password"
 
     def __init__(self, scratch: Path, rev: str | None = "HEAD"):
         super().__init__(scratch)
@@ -147,7 +150,9 @@ class Backupflow(Tool):
 
     def env(self) -> dict[str, str]:
         path = os.pathsep.join(filter(None, [str(self.code), os.environ.get("PYTHONPATH")]))
-        return {**os.environ, "PYTHONPATH": path}
+        env = {**os.environ, "PYTHONPATH": path}
+        env.pop("BACKUPFLOW_BENCH_PASSWORD", None)
+        return {**env, "BACKUPFLOW_BENCH_PASSWORD": self.password} if self.password else env
 
     def _driver(self, *args: str) -> list[str]:
         return [sys.executable, "-m", "bench.engine_driver", *args]
@@ -162,7 +167,8 @@ class Backupflow(Tool):
 
     def version(self) -> str:
         where = f"committed storage/ at {self.rev}" if self.rev else "the working tree"
-        return f"backupflow engine, {where} (Python {sys.version.split()[0]})"
+        mode = "encrypted" if self.password else "unencrypted"
+        return f"backupflow engine, {mode}, {where} (Python {sys.version.split()[0]})"
 
     # Run from the code directory: `python -m` puts the working directory first on sys.path.
     def init(self, repo):
@@ -178,4 +184,11 @@ class Backupflow(Tool):
         return self._driver("verify", str(repo)), self.code
 
 
-TOOLS = {cls.name: cls for cls in (Backupflow, Restic, Borg)}
+class BackupflowPlain(Backupflow):
+    """The engine with an unencrypted repository (``backupflow init --encryption none``)."""
+
+    name = "backupflow-plain"
+    password = None
+
+
+TOOLS = {cls.name: cls for cls in (Backupflow, BackupflowPlain, Restic, Borg)}

@@ -38,17 +38,20 @@ from storage.audit.log import AuditLog, current_user, parse_since
 from storage.audit.mirror import RepositoryMirror, mirror_anchors, read_mirror
 from storage.backend import open_backend
 from storage.config import Settings, load_settings
+from storage.crypto import PLAIN, Sealer
 from storage.errors import BackupError
 
 
 def open_audit_log(settings: Settings | None = None, repository: str | None = None,
-                   options: dict[str, Any] | None = None) -> AuditLog:
+                   options: dict[str, Any] | None = None, sealer: Sealer = PLAIN) -> AuditLog:
     """The audit log the settings name; mirrored into ``repository`` when
-    ``[audit] mirror_to_repository`` is on and a repository URL is given."""
+    ``[audit] mirror_to_repository`` is on and a repository URL is given (sealed with
+    ``sealer``, the open repository's ``repo.sealer``; an encrypted repository gets no
+    events without it)."""
     settings = settings or load_settings()
     mirror = None
     if repository and settings.audit.mirror_to_repository:
-        mirror = RepositoryMirror(open_backend(repository, options))
+        mirror = RepositoryMirror(open_backend(repository, options), sealer)
     return AuditLog(settings.audit_path, mirror=mirror)
 
 

@@ -19,6 +19,7 @@ so one cannot stand in for another of the same kind.
 """
 
 from storage.crypto.keys import KeyInfo, KeyRing, MasterKey, create_key_file, unlock
-from storage.crypto.sealer import PLAIN, AeadSealer, Sealer
+from storage.crypto.sealer import PLAIN, AeadSealer, Sealer, sealed_repository
 
-__all__ = ["PLAIN", "AeadSealer", "KeyInfo", "KeyRing", "MasterKey", "Sealer", "create_key_file", "unlock"]
+__all__ = ["PLAIN", "AeadSealer", "KeyInfo", "KeyRing", "MasterKey", "Sealer", "create_key_file",
+           "sealed_repository", "unlock"]

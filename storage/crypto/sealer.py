@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import os
 
 from cryptography.exceptions import InvalidTag
@@ -46,6 +47,16 @@ class Sealer:
 
 
 PLAIN = Sealer()
+
+
+def sealed_repository(config: bytes) -> bool:
+    """Whether a repository's ``config`` bytes say it is encrypted (its plaintext part only;
+    storage/repository/format.py reads and checks the whole config)."""
+    try:
+        doc = json.loads(config)
+    except ValueError:
+        return False
+    return isinstance(doc, dict) and bool(doc.get("encryption"))
 
 
 class AeadSealer(Sealer):

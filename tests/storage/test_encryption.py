@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from storage import Repository
+from storage.audit import AuditLog, RepositoryMirror, read_mirror
 from storage.errors import IntegrityError, InvalidInput, PasswordRequired, WrongPassword
 from storage.layout import KEYS
 from storage.objects import pack_name
@@ -228,3 +229,46 @@ def test_a_tampered_blob_is_named_and_restore_gives_back_everything_else(encrypt
     result = Repository.open(str(root), password=PASSWORD).restore(ids[0], str(tmp_path / "out"))
     assert list(result.not_restored) == [entry["path"]]
     assert (tmp_path / "out" / NAMES[0]).read_bytes() == CONTENT * 3
+
+
+def test_the_audit_mirror_of_an_encrypted_repository_is_sealed_or_not_written(tmp_path):
+    root = tmp_path / "repo"
+    repo = Repository.init(str(root), password=PASSWORD)
+    without = AuditLog(tmp_path / "plain-log", mirror=RepositoryMirror(repo.backend))
+    without.log_event("restore.started", target=f"/home/me/{NAMES[2]}")
+    assert not (root / "audit").exists()  # never plaintext events in an encrypted repository
+    log = AuditLog(tmp_path / "log", mirror=RepositoryMirror(repo.backend, repo.sealer))
+    log.log_event("backup.started", target=f"/home/me/{NAMES[2]}", user="alice")
+    log.log_event("backup.completed", target=f"/home/me/{NAMES[2]}", user="alice")
+    stored = _objects(root / "audit")
+    assert len(stored) == 2 and not any(NAMES[2].encode() in d or b"alice" in d for d in stored.values())
+    assert read_mirror(repo.backend, sealer=repo.sealer) == log.get_events()
+    with pytest.raises(PasswordRequired):
+        read_mirror(repo.backend)
+    victim = next((root / "audit").rglob("*.json"))
+    flip_byte(victim)
+    with pytest.raises(IntegrityError):
+        read_mirror(repo.backend, sealer=repo.sealer)
+
+
+def test_a_flipped_byte_in_a_sealed_pack_header_is_named(encrypted, tmp_path):
+    root, ids = _copy(encrypted, tmp_path)
+    pack = _pack_of(root, ids[0])
+    flip_byte(pack, pack.stat().st_size - 20)  # inside the sealed header, before the trailer
+    report = Repository.open(str(root), password=PASSWORD).verify(read_data=True)
+    assert pack.relative_to(root).as_posix() in report.damaged_objects
+
+
+def test_forget_prune_repair_and_export_work_on_an_encrypted_repository(encrypted, tmp_path):
+    root, ids = _copy(encrypted, tmp_path)
+    repo = Repository.open(str(root), password=PASSWORD)
+    repo.forget(repo.plan_forget([ids[2]], prune=True))
+    assert Repository.open(str(root), password=PASSWORD).prune().packs_deleted >= 1
+    index = sorted((root / "index").iterdir())[0]
+    index.unlink()
+    repo = Repository.open(str(root), password=PASSWORD)
+    assert repo.repair_index().packs_indexed >= 1
+    repo = Repository.open(str(root), password=PASSWORD)
+    assert repo.verify(read_data=True).ok and [s.id for s in repo.snapshots.all()] == ids[:2]
+    result = repo.export_tar(ids[1], str(tmp_path / "out.tar.gz"))
+    assert result.files >= 3 and (tmp_path / "out.tar.gz").stat().st_size > 0
