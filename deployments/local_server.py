@@ -73,6 +73,10 @@ def recorded(data: Path) -> LocalServer | None:
     return server if _is_prefect_server(server.pid) else None
 
 
+# Present once a command has told its user where this server's UI is (see runner_child).
+ANNOUNCED = "announced"
+
+
 def launch(data: Path) -> tuple[LocalServer, subprocess.Popen]:
     """Start a server; returns before it answers (see :func:`wait`)."""
     where = home(data)
@@ -88,6 +92,7 @@ def launch(data: Path) -> tuple[LocalServer, subprocess.Popen]:
                             start_new_session=True, cwd=str(where))
     server = LocalServer(proc.pid, api, f"http://127.0.0.1:{port}", started_now=True)
     (where / "server.json").write_text(json.dumps({"pid": proc.pid, "api_url": api, "ui_url": server.ui_url}))
+    (where / ANNOUNCED).unlink(missing_ok=True)
     return server, proc
 
 

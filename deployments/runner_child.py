@@ -115,7 +115,7 @@ def _take_terminal(fds: list[int]) -> None:
 
 def _take_environment(env: dict[str, str], state) -> str | None:
     """The client's environment; the runner's local Prefect server when it names none.
-    Returns the sentence announcing a server started for this command, if one was."""
+    Returns the sentence announcing the server if no command has said where it is yet."""
     os.environ.clear()
     os.environ.update(env)
     for key, value in QUIET_PREFECT_ENV.items():
@@ -127,7 +127,7 @@ def _take_environment(env: dict[str, str], state) -> str | None:
             server = local_server.ensure(state.data)
         os.environ.update(server.env())
         LOCAL.ask_at_terminal = True
-        if server.started_now and (server is not state.server or state.connections == 0):
+        if not (local_server.home(state.data) / local_server.ANNOUNCED).exists():
             announce = (f"backupflow: started a local Prefect server for your runs; its UI is at {server.ui_url} "
                         "(`backupflow runner stop` stops it).")
     if {k: v for k, v in os.environ.items() if k.startswith("PREFECT_")} != _IMPORT_PREFECT_ENV:
@@ -191,10 +191,9 @@ def run_command(conn: socket.socket, request: dict[str, Any], fds: list[int], st
         report(2)
         return 2
     wire.send(conn, {"type": "started", "pid": os.getpid()})
-    if announce:
-        sys.stderr.write(announce + "\n")
     threading.Thread(target=report.watch, name="backupflow-cancel", daemon=True).start()
-    EXIT_HOOKS.insert(0, report)
+    finish = _Finish(report, announce, state)
+    EXIT_HOOKS.insert(0, finish)
     sys.argv = ["backupflow", *request["argv"]]
     code = 1
     try:
@@ -203,8 +202,26 @@ def run_command(conn: socket.socket, request: dict[str, Any], fds: list[int], st
         code = exc.code if isinstance(exc.code, int) else 0 if exc.code is None else 1
     except BaseException:  # what an in-process run would have printed
         traceback.print_exc()
-    report(code)
+    finish(code)
     return code
+
+
+class _Finish:
+    """The exit hook: says once where the local server's UI is, after the first command that
+    succeeds (so a mistyped first command still ends in its one sentence and the next good one
+    says it), then reports the exit code."""
+
+    def __init__(self, report: _Exit, announce: str | None, state):
+        self.report, self.announce, self.state = report, announce, state
+
+    def __call__(self, code) -> None:
+        if self.announce and code in (0, None) and not self.report.done.is_set():
+            try:
+                sys.stderr.write(self.announce + "\n")
+                (local_server.home(self.state.data) / local_server.ANNOUNCED).touch()
+            except OSError:
+                pass
+        self.report(code)
 
 
 def fork_schedules(args) -> int:

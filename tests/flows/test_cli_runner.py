@@ -301,6 +301,10 @@ def test_without_a_prefect_server_the_runner_starts_one_and_says_where_its_ui_is
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_API_URL", "BACKUPFLOW_"))}
     env["BACKUPFLOW_AUDIT_PATH"] = str(tmp_path / "audit")
     src = _tree(tmp_path / "src", 2, 100)
+    # a refusal as the very first command (the server starts for it) stays one sentence
+    typo = run(["backup", str(tmp_path / "no-such-dir"), "-r", str(tmp_path / "repo")], env, tmp_path, timeout=400)
+    assert typo.returncode != 0 and typo.stderr.strip().count("\n") == 0, typo.stderr
+    assert "no-such-dir" in typo.stderr and "local Prefect server" not in typo.stderr
     first = run(["backup", str(src), "-r", str(tmp_path / "repo")], env, tmp_path, timeout=400).ok()
     said = [line for line in first.stderr.splitlines() if "local Prefect server" in line]
     assert len(said) == 1 and "http://127.0.0.1:" in said[0], first.stderr
