@@ -10,7 +10,9 @@ process (:func:`run_in_process`), which is also what the runner runs for a clien
 from __future__ import annotations
 
 import importlib
+import os
 import sys
+import time
 
 from flows.cli import runner_client
 
@@ -27,6 +29,8 @@ def load_commands():
 
 
 def run_in_process() -> None:
+    # The first-contact time of cloud storage counts from here, as the person waiting does.
+    os.environ["BACKUPFLOW_COMMAND_STARTED"] = repr(time.time())  # storage.backend.base.command_started
     app_module = load_commands()
     errors = importlib.import_module("storage.errors")
     code: int | str | None = 0

@@ -25,10 +25,26 @@ Contracts every backend keeps (the conformance suite in tests/storage/backend ch
 from __future__ import annotations
 
 import hashlib
+import os
 import socket
+import time
 from dataclasses import dataclass
 from typing import Callable, Iterator, Protocol, runtime_checkable
 from urllib.parse import urlsplit, urlunsplit
+
+
+COMMAND_STARTED_ENV = "BACKUPFLOW_COMMAND_STARTED"  # time.time() when the person gave the command
+
+
+def command_started() -> float | None:
+    """When the running command began, as a ``time.monotonic()`` value, if the CLI said so
+    (flows/cli sets the variable; its own start-up then counts in the first-contact time of
+    cloud storage, storage.backend.object_store, as it does for the person waiting)."""
+    try:
+        wall = float(os.environ[COMMAND_STARTED_ENV])
+    except (KeyError, ValueError):
+        return None
+    return time.monotonic() - (time.time() - wall)
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,10 @@ the repository URL.
   down unreported for minutes; the cut-off reports it within ``first_contact_seconds``. Once
   the service has answered, failures are retried for the full budget: a blip in the middle of
   a long backup is survived, a mistyped endpoint is reported while the person is still waiting.
+  The person's clock starts when they gave the command, not at the first request (Prefect's
+  start-up and the flow run's creation come before it): a command declares its start with
+  :func:`storage.backend.base.command_started`, and backends first used soon after it count
+  from there.
 """
 
 from __future__ import annotations
@@ -31,7 +35,7 @@ from typing import Any, Callable, Iterable, Iterator
 import fsspec
 from fsspec.exceptions import FSTimeoutError
 
-from storage.backend.base import ObjectInfo, display_url
+from storage.backend.base import ObjectInfo, command_started, display_url
 from storage.backend.credentials import redact_options
 from storage.backend.fsspec_backend import ErrorMap, FsspecBackend
 from storage.errors import (
@@ -49,6 +53,13 @@ TRANSIENT_CLASS_NAMES = {
 }
 TRANSIENT_STATUS = {408, 429, 500, 502, 503, 504}
 FIRST_CONTACT_SECONDS = 20.0
+def _first_call_origin(first_contact_seconds: float) -> float:
+    """When a backend's first-contact time starts: with the command, if it began less than
+    half that time ago; otherwise (a restore that waited for an approval) now."""
+    now, started = time.monotonic(), command_started()
+    if started is not None and 0 <= now - started < first_contact_seconds / 2:
+        return started
+    return now
 # The fsspec calls the object-store backends make; all are synchronous wrappers of the
 # filesystems' async methods, which take fsspec's ``timeout`` (and cancel the call on expiry).
 _TIMED_CALLS = frozenset({"cat_file", "pipe_file", "info", "find", "exists", "rm_file", "mkdir", "call_s3"})
@@ -130,7 +141,7 @@ class _FirstContact:
 
         def timed(*args: Any, **kwargs: Any) -> Any:
             if backend.first_call_at is None:
-                backend.first_call_at = time.monotonic()
+                backend.first_call_at = _first_call_origin(backend.first_contact_seconds)
             # What is left of the first-contact time: retried calls share it.
             left = backend.first_contact_seconds - (time.monotonic() - backend.first_call_at)
             try:

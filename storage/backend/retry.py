@@ -58,6 +58,12 @@ class RetryBackend:
             return self.max_seconds
         return min(self.max_seconds, getattr(innermost(self.inner), "first_contact_seconds", self.max_seconds))
 
+    def _deadline(self, started: float, budget: float) -> float:
+        """Until first contact, the backend's own clock (which may have started with the
+        command, before this call) bounds the retries too."""
+        first_call_at = None if self._answered() else getattr(innermost(self.inner), "first_call_at", None)
+        return started + budget if first_call_at is None else min(started + budget, first_call_at + budget)
+
     def _call(self, what: str, fn: Callable[[], T]) -> T:
         started = time.monotonic()
         known = UNREACHABLE.get(self.endpoint_key)
@@ -77,7 +83,7 @@ class RetryBackend:
                 attempt += 1
                 delay = min(self.max_delay, self.base_delay * 2 ** (attempt - 1)) * (0.5 + random.random())
                 budget = self._budget()
-                if time.monotonic() + delay > started + budget:
+                if time.monotonic() + delay > self._deadline(started, budget):
                     if not self._answered():
                         sentence = no_answer(display_url(self.url), budget, why)
                         UNREACHABLE[self.endpoint_key] = (time.monotonic(), sentence)

@@ -14,7 +14,7 @@ from gcsfs.retry import HttpError
 
 from storage.backend import ensure_container, open_backend
 from storage.backend.azure import azure_error_map
-from storage.backend.base import innermost
+from storage.backend.base import COMMAND_STARTED_ENV, innermost
 from storage.backend.gcs import gcs_error_map
 from storage.backend.s3 import s3_error_map
 from storage.errors import InvalidConfig, NotFound, PermanentError, TransientError, Unreachable
@@ -250,3 +250,28 @@ def test_a_second_first_contact_with_a_dead_endpoint_gives_the_verdict_at_once()
         open_backend(url, opts).load("config")
     assert time.monotonic() - started < 4
     assert again.value.message == first.value.message
+
+
+@pytest.mark.parametrize("kind", ["s3", "gs"])
+def test_the_first_contact_time_counts_from_when_the_command_began(kind, monkeypatch):
+    # The person waits from the moment they gave the command; Prefect's start-up and the flow
+    # run's creation (seconds on a loaded machine) came first, and "within 20 s" arrived after 26.
+    url, options = _nobody_listening(kind)
+    monkeypatch.setenv(COMMAND_STARTED_ENV, repr(time.time() - 9))  # the command began 9 s ago
+    backend = open_backend(url, {**options, "first_contact_seconds": "20"})
+    started = time.monotonic()
+    with pytest.raises(Unreachable) as info:
+        backend.load("config")
+    assert time.monotonic() - started < 15, "11 s were left of the command's 20"
+    assert info.value.message.startswith(f"No answer from {url} within 20 s")
+
+
+def test_a_backend_first_used_long_after_the_command_began_gets_its_whole_time(monkeypatch):
+    # (a restore that waited hours for an approval must not find its time already spent)
+    url, options = _nobody_listening("s3")
+    monkeypatch.setenv(COMMAND_STARTED_ENV, repr(time.time() - 3600))
+    backend = open_backend(url, {**options, "first_contact_seconds": "4"})
+    started = time.monotonic()
+    with pytest.raises(Unreachable):
+        backend.load("config")
+    assert time.monotonic() - started >= 3.5
