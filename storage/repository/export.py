@@ -114,7 +114,7 @@ def write_tar_stream(repo: Repository, snap: Snapshot, out: Any, compresslevel: 
     """Write the whole snapshot as a gzip-compressed tar into the writable stream ``out``,
     front to back (no seeking, so ``out`` may be an upload); returns the files written."""
     return _tar_into(repo, snap, select_entries(snap, None), ChunkLocator(repo, snap),
-                     Codec(repo.config.compression_level), out, compresslevel)
+                     repo.codec(), out, compresslevel)
 
 
 def _tar_into(repo: Repository, snap: Snapshot, entries: list[TreeEntry], locator: ChunkLocator, codec: Codec,
