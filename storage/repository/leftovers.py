@@ -60,7 +60,8 @@ def temp_safe_age() -> float:
     return max(0.0, value)
 
 
-def _pid_dead(pid: int) -> bool:
+def pid_dead(pid: int) -> bool:
+    """True if no process ``pid`` runs on this host."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -76,7 +77,7 @@ def dead_temporaries(backend: Backend) -> list[TemporaryInfo]:
     dead = []
     for info in backend.temporaries():  # [] on object stores: they write whole objects
         if info.host == HOST_TAG and info.pid is not None:
-            gone = info.pid != os.getpid() and _pid_dead(info.pid)
+            gone = info.pid != os.getpid() and pid_dead(info.pid)
         else:
             gone = info.age >= safe_age
         if gone:

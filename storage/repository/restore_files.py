@@ -12,7 +12,9 @@ restic's restorer: planner, fileRestorer, filesWriter).
   one whose name is already taken, is written under a temporary name (``.bf-restore-*``) in its
   folder and renamed into place when complete, so a file that cannot be restored leaves an
   older copy as it was, and no file is ever left at its name looking whole with data missing
-  (not even by a killed restore); what was written of it is removed. All-zero chunks
+  (not even by a killed restore); what was written of it is removed. The temporary name
+  carries the host and process (``.bf-restore-<host>-<pid>-<random>``), so the next restore
+  into a folder removes what a killed restore on this host left there. All-zero chunks
   are not written (the file was sized with ftruncate), so sparse files keep their holes.
 """
 
@@ -25,8 +27,10 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Callable
 
+from storage.backend import HOST_TAG
 from storage.errors import IntegrityError, NotFound
 from storage.layout import list_packs
+from storage.repository.leftovers import pid_dead
 from storage.objects import BlobLocation, pack_name, read_blob
 from storage.repository.restore_target import WRITE, Target, split, target_error
 from storage.snapshots import Snapshot, TreeEntry
@@ -136,6 +140,30 @@ def _current_umask() -> int:
     return mask
 
 
+TEMP_PREFIX = ".bf-restore-"
+
+
+def sweep_dead_temporaries(dfd: int) -> int:
+    """Remove the temporary files that restores on this host, whose process is gone (killed),
+    left in the folder ``dfd``; returns how many. Names of other hosts, of live processes and
+    anything that is not a plain file are left alone."""
+    removed = 0
+    with os.scandir(dfd) as entries:
+        for entry in entries:
+            owner = entry.name[len(TEMP_PREFIX):].split("-") if entry.name.startswith(TEMP_PREFIX) else []
+            if len(owner) != 3 or owner[0] != HOST_TAG or not owner[1].isdigit():
+                continue
+            if int(owner[1]) == os.getpid() or not pid_dead(int(owner[1])):
+                continue
+            if entry.is_file(follow_symlinks=False):
+                try:
+                    os.unlink(entry.name, dir_fd=dfd)
+                    removed += 1
+                except FileNotFoundError:
+                    pass
+    return removed
+
+
 class FileWriter:
     """Writes the planned files (see the module docstring); fields are shared by the threads."""
 
@@ -166,7 +194,7 @@ class FileWriter:
                 return fd
             except FileExistsError:
                 pass
-        name = f".bf-restore-{secrets.token_hex(8)}"
+        name = f"{TEMP_PREFIX}{HOST_TAG}-{os.getpid()}-{secrets.token_hex(8)}"
         fd = os.open(name, WRITE | os.O_CREAT | os.O_EXCL, 0o600, dir_fd=dfd)
         self.names[n] = name
         return fd
@@ -188,6 +216,12 @@ class FileWriter:
 
     def prepare(self) -> None:
         """Create the empty files and pre-size those of several chunks (their holes stay holes)."""
+        for folder in sorted(set(self.folders)):
+            try:
+                with self.target.folder(folder) as dfd:
+                    sweep_dead_temporaries(dfd)
+            except OSError:
+                pass  # housekeeping: the folder's own errors are reported by its files
         for n, e in enumerate(self.files):
             if self.remaining[n] == 1:
                 continue  # created when its chunk arrives

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from storage import Repository
+from storage.backend import HOST_TAG
 from storage.errors import NotFound, PathEscape
 from storage.objects import pack_name
 from tests.treegen import Fingerprint, assert_same_tree, fingerprint, make_tree
@@ -300,3 +301,22 @@ def test_a_killed_restore_leaves_no_file_looking_whole(tmp_path):
         assert _leftovers(out) and not (out / "big.bin").exists()
     Repository.open(str(tmp_path / "repo")).restore("latest", str(out))
     assert (out / "big.bin").read_bytes() == (src / "big.bin").read_bytes()
+
+
+def test_a_restore_removes_what_killed_restores_on_this_host_left_in_its_folders(backed_up, tmp_path):
+    repo, tree, sid = backed_up
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()  # a process that is gone: its temporaries are provably abandoned
+    target = tmp_path / "t"
+    sub = next(p for p in sorted(tree.root.iterdir()) if p.is_dir() and not p.is_symlink() and any(
+        f.is_file() and not f.is_symlink() for f in p.iterdir()))
+    folder = target / sub.name
+    folder.mkdir(parents=True)
+    abandoned = folder / f".bf-restore-{HOST_TAG}-{dead.pid}-{'a' * 16}"
+    live = folder / f".bf-restore-{HOST_TAG}-{os.getppid()}-{'b' * 16}"  # a restore still running
+    other_host = folder / f".bf-restore-0badc0de-{dead.pid}-{'c' * 16}"  # not provably dead
+    for path in (abandoned, live, other_host):
+        path.write_bytes(b"half a file")
+    repo.restore(sid, str(target))
+    assert not abandoned.exists()
+    assert live.exists() and other_host.exists()
