@@ -7,6 +7,7 @@ from typing import Any
 
 from prefect.states import Completed
 
+from flows.run_names import backup_name, rename_run
 from flows.runtime import current_flow_run_id, plain_flow
 from storage import BackupSummary
 from storage.backend import display_url
@@ -51,7 +52,8 @@ def backup_flow(source: str, repo: str, type: SnapshotType | None = None, exclud
                 raise
         summary["duration_seconds"] = round(time.monotonic() - started, 3)
         summary["flow_run_id"] = current_flow_run_id()
-        publish_backup_report(summary, display_url(repo))
+        rename_run(backup_name(summary["type"], summary["short_id"], summary["source"]))
+        publish_backup_report(summary, display_url(repo), repo, options)
         trail.details.update(snapshot=summary["snapshot_id"], type=summary["type"], stats=summary["stats"])
         if summary["incomplete"]:
             trail.details["incomplete"] = summary["incomplete"][:100]

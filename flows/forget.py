@@ -12,6 +12,7 @@ from __future__ import annotations
 import getpass
 from typing import Any
 
+from flows.run_names import rename_run
 from flows.runtime import current_flow_run_id, plain_flow
 from storage.backend import display_url
 from storage.errors import IntegrityError, Locked
@@ -51,7 +52,8 @@ def forget_flow(snapshots: list[str], repo: str, prune: bool = False, chain: boo
                 result["prune_skipped"] = exc.message
         trail.details.update(forgotten=result["forgotten"], pruned=result["prune"],
                              prune_skipped=result.get("prune_skipped"))
-        publish_cleanup_report(result, where)
+        rename_run("forget " + ", ".join(s[:8] for s in result["forgotten"]))
+        publish_cleanup_report(result, where, repo, options)
         result["flow_run_id"] = current_flow_run_id()
     return result
 

@@ -7,12 +7,13 @@ from typing import Any
 
 from prefect.logging import get_run_logger
 
+from flows.run_names import rename_run, restore_name
 from flows.runtime import current_flow_run_id, plain_flow
 from storage.backend import display_url
 from storage.errors import RestoreIncomplete
 from tasks.approval_gate import request_approval
 from tasks.audit_events import audited
-from tasks.restore import plan_restore, write_files
+from tasks.restore import plan_restore, publish_restore_report, write_files
 from tasks.verify import check_recorded_snapshots
 
 
@@ -29,6 +30,7 @@ def restore_flow(snapshot: str, target: str, repo: str, include: list[str] | Non
         for warning in missing:
             get_run_logger().warning("%s; 'latest' is the newest snapshot still there", warning)
         plan = plan_restore(repo, options, snapshot, target, include)
+        rename_run(restore_name(plan["snapshot"], plan["target"]), now=True)
         request_approval({
             "kind": "restore", "repo": display_url(repo), "snapshot": plan["snapshot"], "target": plan["target"],
             "requester": requester,
@@ -39,6 +41,7 @@ def restore_flow(snapshot: str, target: str, repo: str, include: list[str] | Non
                              plan["bytes"], connections)
         result["flow_run_id"] = current_flow_run_id()
         result["overwritten"] = len(plan["overwrite"])
+        publish_restore_report(result, plan["snapshot"], plan["target"], display_url(repo))
         if missing:
             result["warnings"] = [f"{w}; 'latest' is the newest snapshot still there" for w in missing]
         trail.details.update(snapshot=plan["snapshot"], files=result.get("files"), bytes=result.get("bytes"),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from flows.run_names import rename_run
 from flows.runtime import current_flow_run_id, plain_flow
 from storage.backend import display_url
 from storage.errors import IntegrityError
@@ -17,7 +18,8 @@ def verify_flow(repo: str, read_data: bool = False, options: dict[str, Any] | No
     The report is published as an artifact either way; a damaged repository then fails the
     run (so Prefect automations and the UI flag it) with an IntegrityError carrying the report."""
     report = verify_repository(repo, options or {}, read_data)
-    publish_verify_report(report, display_url(repo))
+    rename_run(f"verify {'OK' if report['ok'] else 'DAMAGED'} {display_url(repo)}")
+    publish_verify_report(report, display_url(repo), repo, options or {})
     report["flow_run_id"] = current_flow_run_id()
     if not report["ok"]:
         damaged = ", ".join(s[:8] for s in report["damaged_snapshots"]) or "none"

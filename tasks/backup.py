@@ -14,6 +14,7 @@ from storage.sizes import human_bytes
 from tasks.prefect_api import publish
 from tasks.progress import reporter_for
 from tasks.repo_access import open_repo
+from tasks.reports import publish_history, publish_stats
 from tasks.retry import TASK_OPTIONS
 
 
@@ -51,7 +52,9 @@ def abandon_backup(repo: str, options: dict[str, Any], plan: BackupPlan) -> None
 
 
 @task(name="publish_backup_report", cache_policy=NO_CACHE)
-def publish_backup_report(summary: BackupSummary, repo_display: str) -> None:
+def publish_backup_report(summary: BackupSummary, repo_display: str, repo: str | None = None,
+                          options: dict[str, Any] | None = None) -> None:
+    """The run's own report, then (given ``repo``) the repository's history and statistics."""
     s = summary["stats"]
     row = {
         "snapshot": summary["short_id"], "type": summary["type"], "files": s["files"],
@@ -68,3 +71,6 @@ def publish_backup_report(summary: BackupSummary, repo_display: str) -> None:
         head = f"## Incomplete snapshot: not backed up\n{missing}\n\n" if missing else ""
         publish("backup warnings", create_markdown_artifact, key="backup-warnings",
                 markdown=f"{head}## Warnings\n{lines}\n")
+    if repo is not None:
+        publish_history(repo, options)
+        publish_stats(repo, options, refresh=False)

@@ -19,6 +19,7 @@ from storage import ForgetPlan
 from tasks.coordination import exclusive_slot
 from tasks.prefect_api import publish
 from tasks.repo_access import open_repo
+from tasks.reports import publish_history
 from tasks.retry import TASK_OPTIONS
 
 
@@ -42,7 +43,9 @@ def prune_packs(repo: str, options: dict[str, Any], dry_run: bool = False) -> di
 
 
 @task(name="publish_cleanup_report", cache_policy=NO_CACHE)
-def publish_cleanup_report(result: dict[str, Any], repo_display: str) -> None:
+def publish_cleanup_report(result: dict[str, Any], repo_display: str, repo: str | None = None,
+                           options: dict[str, Any] | None = None) -> None:
+    """The run's own report, then (given ``repo``) the repository's history."""
     lines = [f"## Cleanup of {repo_display}", ""]
     forgotten = result.get("forgotten") or []
     if forgotten:
@@ -52,3 +55,5 @@ def publish_cleanup_report(result: dict[str, Any], repo_display: str) -> None:
         lines.append(f"- packs deleted: {pruned['packs_deleted']}, bytes freed: {pruned['bytes_freed']}, "
                      f"packs of running backups kept: {pruned['packs_kept_live']}")
     publish("cleanup report", create_markdown_artifact, key="cleanup-report", markdown="\n".join(lines) + "\n")
+    if repo is not None:
+        publish_history(repo, options)

@@ -96,12 +96,20 @@ def run_scope() -> Iterator[None]:
             repo.close()
 
 
-def open_repo(url: str, options: dict[str, Any] | None = None, create: bool = False, **init_args) -> Repository:
+def in_run_scope() -> bool:
+    return _RUN_REPOS.get() is not None
+
+
+def open_repo(url: str, options: dict[str, Any] | None = None, create: bool = False, refresh: bool = True,
+              **init_args) -> Repository:
+    """The run's repository at ``url``; ``refresh=False`` keeps what it has read (the reports
+    published right after a commit need no second read of the index)."""
     opened = _RUN_REPOS.get()
     key = url + "\n" + json.dumps(options or {}, sort_keys=True, default=str)
     if opened is not None and key in opened:
         repo = opened[key]
-        repo.refresh()
+        if refresh:
+            repo.refresh()
         return repo
     repo = Repository.open(url, full_options(url, options), create=create, **init_args)
     if opened is not None:

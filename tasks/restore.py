@@ -6,7 +6,11 @@ from __future__ import annotations
 from typing import Any
 
 from prefect import task
+from prefect.artifacts import create_markdown_artifact
+from prefect.cache_policies import NO_CACHE
 
+from storage.sizes import human_bytes
+from tasks.prefect_api import publish
 from tasks.progress import reporter_for
 from tasks.repo_access import open_repo
 from tasks.retry import TASK_OPTIONS
@@ -24,3 +28,17 @@ def write_files(repo: str, options: dict[str, Any], snapshot_id: str, target: st
                 total_files: int = 0, total_bytes: int = 0, connections: int | None = None) -> dict[str, Any]:
     progress = reporter_for("restore", total_files, total_bytes)
     return open_repo(repo, options).restore(snapshot_id, target, include, progress, connections).to_dict()
+
+
+@task(name="publish_restore_report", cache_policy=NO_CACHE)
+def publish_restore_report(result: dict[str, Any], snapshot_id: str, target: str, repo_display: str) -> None:
+    left_out = result.get("not_restored") or {}
+    lines = [f"## Restore of {snapshot_id[:8]} from {repo_display} into {target}", "",
+             "| files | bytes | files overwritten | not restored |", "|---|---|---|---|",
+             f"| {result.get('files', 0)} | {human_bytes(result.get('bytes', 0))} | {result.get('overwritten', 0)} "
+             f"| {len(left_out)} |"]
+    if left_out:
+        lines += ["", "### Not restored", ""]
+        lines += [f"- `{path}`: {why}" for path, why in sorted(left_out.items())[:200]]
+    publish("restore report", create_markdown_artifact, key="restore-report", markdown="\n".join(lines) + "\n",
+            description=f"Restore of {snapshot_id[:8]} into {target}")

@@ -15,6 +15,7 @@ from storage.errors import BackupError
 from tasks.prefect_api import publish
 from tasks.progress import reporter_for
 from tasks.repo_access import open_repo
+from tasks.reports import publish_stats
 from tasks.retry import TASK_OPTIONS
 
 
@@ -41,13 +42,17 @@ def missing_recorded(repo: str, created: str, present: set[str]) -> list[str]:
 
 
 @task(name="publish_verify_report", cache_policy=NO_CACHE)
-def publish_verify_report(report: dict[str, Any], repo_display: str) -> None:
+def publish_verify_report(report: dict[str, Any], repo_display: str, repo: str | None = None,
+                          options: dict[str, Any] | None = None) -> None:
+    """The verify's own report, then (given ``repo``) the repository's statistics."""
     status = "OK" if report["ok"] else "DAMAGED"
     lines = [f"## Verify {repo_display}: {status}", "",
              f"snapshots {report['snapshots']}, packs {report['packs']}, chunks {report['chunks']}, "
              f"data read: {'yes' if report['read_data'] else 'no'}"]
     lines += [f"- {p}" for p in report["problems"][:200]]
     publish("verify report", create_markdown_artifact, key="verify-report", markdown="\n".join(lines))
+    if repo is not None:
+        publish_stats(repo, options, refresh=False)
 
 
 @task(name="check_recorded_snapshots", cache_policy=NO_CACHE)

@@ -22,6 +22,7 @@ from flows.cli.app import EXIT_HOOKS
 from flows.cli import server_loss
 from flows.runtime import in_process_run, process_tags
 from tasks import progress as task_progress
+from tasks import reports
 from tasks.repo_access import register_secret_options, split_secret_options
 
 
@@ -74,6 +75,13 @@ def fast_exit(code) -> None:
         os._exit(code if isinstance(code, int) else 1)
 
 
+def publish_reports(code) -> None:
+    """The reports deferred during the run (tasks.reports), sent after the command answered."""
+    if not server_loss.LOST:
+        reports.run_deferred()
+
+
+EXIT_HOOKS.append(publish_reports)
 EXIT_HOOKS.append(fast_exit)
 # Prefect's log shipper writes "--- Error logging to API ---" for every batch it cannot send
 # while this switch is on; a lost server is reported once, by flows.cli.server_loss.
@@ -96,6 +104,7 @@ def _run_flow(flow_fn, repo: str, options: dict[str, Any], show_progress: bool, 
         sys.stderr.write("backupflow: no PREFECT_API_URL set; running on Prefect's embedded server "
                          "(runs are kept in ~/.prefect; see them with `prefect server start`).\n")
     use_bar = show_progress and sys.stdout.isatty()
+    reports.defer_reports(True)
     with in_process_run(), tags(*process_tags()):
         if not use_bar:
             return flow_fn(repo=repo, options=plain, **params)
