@@ -18,8 +18,8 @@ cannot stand in for another, and hash-named objects are named by a keyed or ciph
 so one cannot stand in for another of the same kind.
 """
 
-from storage.crypto.keys import KeyInfo, KeyRing, MasterKey, create_key_file, unlock
+from storage.crypto.keys import KeyInfo, KeyRing, MasterKey, create_key_file, damaged_key_files, unlock
 from storage.crypto.sealer import PLAIN, AeadSealer, Sealer, sealed_repository
 
 __all__ = ["PLAIN", "AeadSealer", "KeyInfo", "KeyRing", "MasterKey", "Sealer", "create_key_file",
-           "sealed_repository", "unlock"]
+           "damaged_key_files", "sealed_repository", "unlock"]

@@ -190,6 +190,24 @@ def unlock(backend: Backend, password: str | None, where: str,
     raise WrongPassword(f"The password does not open {where}; check the password (or its file).")
 
 
+def damaged_key_files(backend: Backend) -> dict[str, str]:
+    """Objects under ``keys/`` that are not intact key files: name -> one sentence why."""
+    out = {}
+    for o in backend.list(KEYS):
+        key_id = object_id(o.name)
+        if not OBJECT_ID.fullmatch(key_id) or o.name != KEYS + key_id:
+            out[o.name] = f"{o.name} is not a key file (its name is not keys/<hash>); remove it"
+            continue
+        try:
+            _read_key_file(backend, key_id)
+        except IntegrityError as exc:
+            out[o.name] = f"{exc.message} Its password no longer opens the repository; remove it " \
+                          "(`backupflow key remove`) and add the key again."
+        except NotFound:
+            pass  # removed between the listing and the read
+    return out
+
+
 class KeyRing:
     """The key files of an open encrypted repository (``repo.keys``)."""
 

@@ -39,7 +39,9 @@ class Sealer:
         """The id of content whose SHA-256 is ``digest`` (so a file's one chunk is hashed once)."""
         return digest.hex()
 
-    def seal(self, kind: bytes, data) -> bytes:
+    def seal(self, kind: bytes, data, out: bytearray | None = None):
+        """``data`` sealed; with ``out``, written into it (grown when short) and returned as a
+        view of it, so a large blob costs no fresh buffer (valid until ``out`` is reused)."""
         return bytes(data)
 
     def open(self, kind: bytes, data) -> bytes:
@@ -79,9 +81,18 @@ class AeadSealer(Sealer):
         # HKDF-Expand with a 32-byte output is one HMAC block: T(1) = HMAC(PRK, info || 0x01).
         return AESGCM(hmac.digest(self._enc, b"bf-object" + kind + salt + b"\x01", "sha256"))
 
-    def seal(self, kind: bytes, data) -> bytes:
+    def seal(self, kind: bytes, data, out: bytearray | None = None):
         r = os.urandom(SALT + NONCE)
-        return r + self._subkey(kind, r[:SALT]).encrypt(r[SALT:], data, kind)
+        aead = self._subkey(kind, r[:SALT])
+        if out is None:
+            return r + aead.encrypt(r[SALT:], data, kind)
+        size = len(data) + OVERHEAD
+        if len(out) < size:
+            out.extend(bytes(size - len(out)))
+        view = memoryview(out)[:size]
+        view[:SALT + NONCE] = r
+        aead.encrypt_into(r[SALT:], data, kind, view[SALT + NONCE:])
+        return view
 
     def open(self, kind: bytes, data) -> bytes:
         if len(data) < OVERHEAD:

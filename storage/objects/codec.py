@@ -56,10 +56,16 @@ class Codec:
 
     def encode(self, data, chunk_id: str = "") -> tuple[bytes, int]:
         """(stored bytes, flags): compressed, then sealed in an encrypted repository (bound to
-        ``chunk_id``)."""
+        ``chunk_id``). The bytes may be a view of a buffer the next call on this thread
+        reuses: hand them on (PackWriter.add copies them) before encoding again."""
         stored, flags = self._compress(data)
         if self.sealer.encrypted:
-            return self.sealer.seal(b"blob " + chunk_id.encode(), stored), flags | FLAG_ENCRYPTED
+            # Sealed into this thread's buffer: a fresh one per large blob costs a page fault
+            # per 4 KiB (large buffers are mmapped, storage/allocator.py). The pack copies it.
+            out = getattr(self._local, "sealed", None)
+            if out is None:
+                out = self._local.sealed = bytearray()
+            return self.sealer.seal(b"blob " + chunk_id.encode(), stored, out), flags | FLAG_ENCRYPTED
         return stored, flags
 
     def _compress(self, data) -> tuple[bytes, int]:

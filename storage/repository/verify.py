@@ -18,6 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any, Callable
 
+from storage.crypto import damaged_key_files
 from storage.errors import BackupError, NotFound
 from storage.layout import DATA, INDEX, OBJECT_ID, TREES, snapshot_name, tree_name
 from storage.objects import BlobLocation, Index, load_pack_header, pack_name, parse_pack, read_blob
@@ -135,6 +136,13 @@ class _Verifier:
                          snapshot_name(name))
         self.report.snapshots = len(snaps)
         return snaps
+
+    def check_keys(self) -> None:
+        """Every key file of an encrypted repository is intact (one that is not would fail the
+        day its password is the only one left)."""
+        if self.repo.encrypted:
+            for name, why in sorted(damaged_key_files(self.repo.backend).items()):
+                self.problem(why, name)
 
     def check_index(self) -> None:
         for name, why in sorted(self.index.damaged.items()):
@@ -283,6 +291,7 @@ def verify_repository(repo: Repository, read_data: bool = False, progress: Progr
     v = _Verifier(repo, read_data)
     snaps = v.load_snapshots()
     v.check_expected(expected)
+    v.check_keys()
     v.check_index()
     v.check_packs_present()
     if read_data:

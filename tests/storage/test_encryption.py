@@ -279,3 +279,14 @@ def test_forget_prune_repair_and_export_work_on_an_encrypted_repository(encrypte
     assert write_tar_stream(repo, repo.snapshot(ids[1]), stream) == result.files
     with tarfile.open(fileobj=io.BytesIO(stream.getvalue()), mode="r:gz") as tar:
         assert tar.extractfile(NAMES[0]).read() == CONTENT * 3
+
+
+@pytest.mark.parametrize("how", list(TAMPER))
+def test_verify_names_a_tampered_key_file_that_is_not_the_one_in_use(encrypted, tmp_path, how):
+    root, _ = _copy(encrypted, tmp_path)
+    repo = Repository.open(str(root), password=PASSWORD)
+    spare = root / KEYS / repo.keys.add("spare")
+    in_use = root / KEYS / repo.keys.in_use
+    TAMPER[how](spare, in_use)
+    report = Repository.open(str(root), password=PASSWORD).verify()
+    assert not report.ok and report.damaged_objects == [spare.relative_to(root).as_posix()]
