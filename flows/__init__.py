@@ -14,7 +14,8 @@ from importlib import import_module
 _FLOWS = {"backup_flow": "flows.backup", "restore_flow": "flows.restore", "verify_flow": "flows.verify",
           "forget_flow": "flows.forget", "prune_flow": "flows.forget",
           "repair_index_flow": "flows.repair", "repair_snapshots_flow": "flows.repair",
-          "policy_flow": "flows.policy"}
+          "policy_flow": "flows.policy", "archive_flow": "flows.archive",
+          "restore_archive_flow": "flows.archive", "verify_archives_flow": "flows.archive"}
 
 
 def __getattr__(name: str):

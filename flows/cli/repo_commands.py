@@ -15,6 +15,8 @@ from rich.table import Table
 from flows.cli.app import app
 from flows.cli.common import (CONFIG_OPTION, JSON_OPTION, OPTION_OPTION, REPO_OPTION, emit_json, run_guarded,
                               warn_damaged)
+from flows.cli.archive_commands import (ARCHIVE_PREFIX, FROM_OPTION, FROM_OPTION_OPTION, restore_from_archive,
+                                        verify_archives)
 from flows.cli.context import load_flows, open_repository, repo_context
 from storage import Repository
 from storage.backend import display_url, ensure_container
@@ -155,14 +157,21 @@ def restore(snapshot: str = typer.Argument(..., help="Snapshot id, unique prefix
             repo: Optional[str] = REPO_OPTION, option: Optional[List[str]] = OPTION_OPTION,
             download_limit: Optional[str] = typer.Option(None, "--download-limit",
                                                          help='Bandwidth cap, e.g. "50MiB/s".'),
+            frm: Optional[str] = FROM_OPTION, from_option: Optional[List[str]] = FROM_OPTION_OPTION,
             json_out: bool = JSON_OPTION, config: Optional[str] = CONFIG_OPTION):
-    """Restore a snapshot into TARGET as a Prefect flow run (asks for approval when policy says so)."""
+    """Restore a snapshot (or archive:ID from the archive tier) into TARGET as a Prefect flow run
+    (asks for approval when policy says so)."""
     def go():
-        url, opts, settings = repo_context(repo, option, config, download_limit=download_limit)
-        runner, flows = load_flows()
         try:
-            result = runner.run_flow(flows.restore_flow, url, opts, not json_out, snapshot=snapshot, target=target,
-                                     include=list(include or []) or None, connections=settings.backup.connections)
+            if snapshot.startswith(ARCHIVE_PREFIX):
+                result = restore_from_archive(snapshot[len(ARCHIVE_PREFIX):], target, frm, from_option, config,
+                                              json_out)
+            else:
+                url, opts, settings = repo_context(repo, option, config, download_limit=download_limit)
+                runner, flows = load_flows()
+                result = runner.run_flow(flows.restore_flow, url, opts, not json_out, snapshot=snapshot,
+                                         target=target, include=list(include or []) or None,
+                                         connections=settings.backup.connections)
         except RestoreIncomplete as exc:
             # every file left out is named: on stdout (or in the JSON), the sentence goes to stderr
             if json_out:
@@ -173,6 +182,10 @@ def restore(snapshot: str = typer.Argument(..., help="Snapshot id, unique prefix
             raise
         if json_out:
             emit_json(result)
+            return
+        if "archive" in result:
+            typer.echo(f"restored {result['files']} files ({human_bytes(result['bytes'])}) of archive "
+                       f"{result['archive'][:8]} into {result['target']}")
             return
         typer.echo(f"restored {result['files']} files ({human_bytes(result['bytes'])}) of snapshot "
                    f"{result['snapshot_id'][:8]} into {result['target']} in {result['seconds']} s")
@@ -192,14 +205,20 @@ def restore(snapshot: str = typer.Argument(..., help="Snapshot id, unique prefix
 @app.command()
 def verify(read_data: bool = typer.Option(False, "--read-data",
                                           help="Read back every pack and check every chunk hash."),
+           archives: bool = typer.Option(False, "--archives",
+                                         help="Check every archive at the archive destination against its hash."),
+           frm: Optional[str] = FROM_OPTION, from_option: Optional[List[str]] = FROM_OPTION_OPTION,
            repo: Optional[str] = REPO_OPTION, option: Optional[List[str]] = OPTION_OPTION,
            json_out: bool = JSON_OPTION, config: Optional[str] = CONFIG_OPTION):
-    """Check the repository as a Prefect flow run; names damaged snapshots and files."""
+    """Check the repository (or, with --archives, the archives) as a Prefect flow run; names damage."""
     def go():
-        url, opts, _ = repo_context(repo, option, config)
-        runner, flows = load_flows()
         try:
-            report = runner.run_flow(flows.verify_flow, url, opts, not json_out, read_data=read_data)
+            if archives:
+                report = verify_archives(frm, from_option, config, json_out)
+            else:
+                url, opts, _ = repo_context(repo, option, config)
+                runner, flows = load_flows()
+                report = runner.run_flow(flows.verify_flow, url, opts, not json_out, read_data=read_data)
         except Exception as exc:
             report = getattr(exc, "details", None)
             if not report:
@@ -207,11 +226,16 @@ def verify(read_data: bool = typer.Option(False, "--read-data",
             if json_out:
                 emit_json(report)
             else:
-                for p in report["problems"]:
-                    typer.echo(f"problem: {p}", err=True)
+                problems = report["problems"]
+                for p in problems.items() if isinstance(problems, dict) else problems:
+                    typer.echo(f"problem: {'archive ' + p[0][:8] + ': ' + p[1] if isinstance(p, tuple) else p}",
+                               err=True)
             raise
         if json_out:
             emit_json(report)
+            return
+        if archives:
+            typer.echo(f"no problems found: {report['archives']} archive(s) at {report['destination']}")
             return
         typer.echo(f"no problems found: {report['snapshots']} snapshots, {report['packs']} packs, "
                    f"{report['chunks']} chunks" + (f", {human_bytes(report['bytes_read'])} read" if read_data else ""))

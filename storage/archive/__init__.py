@@ -21,11 +21,14 @@ Other code (retention) lists and removes archives with :func:`list_archives` and
 from storage.archive.meta import (
     ArchiveMeta, archives_in, data_name, list_archives, meta_name, read_meta, remove_archive, remove_from, resolve,
 )
+from storage.archive.restore import ArchiveRestorePlan, plan_restore_archive, restore_archive
 from storage.archive.select import ArchivePlan, parse_age, select
 from storage.archive.writer import (
-    Written, check_archive, publish_archive, published, read_members, verify_stored, write_archive,
+    Written, check_archive, publish_archive, published, read_members, sweep_destination, verify_stored,
+    write_archive,
 )
 
-__all__ = ["ArchiveMeta", "ArchivePlan", "Written", "archives_in", "check_archive", "data_name", "list_archives",
-           "meta_name", "parse_age", "publish_archive", "published", "read_members", "read_meta", "remove_archive",
-           "remove_from", "resolve", "select", "verify_stored", "write_archive"]
+__all__ = ["ArchiveMeta", "ArchivePlan", "ArchiveRestorePlan", "Written", "archives_in", "check_archive",
+           "data_name", "list_archives", "meta_name", "parse_age", "plan_restore_archive", "publish_archive",
+           "published", "read_members", "read_meta", "remove_archive", "remove_from", "resolve", "restore_archive",
+           "select", "sweep_destination", "verify_stored", "write_archive"]

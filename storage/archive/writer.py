@@ -26,6 +26,7 @@ from storage.backend import Backend, display_url
 from storage.backend.streams import apply_storage_class, is_offline, open_reader, open_writer
 from storage.errors import IntegrityError, NotFound
 from storage.repository.export import write_tar_stream
+from storage.repository.leftovers import dead_temporaries
 from storage.snapshots import Snapshot
 
 if TYPE_CHECKING:
@@ -202,3 +203,12 @@ def verify_stored(dest: Backend, meta: ArchiveMeta) -> str | None:
     if digest != meta.sha256:
         return f"its SHA-256 is {digest[:16]}..., not {meta.sha256[:16]}... as recorded"
     return None
+
+
+def sweep_destination(dest: Backend) -> int:
+    """Delete what killed archive writes left at ``dest`` (temporary files on local disk whose
+    writer is gone; a cloud upload leaves no object); returns how many."""
+    dead = dead_temporaries(dest)
+    for t in dead:
+        dest.remove_temporary(t.name)
+    return len(dead)

@@ -45,6 +45,9 @@ def assess(operation: dict[str, Any]) -> Assessment:
         return Assessment(Risk.CRITICAL,
                           "changing the approval policy changes who may approve every destructive operation")
     if kind == "archive":
+        if operation.get("last_snapshot"):
+            return Assessment(Risk.HIGH, "archiving removes the last snapshot of a source from the repository "
+                                         "(its archive stays)")
         return Assessment(Risk.MEDIUM, "archiving moves snapshots to the archive tier; the hot copies are dropped")
     return Assessment(Risk.HIGH, f"unknown operation kind {kind!r}: treated as destructive")
 
