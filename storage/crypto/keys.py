@@ -174,7 +174,7 @@ def unlock(backend: Backend, password: str | None, where: str,
         raise PasswordRequired(f"{where} is encrypted; give its password (--password-file, BACKUPFLOW_PASSWORD_FILE "
                                "or BACKUPFLOW_PASSWORD).")
     ids = key_ids(backend)
-    damaged = 0
+    damaged = opened = 0
     for key_id in ids:
         try:
             doc = _read_key_file(backend, key_id)
@@ -182,11 +182,16 @@ def unlock(backend: Backend, password: str | None, where: str,
             damaged += 1
             continue
         master = _unwrap(doc, password)
-        if master is not None and accept(master):
-            return master, key_id
+        if master is not None:
+            opened += 1
+            if accept(master):
+                return master, key_id
     if not ids or damaged == len(ids):
         raise IntegrityError(f"{where} is encrypted but has no readable key file under {KEYS}; put the key files "
                              "back from a copy of the repository.")
+    if opened:
+        raise IntegrityError(f"The repository config of {where} does not open with the key the password opens "
+                             "(damaged or replaced); put back the `config` object from a copy of the repository.")
     raise WrongPassword(f"The password does not open {where}; check the password (or its file).")
 
 

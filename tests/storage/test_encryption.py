@@ -196,6 +196,7 @@ def test_every_tampered_object_kind_is_named_by_verify(encrypted, tmp_path, kind
 @pytest.mark.parametrize("how", list(TAMPER))
 def test_a_tampered_config_or_key_file_opens_nothing(encrypted, tmp_path, how):
     root, _ = _copy(encrypted, tmp_path)
+    shutil.copytree(root, tmp_path / "intact")
     Repository.open(str(root), password=PASSWORD).keys.add("spare")
     key, spare = _two(root, "keys")
     both = key.read_bytes(), spare.read_bytes()
@@ -208,7 +209,11 @@ def test_a_tampered_config_or_key_file_opens_nothing(encrypted, tmp_path, how):
         Repository.open(str(root), password=PASSWORD)
     other = tmp_path / "other"
     Repository.init(str(other), password=PASSWORD)
-    TAMPER[how](root / "config", other / "config")
+    shutil.rmtree(root / "keys")
+    shutil.copytree(tmp_path / "intact" / "keys", root / "keys")
+    TAMPER[how](root / "config", other / "config")  # the config alone: the key opens, the config not
+    with pytest.raises(IntegrityError, match="config"):
+        Repository.open(str(root), password=PASSWORD)
     shutil.rmtree(root / "keys")
     shutil.copytree(other / "keys", root / "keys")  # a whole other repository's config and keys
     if how != "swapped":
