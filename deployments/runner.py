@@ -37,6 +37,8 @@ from pathlib import Path
 
 from flows.cli import runner_protocol as wire
 from deployments import local_server
+from deployments.definition import scheduled_jobs
+from storage.config import load_settings
 
 
 @dataclass
@@ -246,9 +248,6 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--serve", action="store_true", help="Also serve the scheduled deployments (never idles out).")
     p.add_argument("--source")
     p.add_argument("--repo", default=os.environ.get("BACKUPFLOW_REPO"))
-    p.add_argument("--backup-cron", default="0 2 * * *")
-    p.add_argument("--verify-cron", default="0 4 * * 0")
-    p.add_argument("--prune-cron", default="0 5 * * 0")
     return p.parse_args(argv)
 
 
@@ -276,9 +275,10 @@ def main(argv: list[str] | None = None) -> int:
     else:
         ui = state.server.ui_url if state.server else os.environ.get("PREFECT_UI_URL") or \
             os.environ["PREFECT_API_URL"].removesuffix("/").removesuffix("/api")
-        print(f"backupflow: serving the scheduled backup ({args.backup_cron}), verify ({args.verify_cron}) "
-              f"and prune ({args.prune_cron}) "
-              f"of {args.source} into {args.repo}; Prefect UI: {ui}. Ctrl-C or SIGTERM stops it.", flush=True)
+        jobs = ", ".join(f"{job.name} ({job.cron})" for job in scheduled_jobs(load_settings().backup))
+        print(f"backupflow: serving the schedules {jobs} (UTC) "
+              f"of {args.source or 'no source'} into {args.repo}; Prefect UI: {ui}. Ctrl-C or SIGTERM stops it.",
+              flush=True)
     loop(listener, path, inode, state)
     return state.exit_code
 

@@ -237,8 +237,7 @@ def fork_schedules(args) -> int:
             signal.signal(sig, signal.SIG_DFL)
         from deployments import serve
 
-        sys.argv = ["deployments.serve", "--source", args.source, "--repo", args.repo, "--backup-cron",
-                    args.backup_cron, "--verify-cron", args.verify_cron, "--prune-cron", args.prune_cron]
+        sys.argv = ["deployments.serve", "--repo", args.repo, *(["--source", args.source] if args.source else [])]
         serve.main()
         code = 0
     except SystemExit as exc:

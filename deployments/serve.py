@@ -1,11 +1,14 @@
 """Serve backupflow's scheduled deployments from this process (no work pool needed).
 
-    .venv/bin/python -m deployments.serve --source ~/work --repo /backups/repo \
-        --backup-cron "0 2 * * *" --verify-cron "0 4 * * 0" --prune-cron "0 5 * * 0"
+    .venv/bin/python -m deployments.serve --source ~/work --repo /backups/repo [--config PATH]
 
-The nightly backup, the weekly full verify and the weekly prune (an hour after the verify)
-then appear under Deployments in the Prefect UI, run on schedule, and can be started by hand
-from there. prefect.yaml declares the same deployments for a work pool (`prefect deploy --all`).
+The schedules come from the configuration's ``[backup]`` keys through the one definition in
+deployments/definition.py (prefect.yaml is written from it too): the backup at
+``backup_frequency``/``backup_time``, a weekly full, archive and cleanup daily, verify
+--read-data and prune weekly, no two in the same minute. They appear under Deployments in the
+Prefect UI, run on schedule, and can be started by hand from there. Restarting this process
+after a change of the configuration updates them there (a deployment is replaced by name).
+``--source`` and ``--repo`` default to the config's ``source`` and ``backup_path``.
 
 The first SIGTERM or SIGINT stops the process cleanly (exit 0, one line, no traceback) at any
 moment, also while the deployments are still being registered, so systemd's `systemctl stop`
@@ -17,59 +20,72 @@ snapshot; its packs are reused by the next run).
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 import signal
 import sys
 
 from prefect import serve
 
-from flows.backup import backup_flow
-from flows.forget import prune_flow
-from flows.verify import verify_flow
+from deployments.definition import Job, scheduled_jobs
+from storage.config import Settings, load_settings, refuse_when_disabled
+from storage.errors import BackupError, InvalidConfig
 
 
-# Prune and verify at different times: a verify holds a read lease, so a prune started in
-# the same minute would be refused (or, without leases, disturb the verify).
-DEFAULT_PRUNE_CRON = "0 5 * * 0"
+def build(jobs: list[Job], source: str | None, repo: str) -> list:
+    """Prefect deployments of ``jobs`` (from deployments.definition) for this source and repository."""
+    deployments = []
+    for job in jobs:
+        flow = getattr(importlib.import_module(job.flow_module), job.flow_name)
+        place = {"source": os.path.abspath(source or "")} if job.needs_source else {}
+        deployments.append(flow.to_deployment(
+            name=job.name, cron=job.cron, tags=["backupflow"], description=job.description,
+            parameters={**place, "repo": repo, **job.parameters}))
+    return deployments
 
 
-def build(source: str, repo: str, backup_cron: str, verify_cron: str, prune_cron: str = DEFAULT_PRUNE_CRON):
-    if prune_cron == verify_cron:
-        raise ValueError(f"The prune schedule {prune_cron!r} equals the verify schedule; give them different times.")
-    backup = backup_flow.to_deployment(
-        name="scheduled-backup", cron=backup_cron, tags=["backupflow"],
-        parameters={"source": os.path.abspath(source), "repo": repo},
-        description="Incremental backup on a schedule (a full one starts each new chain).",
-    )
-    verify = verify_flow.to_deployment(
-        name="weekly-verify", cron=verify_cron, tags=["backupflow"],
-        parameters={"repo": repo, "read_data": True},
-        description="Read back every pack and check every chunk hash.",
-    )
-    prune = prune_flow.to_deployment(
-        name="weekly-prune", cron=prune_cron, tags=["backupflow"], parameters={"repo": repo},
-        description="Delete data no snapshot needs any more (skipped while a backup runs).",
-    )
-    return [backup, verify, prune]
+def plan(source: str | None, repo: str | None, config: str | None = None) -> tuple[list[Job], str | None, str]:
+    """The jobs to serve and where from: flags, then the environment, then the configuration.
+    Raises a BackupError whose one sentence says what to fix."""
+    if config:  # the served runs read it too
+        os.environ["BACKUPFLOW_CONFIG"] = os.path.abspath(config)
+    settings: Settings = load_settings(config)
+    refuse_when_disabled(settings, "serve the schedules")
+    b = settings.backup
+    repo = repo or os.environ.get("BACKUPFLOW_REPO") or b.repository
+    source = source or b.source
+    if not repo:
+        raise InvalidConfig("No repository given; pass --repo URL, set BACKUPFLOW_REPO or backup_path in the config.")
+    jobs = scheduled_jobs(b)
+    if any(job.needs_source for job in jobs) and not source:
+        raise InvalidConfig("No folder to back up; pass --source DIR or set source in the config's [backup] "
+                          "(or auto_backup_enabled = false to serve no backup).")
+    if "://" not in repo:  # the scheduled runs must find a local repository from any folder
+        repo = os.path.abspath(os.path.expanduser(repo))
+    return jobs, os.path.expanduser(source) if source else None, repo
+
+
+def describe(jobs: list[Job]) -> str:
+    return ", ".join(f"{job.name} ({job.cron})" for job in jobs)
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--source", required=True)
-    p.add_argument("--repo", default=os.environ.get("BACKUPFLOW_REPO"), required=not os.environ.get("BACKUPFLOW_REPO"))
-    p.add_argument("--backup-cron", default="0 2 * * *")
-    p.add_argument("--verify-cron", default="0 4 * * 0")
-    p.add_argument("--prune-cron", default=DEFAULT_PRUNE_CRON)
+    p.add_argument("--source")
+    p.add_argument("--repo")
+    p.add_argument("--config")
     a = p.parse_args()
-    if a.prune_cron == a.verify_cron:
-        p.error("--prune-cron must differ from --verify-cron: a prune and a verify at the same time "
-                "get in each other's way")
+    try:
+        jobs, source, repo = plan(a.source, a.repo, a.config)
+    except BackupError as exc:
+        sys.stderr.write(f"backupflow: {exc.message}\n")
+        sys.exit(exc.exit_code)
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, _stop)
-    sys.stderr.write(f"backupflow: serving the schedules of {a.repo}; stop with SIGTERM or Ctrl-C.\n")
+    sys.stderr.write(f"backupflow: serving the schedules of {repo}: {describe(jobs)}; stop with SIGTERM or Ctrl-C.\n")
     sys.stderr.flush()
     try:
-        serve(*build(a.source, a.repo, a.backup_cron, a.verify_cron, a.prune_cron))
+        serve(*build(jobs, source, repo))
     except (Stopped, KeyboardInterrupt):
         pass
     finally:  # also after the runner's own SIGTERM path, which ends with sys.exit(0)

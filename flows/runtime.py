@@ -21,6 +21,7 @@ from prefect.context import SettingsContext, TagsContext, get_settings_context
 from prefect.runtime import flow_run
 
 from storage.backend import refuse_option_credentials, refuse_url_credentials
+from storage.errors import InvalidInput
 from storage.snapshots import require_text
 from tasks.repo_access import register_secret_options, run_scope, split_secret_options
 
@@ -103,9 +104,23 @@ def body_outcome(reset: bool = False) -> Outcome:
     return _OUTCOME
 
 
+# Parameters that name a place: empty, they would mean the worker's current folder (a backup
+# of whatever is there, a repository "Is a directory"), so a run refuses them at once.
+PLACE_PARAMETERS = {"source": "BACKUPFLOW_SOURCE", "repo": "BACKUPFLOW_REPO", "target": None}
+
+
+def refuse_empty_places(fn, args: tuple, kwargs: dict[str, Any]) -> None:
+    given = inspect.signature(fn).bind_partial(*args, **kwargs).arguments
+    for name, env in PLACE_PARAMETERS.items():
+        if name in given and isinstance(given[name], str) and not given[name].strip():
+            where = f" (prefect.yaml fills it from {env} where `prefect deploy` runs)" if env else ""
+            raise InvalidInput(f"The parameter '{name}' is empty; give the run or its deployment a {name}{where}.")
+
+
 def _recording(fn):
     @functools.wraps(fn)
     def body(*args: Any, **kwargs: Any) -> Any:
+        refuse_empty_places(fn, args, kwargs)
         outcome = _OUTCOME
         outcome.started = True
         # The process tags belong to the flow run only: on a task run, a tag makes Prefect ask

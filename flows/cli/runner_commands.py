@@ -14,7 +14,9 @@ import typer
 from flows.cli import runner_client
 from flows.cli import runner_protocol as wire
 from flows.cli.app import app
-from flows.cli.common import JSON_OPTION, emit_json, fail
+from flows.cli.common import CONFIG_OPTION, JSON_OPTION, emit_json, fail, run_guarded
+from storage.config import load_settings, refuse_when_disabled
+from storage.errors import InvalidConfig
 
 runner_app = typer.Typer(help="Show or stop the resident runner (and the local Prefect server it started).",
                          no_args_is_help=True)
@@ -61,32 +63,40 @@ def stop(json_out: bool = JSON_OPTION) -> None:
 
 
 @app.command()
-def serve(source: str = typer.Option(..., "--source", help="Directory the scheduled backup backs up."),
-          repo: Optional[str] = typer.Option(None, "--repo", "-r", help="Repository URL (or set BACKUPFLOW_REPO)."),
-          backup_cron: str = typer.Option("0 2 * * *", "--backup-cron", help="When the backup runs (cron)."),
-          verify_cron: str = typer.Option("0 4 * * 0", "--verify-cron", help="When verify --read-data runs (cron)."),
-          prune_cron: str = typer.Option("0 5 * * 0", "--prune-cron",
-                                         help="When prune runs (cron; not the verify's time)."),
-          ) -> None:
-    """Serve the scheduled backup, verify and prune in the foreground, in the resident runner
-    (which also runs the CLI's commands meanwhile); Ctrl-C or SIGTERM stops it."""
-    url = repo or os.environ.get("BACKUPFLOW_REPO")
-    if not url:
-        fail("No repository given; pass --repo URL or set BACKUPFLOW_REPO.", 2)
-    if prune_cron == verify_cron:
-        fail(f"The prune schedule {prune_cron!r} equals the verify schedule; give them different times.", 2)
-    if not os.path.isdir(source):
-        fail(f"{source} is not a directory; pass the folder to back up as --source.", 2)
+def serve(source: Optional[str] = typer.Option(None, "--source", help="Directory the scheduled backup backs up "
+                                               "(default: source in the config's [backup])."),
+          repo: Optional[str] = typer.Option(None, "--repo", "-r", help="Repository URL (or set BACKUPFLOW_REPO, "
+                                             "or backup_path in the config)."),
+          config: Optional[str] = CONFIG_OPTION) -> None:
+    """Serve the scheduled backup, archive, cleanup, verify and prune in the foreground, in the
+    resident runner (which also runs the CLI's commands meanwhile); their times come from the
+    configuration (README: Schedules). Ctrl-C or SIGTERM stops it."""
+    def where() -> tuple[str | None, str]:
+        if config:  # the runner and every run it serves read the same file
+            os.environ["BACKUPFLOW_CONFIG"] = os.path.abspath(config)
+        settings = load_settings(config)
+        refuse_when_disabled(settings, "serve the schedules")
+        b = settings.backup
+        url = repo or os.environ.get("BACKUPFLOW_REPO") or b.repository
+        folder = source or b.source
+        if not url:
+            raise InvalidConfig("No repository given; pass --repo URL, set BACKUPFLOW_REPO or backup_path "
+                                "in the config.")
+        if b.auto_backup_enabled and not (folder and os.path.isdir(os.path.expanduser(folder))):
+            raise InvalidConfig(f"{folder or 'No folder'} is not a directory; pass the folder to back up as --source "
+                                "(or set source in the config).")
+        return folder, url
+    folder, url = run_guarded(where)
     if "://" not in url:  # the scheduled runs must find a local repository from any folder
-        url = os.path.abspath(url)
+        url = os.path.abspath(os.path.expanduser(url))
     reply = runner_client.control("status")
     if reply and reply.get("type") == "status":
         if reply.get("serving_schedules"):
             fail(f"a backupflow runner (pid {reply['runner_pid']}) already serves the schedules; "
                  "stop it with `backupflow runner stop` first.", 7)
         runner_client.retire(reply)
-    cmd = [sys.executable, "-m", "deployments.runner", "--serve", "--idle-minutes", "0",
-           "--source", os.path.abspath(source), "--repo", url,
-           "--backup-cron", backup_cron, "--verify-cron", verify_cron, "--prune-cron", prune_cron]
+    cmd = [sys.executable, "-m", "deployments.runner", "--serve", "--idle-minutes", "0", "--repo", url]
+    if folder:
+        cmd += ["--source", os.path.abspath(os.path.expanduser(folder))]
     sys.stdout.flush()
     os.execv(sys.executable, cmd)

@@ -362,6 +362,7 @@ def test_serve_runs_the_schedules_and_the_commands_and_stops_on_sigterm(own_runn
         proc.send_signal(signal.SIGTERM)
         stdout, stderr = proc.communicate(timeout=120)
     assert proc.returncode == 0, stderr
-    assert "backupflow: serving the scheduled backup" in stdout and "Prefect UI: http://127.0.0.1:" in stdout
+    assert "backupflow: serving the schedules scheduled-backup (" in stdout
+    assert "Prefect UI: http://127.0.0.1:" in stdout
     assert "Traceback" not in stderr, stderr
     assert not wire.runner_file("sock").exists()

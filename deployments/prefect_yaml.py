@@ -1,0 +1,67 @@
+"""Write prefect.yaml from the one definition (deployments/definition.py) and the configuration:
+
+    .venv/bin/python -m deployments.prefect_yaml [--config PATH] [--output prefect.yaml]
+
+The committed prefect.yaml is this module's output for the default configuration
+(tests/deployments/test_definition.py checks it); run it again after changing the schedule keys
+of ``[backup]``. Deployments are named as under `serve` plus ``-pool``, so the two never replace
+each other's. Entrypoints are module paths and there is no pull step: a worker imports the
+installed backupflow package from wherever it runs, and needs no checkout at this machine's path.
+``source`` and ``repo`` come from BACKUPFLOW_SOURCE and BACKUPFLOW_REPO where `prefect deploy`
+runs; a run whose source or repo is empty refuses at once in one sentence (flows/runtime.py).
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+import yaml
+
+from deployments.definition import POOL_SUFFIX, Job, scheduled_jobs
+from storage.config import load_settings
+
+HEADER = """\
+# Written by `python -m deployments.prefect_yaml` from deployments/definition.py and the
+# config's [backup] schedule keys (this file: the defaults); edit those, not this file.
+# For a work pool: `prefect work-pool create backupflow --type process`, then, with
+# BACKUPFLOW_SOURCE and BACKUPFLOW_REPO set, `prefect deploy --all`; on each machine that runs
+# them: install backupflow (pip install /path/to/backupflow, or from git) and
+# `prefect worker start --pool backupflow`, with BACKUPFLOW_CONFIG naming its configuration
+# (README: Work pools). `backupflow serve` serves the same set without a pool.
+"""
+WORK_POOL = "backupflow"
+PLACES = {"source": "{{ $BACKUPFLOW_SOURCE }}", "repo": "{{ $BACKUPFLOW_REPO }}"}
+
+
+def deployment(job: Job) -> dict[str, Any]:
+    place = {"source": PLACES["source"]} if job.needs_source else {}
+    return {
+        "name": job.name + POOL_SUFFIX,
+        "entrypoint": job.entrypoint,
+        "description": job.description,
+        "tags": ["backupflow"],
+        "parameters": {**place, "repo": PLACES["repo"], **job.parameters},
+        "schedules": [{"cron": job.cron, "timezone": "UTC"}],
+        "work_pool": {"name": WORK_POOL},
+    }
+
+
+def render(config: str | None = None) -> str:
+    spec = {"name": "backupflow", "prefect-version": "3.9.1", "build": None, "push": None, "pull": [],
+            "deployments": [deployment(job) for job in scheduled_jobs(load_settings(config).backup)]}
+    return HEADER + "\n" + yaml.safe_dump(spec, sort_keys=False, width=110)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--config")
+    p.add_argument("--output", default="prefect.yaml")
+    a = p.parse_args()
+    with open(a.output, "w") as out:
+        out.write(render(a.config))
+    print(f"wrote {a.output}")
+
+
+if __name__ == "__main__":
+    main()
