@@ -28,6 +28,7 @@ def test_serve_builds_the_backup_verify_and_prune_schedules(tmp_path):
 def test_serve_takes_source_and_repository_from_the_config(tmp_path, monkeypatch):
     monkeypatch.delenv("BACKUPFLOW_REPO", raising=False)
     config = tmp_path / "c.toml"
+    monkeypatch.setenv("BACKUPFLOW_CONFIG", str(config))  # plan() sets it for the served runs: undone after
     config.write_text(f'[backup]\nbackup_path = "{tmp_path}/repo"\nsource = "{tmp_path}"\n')
     jobs, source, repo = plan(None, None, str(config))
     assert (source, repo) == (str(tmp_path), f"{tmp_path}/repo") and jobs
