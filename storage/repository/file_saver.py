@@ -14,6 +14,10 @@ threads share (counts, warnings, what could not be read) are fields guarded by o
   asked, so a dense file costs no extra system call.
 - A file that cannot be read (permissions, I/O error) is left out and named in ``missing``:
   the snapshot is incomplete. One that vanished after the scan is only a warning.
+- Files are opened from their folder's descriptor, and folders are reached from the source
+  one component at a time without following a symlink (``_Folders``), as the scan walks: a
+  folder swapped for a symlink after the scan never leads a read outside the source (a
+  backup run as root would otherwise store whatever the symlink points at).
 """
 
 from __future__ import annotations
@@ -64,6 +68,7 @@ class FileSaver:
         self.missing: list[Missing] = []
         self.dropped: set[int] = set()
         self._local = threading.local()
+        self._folders = _Folders(source)
         self._failed: list[BaseException] = []
         self._slots: threading.BoundedSemaphore | None = None
 
@@ -74,12 +79,15 @@ class FileSaver:
         # held 6.6 MiB on the benchmark workspace). A slot frees when any file is done: waiting
         # for the oldest instead left a core idle a fifth of the time behind one large file.
         self._slots = slots = threading.BoundedSemaphore(workers * 8)
-        with ThreadPoolExecutor(workers, thread_name_prefix="bf-read") as pool:
-            for i in to_read:
-                slots.acquire()
-                if self._failed:
-                    break
-                pool.submit(self.save, entries, i).add_done_callback(self._finished)
+        try:
+            with ThreadPoolExecutor(workers, thread_name_prefix="bf-read") as pool:
+                for i in to_read:
+                    slots.acquire()
+                    if self._failed:
+                        break
+                    pool.submit(self.save, entries, i).add_done_callback(self._finished)
+        finally:
+            self._folders.close()
         if self._failed:
             raise self._failed[0]
 
@@ -94,7 +102,7 @@ class FileSaver:
         """Read one file entry and fill in its chunks and sha256 (or drop it with a warning)."""
         entry = entries[i]
         try:
-            got = self._read_stable(os.path.join(self.source, entry["path"]))
+            got = self._read_stable(entry["path"])
         except FileNotFoundError:
             self._drop(i, f"{shown(entry['path'])} vanished while it was read; not backed up")
             return
@@ -102,8 +110,8 @@ class FileSaver:
             self._drop(i, f"{shown(entry['path'])} was replaced by {exc} after the scan; not backed up")
             return
         except NotADirectoryError:
-            self._drop(i, f"a folder above {shown(entry['path'])} was replaced by a file after the scan; "
-                       "not backed up")
+            self._drop(i, f"a folder above {shown(entry['path'])} was replaced by a file or a symlink after "
+                       "the scan; not backed up")
             return
         except OSError as exc:
             if exc.errno == errno.ELOOP:
@@ -133,23 +141,21 @@ class FileSaver:
             if missing is not None:
                 self.missing.append(missing)
 
-    def _read_stable(self, path: str) -> FileRead:
+    def _read_stable(self, rel: str) -> FileRead:
         chunker = getattr(self._local, "chunker", None)
         if chunker is None:
             chunker = self._local.chunker = Chunker(self.params)
         for attempt in range(1, ATTEMPTS + 1):
-            got = read_file(path, chunker, self.packer, bounded=attempt == ATTEMPTS)
+            got = read_file(self._folders.open_file(rel), chunker, self.packer, bounded=attempt == ATTEMPTS)
             if not got.changed:
                 break
         return got
 
 
-def read_file(path: str, chunker: Chunker, packer: PackSaver, bounded: bool = False) -> FileRead:
-    """Chunk and store one file. ``bounded`` reads no more than the size it had when opened.
-
-    Opened without following a symlink and without waiting on a FIFO: what the scan saw as a
-    file may have been replaced since, and reading /dev/zero or a FIFO would never end."""
-    with open(os.open(path, _OPEN_FLAGS), "rb", buffering=0) as f:
+def read_file(fd: int, chunker: Chunker, packer: PackSaver, bounded: bool = False) -> FileRead:
+    """Chunk and store one opened file (``_Folders.open_file``), closing it. ``bounded``
+    reads no more than the size it had when opened."""
+    with open(fd, "rb", buffering=0) as f:
         st = os.fstat(f.fileno())
         if not stat.S_ISREG(st.st_mode):
             raise _Replaced("a directory" if stat.S_ISDIR(st.st_mode) else "a special file")
@@ -202,7 +208,64 @@ def _store(pieces: Iterator[memoryview], packer: PackSaver, streaming: bool,
     return chunks, sha, read
 
 
+# A file is opened without following a symlink and without waiting on a FIFO: what the scan
+# saw as a file may have been replaced since, and reading /dev/zero or a FIFO would never end.
 _OPEN_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+
+
+class _Folders:
+    """Descriptors of the source's folders, each reached from the source one component at a
+    time without following a symlink. Each reader thread keeps the folder it read last open
+    (files come in scan order, so mostly the same one); every descriptor is closed by
+    :meth:`close`."""
+
+    def __init__(self, source: str):
+        self.source = source
+        self._local = threading.local()
+        self._lock = threading.Lock()
+        self._open: set[int] = set()
+
+    def open_file(self, rel: str) -> int:
+        folder, name = os.path.split(rel)
+        held = getattr(self._local, "held", None)
+        if held is None or held[0] != folder:
+            fd = self._walk(folder)
+            if held is not None:
+                self._release(held[1])
+            held = self._local.held = (folder, fd)
+        return os.open(name, _OPEN_FLAGS, dir_fd=held[1])
+
+    def _walk(self, folder: str) -> int:
+        fd = os.open(self.source, _DIR_FLAGS & ~os.O_NOFOLLOW)  # the source itself may be a symlink
+        try:
+            for part in folder.split("/") if folder else ():
+                inner = os.open(part, _DIR_FLAGS, dir_fd=fd)
+                os.close(fd)
+                fd = inner
+        except OSError as exc:
+            os.close(fd)
+            if exc.errno in (errno.ELOOP, errno.ENOTDIR):  # now a symlink or a file
+                raise NotADirectoryError(errno.ENOTDIR, f"{folder} is no longer a folder") from None
+            raise
+        except BaseException:
+            os.close(fd)
+            raise
+        with self._lock:
+            self._open.add(fd)
+        return fd
+
+    def _release(self, fd: int) -> None:
+        with self._lock:
+            self._open.discard(fd)
+        os.close(fd)
+
+    def close(self) -> None:
+        with self._lock:
+            for fd in self._open:
+                os.close(fd)
+            self._open.clear()
+        self._local = threading.local()
 
 
 class _Replaced(Exception):

@@ -137,8 +137,34 @@ def test_a_file_replaced_by_a_symlink_or_fifo_after_the_scan_is_not_followed_or_
     snap = repo.commit(plan, stored)
     assert [e["path"] for e in snap.tree] == ["kept.txt", "was-dir"]
     assert sorted(stored.warnings) == [
-        "a folder above was-dir/inside.txt was replaced by a file after the scan; not backed up",
+        "a folder above was-dir/inside.txt was replaced by a file or a symlink after the scan; not backed up",
         "was-fifo was replaced by a special file after the scan; not backed up",
         "was-file was replaced by a symlink after the scan; not backed up",
     ]
     assert stored.missing == []
+
+
+def test_a_folder_swapped_for_a_symlink_after_the_scan_never_leads_a_read_outside_the_source(tmp_path):
+    # A backup run as root over a folder others can write: swapping a folder for a symlink to
+    # a secret folder between the scan and the read must not put the secret into the backup.
+    secret = tmp_path / "secret"
+    secret.mkdir()
+    (secret / "inside.txt").write_text("the secret, not part of the source")
+    src = tmp_path / "src"
+    (src / "deep" / "dir").mkdir(parents=True)
+    (src / "deep" / "dir" / "inside.txt").write_text("what the scan saw")
+    (src / "kept.txt").write_text("kept")
+    repo = _repo(tmp_path)
+    plan = repo.plan_backup(str(src))
+    scan = repo.scan(plan)
+    os.rename(src / "deep", tmp_path / "moved-away")
+    (src / "deep").mkdir()
+    os.symlink(secret, src / "deep" / "dir")  # the folder above the file is now a symlink
+    stored = repo.store(plan, scan)
+    snap = repo.commit(plan, stored)
+    assert "deep/dir/inside.txt" not in [e["path"] for e in snap.tree]
+    assert "a folder above deep/dir/inside.txt was replaced by a file or a symlink after the scan; not backed up" \
+        in stored.warnings
+    out = tmp_path / "out"
+    repo.restore(snap.id, str(out))
+    assert not any("the secret" in p.read_text() for p in out.rglob("*") if p.is_file() and not p.is_symlink())
