@@ -157,10 +157,8 @@ def test_restoring_an_archive_never_writes_outside_the_target(chains, tmp_path):
     assert not (tmp_path / "t" / "escaped.txt").exists()
 
 
-def test_archive_flow_from_python(chains, prefect_server, monkeypatch):
+def test_archive_flow_from_python(chains):
     _, _, repo_dir, dest, ids, _ = chains
-    for key, value in prefect_server.env().items():
-        monkeypatch.setenv(key, value)
     from flows import archive_flow
 
     result = archive_flow(repo=str(repo_dir), to=str(dest), older_than="0d", keep=1)
