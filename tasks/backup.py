@@ -12,6 +12,7 @@ from storage import BackupPlan, BackupSummary, StoreResult, summarize
 from storage.snapshots import ScanResult
 from storage.sizes import human_bytes
 from tasks.prefect_api import publish
+from tasks import run_log
 from tasks.progress import reporter_for
 from tasks.repo_access import open_repo
 from tasks.reports import publish_history, publish_stats
@@ -22,12 +23,19 @@ from tasks.retry import TASK_OPTIONS
 def plan_backup(repo: str, options: dict[str, Any], source: str, type: str | None, excludes: list[str],
                 tags: list[str], description: str, compression_level: int = 3, pack_size_mib: int = 16) -> BackupPlan:
     r = open_repo(repo, options, create=True, compression_level=compression_level, pack_size_mib=pack_size_mib)
-    return r.plan_backup(source, type, excludes, tags, description)
+    plan = r.plan_backup(source, type, excludes, tags, description)
+    after = f" after {plan.parent[:8]}" if plan.parent else ""
+    run_log.info("planned a backup of %s: %s%s", plan.source, plan.type, after)
+    return plan
 
 
 @task(name="scan_workspace", **TASK_OPTIONS)
 def scan_workspace(repo: str, options: dict[str, Any], plan: BackupPlan) -> ScanResult:
-    return open_repo(repo, options).scan(plan)
+    scan = open_repo(repo, options).scan(plan)
+    files = sum(1 for e in scan.entries if e["type"] == "file")
+    run_log.info("scanned %s: %d files, %d to read (%s), %d unchanged since the last backup", plan.source, files,
+                 len(scan.to_read), human_bytes(scan.bytes_to_read), files - len(scan.to_read))
+    return scan
 
 
 @task(name="upload_packs", **TASK_OPTIONS)
@@ -37,12 +45,19 @@ def upload_packs(repo: str, options: dict[str, Any], plan: BackupPlan, scan: Sca
     splitting this into separate tasks would mean staging every pack on local disk first.
     Idempotent: a retry finds the packs the failed attempt indexed and does not send them again."""
     progress = reporter_for("backup", len(scan.to_read), scan.bytes_to_read)
-    return open_repo(repo, options).store(plan, scan, progress, connections)
+    stored = open_repo(repo, options).store(plan, scan, progress, connections)
+    s = stored.stats
+    run_log.info("read %d files (%s); stored %d new chunks, %s, in %d new packs", s["files_read"],
+                 human_bytes(s["bytes_read"]), s["chunks_added"], human_bytes(s["bytes_added"]), s["packs_added"])
+    run_log.warn_each(stored.warnings, "warnings")
+    run_log.warn_each((f"not backed up: {m['path']}: {m['reason']}" for m in stored.missing), "items not backed up")
+    return stored
 
 
 @task(name="commit_snapshot", **TASK_OPTIONS)
 def commit_snapshot(repo: str, options: dict[str, Any], plan: BackupPlan, stored: StoreResult) -> BackupSummary:
     snap = open_repo(repo, options).commit(plan, stored)
+    run_log.info("committed snapshot %s (%s, chain %s)", snap.id[:8], snap.type, snap.chain[:8])
     return summarize(snap, stored.warnings, stored.missing)
 
 

@@ -17,6 +17,7 @@ from prefect.cache_policies import NO_CACHE
 
 from storage import ForgetPlan
 from tasks.coordination import exclusive_slot
+from tasks import run_log
 from tasks.prefect_api import publish
 from tasks.repo_access import open_repo
 from tasks.reports import publish_history
@@ -30,7 +31,9 @@ def plan_forget(repo: str, options: dict[str, Any], snapshots: list[str], prune:
 
 @task(name="forget_snapshots", **TASK_OPTIONS)
 def forget_snapshots(repo: str, options: dict[str, Any], plan: dict[str, Any]) -> dict[str, Any]:
-    return open_repo(repo, options).forget(ForgetPlan(**plan)).to_dict()
+    done = open_repo(repo, options).forget(ForgetPlan(**plan)).to_dict()
+    run_log.info("forgot %d snapshot(s): %s", len(done["forgotten"]), ", ".join(s[:8] for s in done["forgotten"]))
+    return done
 
 
 @task(name="prune_packs", **TASK_OPTIONS)
@@ -39,7 +42,9 @@ def prune_packs(repo: str, options: dict[str, Any], dry_run: bool = False) -> di
     if dry_run:
         return r.prune(dry_run=True).to_dict()
     with exclusive_slot(r.config.id):
-        return r.prune().to_dict()
+        report = r.prune().to_dict()
+    run_log.info("pruned %d pack(s), %d bytes freed", report["packs_deleted"], report["bytes_freed"])
+    return report
 
 
 @task(name="publish_cleanup_report", cache_policy=NO_CACHE)

@@ -10,6 +10,7 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
 from storage.sizes import human_bytes
+from tasks import run_log
 from tasks.prefect_api import publish
 from tasks.progress import reporter_for
 from tasks.repo_access import open_repo
@@ -20,6 +21,8 @@ from tasks.retry import TASK_OPTIONS
 def plan_restore(repo: str, options: dict[str, Any], snapshot: str, target: str,
                  include: list[str] | None) -> dict[str, Any]:
     plan = open_repo(repo, options).plan_restore(snapshot, target, include)
+    run_log.info("planned the restore of %s into %s: %d files to create, %d to overwrite, %s", plan.snapshot[:8],
+                 plan.target, len(plan.create), len(plan.overwrite), human_bytes(plan.bytes))
     return plan.to_dict()
 
 
@@ -27,7 +30,12 @@ def plan_restore(repo: str, options: dict[str, Any], snapshot: str, target: str,
 def write_files(repo: str, options: dict[str, Any], snapshot_id: str, target: str, include: list[str] | None,
                 total_files: int = 0, total_bytes: int = 0, connections: int | None = None) -> dict[str, Any]:
     progress = reporter_for("restore", total_files, total_bytes)
-    return open_repo(repo, options).restore(snapshot_id, target, include, progress, connections).to_dict()
+    result = open_repo(repo, options).restore(snapshot_id, target, include, progress, connections).to_dict()
+    run_log.info("restored %d files (%s) of %s into %s", result.get("files", 0), human_bytes(result.get("bytes", 0)),
+                 snapshot_id[:8], target)
+    run_log.warn_each((f"not restored: {p}: {why}" for p, why in sorted((result.get("not_restored") or {}).items())),
+                      "files not restored")
+    return result
 
 
 @task(name="publish_restore_report", cache_policy=NO_CACHE)

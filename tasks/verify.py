@@ -12,6 +12,7 @@ from storage.audit import open_audit_log
 from storage.audit.records import recorded_snapshots
 from storage.backend import display_url
 from storage.errors import BackupError
+from tasks import run_log
 from tasks.prefect_api import publish
 from tasks.progress import reporter_for
 from tasks.repo_access import open_repo
@@ -23,7 +24,12 @@ from tasks.retry import TASK_OPTIONS
 def verify_repository(repo: str, options: dict[str, Any], read_data: bool) -> dict[str, Any]:
     r = open_repo(repo, options)
     progress = reporter_for("verify", len(r.index.pack_run), 0) if read_data else None
-    return r.verify(read_data, progress, expected=audited_snapshots(repo, r.config.created)).to_dict()
+    report = r.verify(read_data, progress, expected=audited_snapshots(repo, r.config.created)).to_dict()
+    run_log.info("checked %d snapshots, %d packs, %d chunks%s: %s", report["snapshots"], report["packs"],
+                 report["chunks"], " (every byte read)" if read_data else "",
+                 "no problems" if report["ok"] else f"{len(report['problems'])} problem(s)")
+    run_log.warn_each(report["problems"], "problems")
+    return report
 
 
 def audited_snapshots(repo: str, created: str) -> dict[str, str]:

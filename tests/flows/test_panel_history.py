@@ -8,6 +8,7 @@ polled for (bounded), never assumed present the instant the command exits."""
 from __future__ import annotations
 
 import json
+import os
 import re
 import time
 from pathlib import Path
@@ -16,7 +17,7 @@ from uuid import UUID
 
 import pytest
 from prefect import get_client
-from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
+from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId, LogFilter, LogFilterFlowRunId
 
 from flows.run_names import home_short
 from storage import Repository
@@ -56,6 +57,7 @@ def panel(prefect_server, tmp_path_factory):
     src.mkdir()
     for i in range(3):
         (src / f"f{i}.txt").write_text(f"file {i}\n" * 1000)
+    os.mkfifo(src / "pipe")  # skipped, with a warning
     cfg = work / "config.toml"
     cfg.write_text("[guardian]\ntimeout_seconds = 120\n")
     repo = str(work / "Backups_Repo")
@@ -73,6 +75,29 @@ def test_backup_runs_are_named_by_what_they_made(panel):
         f"backup full {full['short_id']} of {src}"
     assert run_name(diff["flow_run_id"], f"backup differential {diff['short_id']} of {src}") == \
         f"backup differential {diff['short_id']} of {src}"
+
+
+def run_logs(run_id: str, needle: str, timeout: float = 60) -> list[tuple[int, str, str]]:
+    """(level, logger, message) of the run's log lines, once one of them contains ``needle``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        with get_client(sync_client=True) as client:
+            logs = client.read_logs(LogFilter(flow_run_id=LogFilterFlowRunId(any_=[UUID(run_id)])))
+        lines = [(entry.level, entry.name, entry.message) for entry in logs]
+        if any(needle in m for _, _, m in lines) or time.monotonic() > deadline:
+            return lines
+
+
+def test_cli_runs_log_what_each_stage_did_to_the_ui(panel):
+    full, src = panel["full"], panel["src"]
+    lines = run_logs(full["flow_run_id"], "committed snapshot")
+    mine = [(level, m) for level, name, m in lines if name == "backupflow.run"]
+    assert (20, f"planned a backup of {src}: full") in mine, lines
+    assert (20, f"scanned {src}: 3 files, 3 to read (20.5 KiB), 0 unchanged since the last backup") in mine
+    assert any(level == 20 and m.startswith("read 3 files (20.5 KiB); stored ") for level, m in mine)
+    assert any(re.fullmatch(rf"committed snapshot {full['short_id']} \(full, chain \w{{8}}\)", m) for _, m in mine)
+    assert (30, "pipe is a FIFO; skipped") in mine
+    assert not [m for _, name, m in lines if name != "backupflow.run"]  # no Prefect chatter at the CLI's level
 
 
 def test_each_backup_publishes_the_repository_history_and_statistics(panel):
@@ -104,6 +129,8 @@ def test_restore_and_verify_publish_their_reports_and_names(panel):
     report = run_artifacts(restored["flow_run_id"], "restore-report", timeout=5)["restore-report"].data
     assert f"## Restore of {diff['short_id']} from {panel['repo']} into {target}" in report
     assert "| 4 | " in report
+    logged = [m for _, _, m in run_logs(restored["flow_run_id"], "restored 4 files")]
+    assert f"restored 4 files (20.5 KiB) of {diff['short_id']} into {target}" in logged, logged
     verified = run(["verify", "--json"], env, work).json()
     assert run_name(verified["flow_run_id"], f"verify OK {panel['repo']}") == f"verify OK {panel['repo']}"
     stats_key = repository_key("stats", Repository.open(panel["repo"]))
