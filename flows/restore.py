@@ -11,7 +11,8 @@ from flows.run_names import rename_run, restore_name
 from flows.runtime import current_flow_run_id, plain_flow
 from storage.backend import display_url
 from storage.errors import RestoreIncomplete
-from tasks.approval_gate import request_approval
+from storage.config import load_settings
+from tasks.approval_gate import always_ask, request_approval
 from tasks.audit_events import audited
 from tasks.restore import plan_restore, publish_restore_report, write_files
 from tasks.verify import check_recorded_snapshots
@@ -20,8 +21,10 @@ from tasks.verify import check_recorded_snapshots
 @plain_flow(name="restore", flow_run_name="restore {snapshot} to {target}", validate_parameters=False)  # see plain_flow
 def restore_flow(snapshot: str, target: str, repo: str, include: list[str] | None = None,
                  options: dict[str, Any] | None = None, requester: str | None = None,
-                 connections: int | None = None) -> dict[str, Any]:
-    """Restore ``snapshot`` (id, prefix or 'latest') of ``repo`` into ``target``."""
+                 connections: int | None = None, require_approval: bool = False) -> dict[str, Any]:
+    """Restore ``snapshot`` (id, prefix or 'latest') of ``repo`` into ``target``.
+    ``require_approval`` asks Guardian even when the policy would let this restore go ahead
+    (the Python API's ``restore_backup(require_approval=True)``)."""
     options = options or {}
     requester = requester or getpass.getuser()
     with audited("restore", "requested", target=target, repo=repo, user=requester,
@@ -36,7 +39,7 @@ def restore_flow(snapshot: str, target: str, repo: str, include: list[str] | Non
             "requester": requester,
             "target_exists": plan["target_exists"], "target_empty": plan["target_empty"],
             "preview": {"create": plan["create"], "overwrite": plan["overwrite"], "bytes": plan["bytes"]},
-        }, repo=repo, options=options)
+        }, settings=always_ask(load_settings()) if require_approval else None, repo=repo, options=options)
         result = write_files(repo, options, plan["snapshot"], plan["target"], include, plan["files"],
                              plan["bytes"], connections)
         result["flow_run_id"] = current_flow_run_id()

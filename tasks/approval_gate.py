@@ -112,6 +112,13 @@ def governing_policy(settings: Settings, repo: str | None, options: dict[str, An
     return effective_policy(stored, settings.guardian)
 
 
+def always_ask(settings: Settings) -> Settings:
+    """``settings`` whose policy asks for approval at every risk level (a caller that wants a
+    person to confirm, whatever the policy needs; the policy's other rules still apply)."""
+    guardian = settings.guardian.model_copy(update={"require_approval": ["low", "medium", "high", "critical"]})
+    return settings.model_copy(update={"guardian": guardian})
+
+
 def request_approval(operation: dict[str, Any], settings: Settings | None = None,
                      audit: AuditLog | None = None, repo: str | None = None,
                      options: dict[str, Any] | None = None) -> Verdict:
@@ -136,7 +143,10 @@ def _ask(request: ApprovalRequest, policy: GuardianSettings, audit: AuditLog, ru
     audit.log_event("approval.requested", user=request.requester, flow_run_id=run_id, target=target,
                     details={**request.to_dict(), "needed": needed}, outcome="pending")
     at_terminal = LOCAL.ask_at_terminal and sys.stdin is not None and sys.stdin.isatty()
-    if run_id and server_url() and not at_terminal:
+    # A process that set an approval callback or auto-approval (the Python API) answers its own
+    # requests, also inside a flow run on a server; the request and decision are audited alike.
+    answers_itself = LOCAL.callback is not None or LOCAL.auto_approve
+    if run_id and server_url() and not at_terminal and not answers_itself:
         return _wait_in_flow_run(request, policy, audit, run_id, target)
     return _decide_locally(request, policy, audit, run_id, target)
 

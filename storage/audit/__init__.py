@@ -36,6 +36,7 @@ from storage.audit.anchors import ANCHOR_HOOKS, Anchor, cross_check, log_id
 from storage.audit.chain import GENESIS, Problem, VerifyReport
 from storage.audit.log import AuditLog, current_user, parse_since
 from storage.audit.mirror import RepositoryMirror, mirror_anchors, read_mirror
+from storage.audit.types import AuditEventType
 from storage.backend import open_backend
 from storage.config import Settings, load_settings
 from storage.crypto import PLAIN, Sealer
@@ -84,6 +85,6 @@ audit_logger = _ConfiguredAuditLog()
 
 __all__ = [
     "ANCHOR_HOOKS", "Anchor", "cross_check", "log_id", "mirror_anchors",
-    "AuditLog", "GENESIS", "Problem", "RepositoryMirror", "VerifyReport", "audit_logger",
+    "AuditEventType", "AuditLog", "GENESIS", "Problem", "RepositoryMirror", "VerifyReport", "audit_logger",
     "current_user", "log_config_error", "open_audit_log", "parse_since", "read_mirror",
 ]

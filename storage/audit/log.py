@@ -25,6 +25,7 @@ from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Iterator
 
+from storage.audit.types import snake
 from storage.audit.chain import (
     FILE_PREFIX, FILE_SUFFIX, GENESIS, HEAD_FILE, VerifyReport, canonical, day_files, day_of,
     event_hash, verify_directory,
@@ -225,10 +226,14 @@ class AuditLog:
         return out
 
     def get_event_summary(self, since: str | datetime | date | None = None) -> dict[str, Any]:
+        """Counts: ``total``, ``by_type`` (dotted names), ``by_user``, ``by_outcome``, ``first``,
+        ``last``, and each type's count under its snake-case name too (``backup_completed``)."""
         events = self.get_events(since=since)
+        by_type = dict(Counter(str(e.get("type")) for e in events))
         return {
+            **{snake(t): n for t, n in by_type.items()},
             "total": len(events),
-            "by_type": dict(Counter(str(e.get("type")) for e in events)),
+            "by_type": by_type,
             "by_user": dict(Counter(str(e.get("user")) for e in events)),
             "by_outcome": dict(Counter(str(e.get("outcome")) for e in events if e.get("outcome"))),
             "first": events[0]["time"] if events else None,

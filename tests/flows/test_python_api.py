@@ -1,0 +1,162 @@
+"""The Python API of issue 15, run as users wrote it: the issue's snippets, unchanged but for the
+import line (``app.storage`` -> ``backupflow``) and the paths (a temporary workspace), against a
+real repository and the test session's Prefect server."""
+
+from __future__ import annotations
+
+import textwrap
+import uuid
+
+import pytest
+from prefect import get_client
+
+from storage import Repository
+
+# The issue's snippet, block by block. Only the import lines and the /workspace/ paths differ.
+GUARDIAN = '''
+from backupflow import get_backup_manager, get_versioning_engine, get_guardian
+backup_manager = get_backup_manager(); versioning = get_versioning_engine(); guardian = get_guardian()
+
+def approval_callback(request):                        # display a dialog; True approves
+    return user_approves(request)
+guardian.set_approval_callback(approval_callback)
+guardian.set_auto_approve(True)                        # for testing only
+'''
+
+BACKUPS = '''
+metadata = backup_manager.create_backup(backup_type="full", description="Pre-release backup",
+                                        tags=["release-1.0", "important"], include_versions=True)
+backup_manager.create_backup(backup_type="incremental")
+backup_manager.create_backup(backup_type="differential")
+success = backup_manager.restore_backup(backup_id=metadata.backup_id, require_approval=True)
+backup_manager.schedule_backup(schedule_type="cron", schedule_config={"hour": 2, "minute": 0},
+                               backup_config={"backup_type": "full", "include_versions": True})
+backup_stats = backup_manager.get_backup_stats()      # ['total_backups'], ['total_size_bytes']
+metadata = backup_manager.get_backup(backup_id)        # None when there is none
+'''
+
+LIFECYCLE = '''
+archived_count = backup_manager.archive_old_backups(days_threshold=30, keep_count=10)
+deleted_count = backup_manager.cleanup_old_backups(retention_days=90)
+'''
+
+VERSIONS = '''
+version = versioning.create_version(file_path="{ws}/main.py", content=b"print('Hello, World!')",
+                                    author="developer", message="Initial implementation")
+versioning.tag_version(file_path="{ws}/main.py", version_id=version.version_id, tag="v1.0")
+versions = versioning.get_versions("{ws}/app.py")
+latest = versioning.get_latest_version("{ws}/app.py")
+diff = versioning.diff_versions(versions[0], versions[1])
+v1 = versioning.create_version("/file1.txt", b"Hello"); v2 = versioning.create_version("/file2.txt", b"Hello")
+assert v1.content_hash == v2.content_hash               # same content, stored once
+version_stats = versioning.get_storage_stats()         # ['total_files'], ['total_versions'], ['total_objects']
+'''
+
+AUDIT = '''
+from backupflow import audit_logger
+from backupflow.audit import AuditEventType
+events = audit_logger.get_events(event_type=AuditEventType.BACKUP_COMPLETED, user="developer", limit=10)
+summary = audit_logger.get_event_summary()
+print(f"Total backups: {summary.get('backup_completed', 0)}")
+'''
+
+
+@pytest.fixture
+def workspace(prefect_server, tmp_path, monkeypatch):
+    """A configured source and repository, an audit directory, and the user 'developer'."""
+    ws = tmp_path / "workspace"
+    ws.mkdir()
+    (ws / "main.py").write_text("print('hi')\n")
+    (ws / "data.bin").write_bytes(bytes(range(256)) * 400)
+    repo = tmp_path / "repo"
+    config = tmp_path / "config.toml"
+    config.write_text(f'[backup]\nbackup_path = "{repo}"\nsource = "{ws}"\n')
+    monkeypatch.setenv("BACKUPFLOW_CONFIG", str(config))
+    monkeypatch.setenv("BACKUPFLOW_AUDIT_PATH", str(tmp_path / "audit"))
+    monkeypatch.delenv("BACKUPFLOW_REPO", raising=False)
+    for var in ("USER", "LOGNAME"):
+        monkeypatch.setenv(var, "developer")
+    monkeypatch.chdir(tmp_path)
+    yield ws, repo
+    from flows.approvals import get_guardian
+    get_guardian().set_approval_callback(None)
+    get_guardian().set_auto_approve(False)
+
+
+def _run(block: str, scope: dict, ws) -> None:
+    exec(textwrap.dedent(block).replace("{ws}", str(ws)), scope)
+
+
+def test_the_issues_snippets_run_against_the_real_engine_and_server(workspace, capsys):
+    ws, repo = workspace
+    asked: list[dict] = []
+    scope: dict = {"user_approves": lambda request: asked.append(request) or True}
+    _run(GUARDIAN, scope, ws)
+
+    # The backup part: three real flow runs, a restore through Guardian, a schedule on the server.
+    scope["backup_id"] = "latest"
+    _run(BACKUPS, scope, ws)
+    manager = scope["backup_manager"]
+    full = manager.list_backups()[0]
+    assert (full.backup_type, full.description) == ("full", "Pre-release backup")
+    assert full.tags == ["release-1.0", "important"]
+    assert full.include_versions is True and full.files == 2 and full.size == 256 * 400 + len("print('hi')\n")
+    assert scope["success"] is True and len(asked) == 1 and asked[0]["operation"]["kind"] == "restore"
+    assert (ws / "main.py").read_text() == "print('hi')\n"
+    with Repository.open(str(repo)) as r:
+        assert sorted(s.type for s in r.snapshots.all()) == ["differential", "full", "incremental"]
+    assert scope["backup_stats"]["total_backups"] == 3 and scope["backup_stats"]["total_size_bytes"] > 0
+    assert scope["metadata"].backup_type == "differential"  # get_backup("latest")
+    assert manager.get_backup("f" * 64) is None
+    schedules = {s["name"]: s for s in manager.list_schedules()}
+    assert schedules["python-full"]["schedules"][0]["cron"] == "0 2 * * *"
+    assert schedules["python-full"]["parameters"]["type"] == "full"
+    manager.remove_schedule("python-full")
+    assert "python-full" not in {s["name"] for s in manager.list_schedules()}
+
+    # The versioning part: app.py has two versions already (the snippet lists and diffs them).
+    scope["versioning"].create_version(f"{ws}/app.py", b"x = 1\n", author="developer", message="one")
+    scope["versioning"].create_version(f"{ws}/app.py", b"x = 2\n", author="developer", message="two")
+    _run(VERSIONS, scope, ws)
+    assert "-x = 1\n+x = 2\n" in scope["diff"]
+    assert scope["latest"].message == "two" and [v.number for v in scope["versions"]] == [1, 2]
+    assert scope["versioning"].get_version(f"{ws}/main.py", "v1.0").author == "developer"
+    stats = scope["version_stats"]
+    assert (stats["total_files"], stats["total_versions"], stats["total_objects"]) == (4, 5, 4)
+
+    # The audit part: three completed backups by 'developer', counted under the snippet's key.
+    _run(AUDIT, scope, ws)
+    assert len(scope["events"]) == 3
+    assert scope["summary"]["backup_completed"] == 3 and scope["summary"]["by_type"]["backup.completed"] == 3
+    assert "Total backups: 3" in capsys.readouterr().out
+    with get_client(sync_client=True) as client:  # each backup was a real flow run, Completed
+        for event in scope["events"]:
+            assert client.read_flow_run(uuid.UUID(event["flow_run_id"])).state.is_completed()
+
+
+def test_a_rejected_restore_returns_false_and_changes_nothing_an_approved_one_restores(workspace):
+    ws, _ = workspace
+    from backupflow import get_backup_manager, get_guardian
+
+    manager = get_backup_manager()
+    first = manager.create_backup(backup_type="full")
+    (ws / "main.py").write_text("keep me\n")
+    get_guardian().set_approval_callback(lambda request: False)
+    assert manager.restore_backup(backup_id=first.backup_id, require_approval=True) is False
+    assert (ws / "main.py").read_text() == "keep me\n"
+    get_guardian().set_approval_callback(lambda request: True)
+    assert manager.restore_backup(backup_id=first.backup_id[:12], require_approval=True) is True
+    assert (ws / "main.py").read_text() == "print('hi')\n"
+
+
+def test_bad_schedules_name_what_to_fix(workspace):
+    from backupflow import get_backup_manager
+    from storage.errors import InvalidInput
+
+    manager = get_backup_manager()
+    with pytest.raises(InvalidInput, match="cron schedule takes"):
+        manager.schedule_backup("cron", {"hours": 2})
+    with pytest.raises(InvalidInput, match="interval schedule takes"):
+        manager.schedule_backup("interval", {"hours": 0})
+    with pytest.raises(InvalidInput, match="'cron' or 'interval'"):
+        manager.schedule_backup("weekly", {"hour": 2})
