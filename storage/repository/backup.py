@@ -75,6 +75,8 @@ class StoreResult:
         self.stats = stats
         self.warnings = warnings
         self.missing = missing or []
+        self.parent_tree: list[Any] | None = None  # see ScanResult
+        self.parent_tree_id: str | None = None
 
 
 def _same_source(s: Snapshot, source: str, host: str) -> bool:
@@ -182,6 +184,8 @@ def scan_for_plan(repo: Repository, plan: BackupPlan) -> ScanResult:
             can_reuse = lambda e: all(c in base_chunks for c in e["chunks"])  # noqa: E731
     scan = scan_workspace(plan.source, plan.excludes, previous, can_reuse)
     scan.warnings[:0] = warnings
+    if plan.type != "full" and chain and tree is not None:
+        scan.parent_tree, scan.parent_tree_id = tree, chain[-1].tree_id
     return scan
 
 
@@ -195,8 +199,11 @@ def store_files(repo: Repository, plan: BackupPlan, scan: ScanResult, progress: 
     packer = PackSaver(repo, plan.run, plan.chain, set(), connections)
     saver = FileSaver(repo.config.chunker, packer, scan.source, progress)
     try:
-        recovered = recover_unindexed_packs(repo, plan, packer.index_writer)
-        allowed, orphans = _allowed_packs(repo, plan)
+        if scan.to_read:
+            recovered = recover_unindexed_packs(repo, plan, packer.index_writer)
+            allowed, orphans = _allowed_packs(repo, plan)
+        else:  # nothing to read: no chunk to dedup, no pack to adopt (not even the index is loaded)
+            recovered, allowed, orphans = 0, set(), set()
         if allowed:
             packer.known.update(repo.index.chunks_in_packs(allowed))
         # One reader per core: hashing, chunking and compressing release the GIL, and a third
@@ -212,7 +219,9 @@ def store_files(repo: Repository, plan: BackupPlan, scan: ScanResult, progress: 
     entries = _without_dropped(scan.entries, saver)
     packs = sorted(set(packer.packs) | _used_orphans(repo, entries, orphans))
     stats = _stats(entries, saver, packer, recovered, time.monotonic() - started)
-    return StoreResult(entries, packs, stats, scan.warnings + saver.warnings, scan.missing + saver.missing)
+    result = StoreResult(entries, packs, stats, scan.warnings + saver.warnings, scan.missing + saver.missing)
+    result.parent_tree, result.parent_tree_id = scan.parent_tree, scan.parent_tree_id
+    return result
 
 
 def _without_dropped(entries: list[dict[str, Any]], saver: FileSaver) -> list[dict[str, Any]]:
@@ -247,12 +256,17 @@ def _used_orphans(repo: Repository, entries: list[dict[str, Any]], orphans: set[
 
 def _stats(entries: list[dict[str, Any]], saver: FileSaver, packer: PackSaver, recovered: int,
            seconds: float) -> BackupStats:
-    files = [e for e in entries if e["type"] in ("file", "hardlink")]
-    total = sum(e.get("size", 0) for e in files if e["type"] == "file")
+    kinds: dict[str, int] = {}
+    total = 0
+    for e in entries:  # one pass: a tree can hold hundreds of thousands of entries
+        kind = e["type"]
+        kinds[kind] = kinds.get(kind, 0) + 1
+        if kind == "file":
+            total += e.get("size", 0)
     return BackupStats(
-        files=len(files),
-        dirs=sum(1 for e in entries if e["type"] == "dir"),
-        symlinks=sum(1 for e in entries if e["type"] == "symlink"),
+        files=kinds.get("file", 0) + kinds.get("hardlink", 0),
+        dirs=kinds.get("dir", 0),
+        symlinks=kinds.get("symlink", 0),
         bytes_total=total,
         files_read=saver.files,
         bytes_read=saver.bytes,
@@ -284,7 +298,8 @@ def commit_snapshot(repo: Repository, plan: BackupPlan, stored: StoreResult) -> 
         tags=plan.tags, description=plan.description, author=plan.author, stats=stats,
         packs=stored.packs, tree=cast(list[TreeEntry], stored.entries),  # the scan's entries, finished
     )
-    repo.snapshots.save(snap)
+    same_tree = stored.parent_tree_id if stored.parent_tree is not None and stored.parent_tree == snap.tree else None
+    repo.snapshots.save(snap, same_tree_as=same_tree)
     chains.undo_if_base_gone(repo, plan, snap)
     locks.release(repo.backend, plan.run)
     return snap

@@ -209,13 +209,18 @@ class SnapshotStore:
             snaps = [s for s in pool.map(self._try_header, ids) if s is not None]
         return sorted(snaps, key=lambda s: (s.time, s.id))
 
-    def save(self, snap: Snapshot) -> str:
-        """Write the tree, then the manifest that names it (the snapshot exists from then on)."""
+    def save(self, snap: Snapshot, same_tree_as: str | None = None) -> str:
+        """Write the tree, then the manifest that names it (the snapshot exists from then on).
+        ``same_tree_as``: the id of a stored tree equal to this one (a backup that changed
+        nothing), which is named instead of encoding, sealing and writing the same tree again."""
         if snap.tree is None:
             raise ValueError("a snapshot is saved with its tree")
-        tree = dump_json(snap.tree)
-        snap.tree_id = self.sealer.content_id(tree)
-        self._save_healing(tree_name(snap.tree_id), snap.tree_id, tree)
+        if same_tree_as is not None and self._exists(tree_name(same_tree_as)):
+            snap.tree_id = same_tree_as
+        else:
+            tree = dump_json(snap.tree)
+            snap.tree_id = self.sealer.content_id(tree)
+            self._save_healing(tree_name(snap.tree_id), snap.tree_id, tree)
         data = snap.to_bytes()
         sid = self.sealer.content_id(data)
         self._save_healing(snapshot_name(sid), sid, data)
@@ -233,6 +238,13 @@ class SnapshotStore:
                 pass
             self._cache.pop(sid, None)
         return list(ids)
+
+    def _exists(self, name: str) -> bool:
+        try:
+            self.backend.stat(name)
+            return True
+        except NotFound:
+            return False
 
     def _save_healing(self, name: str, digest: str, data: bytes) -> None:
         """Save a hash-named document; an object already there that does not match its own name

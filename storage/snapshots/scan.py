@@ -46,6 +46,10 @@ class ScanResult:
         self.to_read = to_read
         self.warnings = warnings
         self.missing = missing or []  # [{path, reason}]: what exists but could not be read
+        # The parent snapshot's tree and its id, when the scan compared against one: a backup
+        # that changed nothing reuses that tree object instead of writing the same one again.
+        self.parent_tree: list[Any] | None = None
+        self.parent_tree_id: str | None = None
 
     @property
     def bytes_to_read(self) -> int:

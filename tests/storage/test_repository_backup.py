@@ -16,6 +16,8 @@ from pathlib import Path
 import pytest
 
 from storage import Repository
+from storage.backend import open_backend
+from storage.layout import INDEX, TREES
 from storage.errors import InvalidInput
 from tests.treegen import assert_same_tree, fingerprint
 
@@ -148,6 +150,8 @@ import resource, signal, sys
 signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # so a write past the limit fails with EFBIG
 resource.setrlimit(resource.RLIMIT_FSIZE, (1 << 20, 1 << 20))
 from storage import Repository
+from storage.backend import open_backend
+from storage.layout import INDEX, TREES
 from storage.errors import BackupError
 try:
     Repository.open(sys.argv[1]).backup(sys.argv[2])
@@ -175,3 +179,44 @@ def test_a_failed_write_is_one_clear_error_and_the_repository_stays_whole(src, t
     assert not list(root.rglob(".tmp-*")), "the failed pack's temporary file was left behind"
     repo.restore("latest", str(tmp_path / "out"))
     assert_same_tree(src, tmp_path / "out")
+
+
+class _Requests:
+    """A real backend that notes every request made of it (what a cloud store bills)."""
+
+    def __init__(self, inner):
+        self.inner, self.seen = inner, []
+
+    def __getattr__(self, name):
+        attr = getattr(self.inner, name)
+        if name not in ("save", "load", "stat", "list", "remove"):
+            return attr
+
+        def noted(*args, **kwargs):
+            self.seen.append((name, str(args[0]) if args else ""))
+            return attr(*args, **kwargs)
+        return noted
+
+
+@pytest.mark.parametrize("password", [None, "pw"])
+def test_a_backup_that_changed_nothing_reads_no_index_and_writes_no_tree(src, tmp_path, password):
+    # An unchanged re-backup is the most common scheduled run: it names its parent's tree
+    # instead of encoding, sealing and offering the same tree again, and never loads the index.
+    url = str(tmp_path / "repo")
+    Repository.init(url, password=password)
+    first = Repository.open(url, password=password).backup(str(src))
+    requests = _Requests(open_backend(url))
+    again = Repository.open(url, password=password, backend=requests).backup(str(src))
+    assert again.stats["files_read"] == 0
+    assert not [r for r in requests.seen if r[0] == "save" and r[1].startswith(TREES)], requests.seen
+    assert not [r for r in requests.seen if r[0] == "load" and r[1].startswith(INDEX)], requests.seen
+    heads = Repository.open(url, password=password).snapshots
+    assert heads.header(again.snapshot_id).tree_id == heads.header(first.snapshot_id).tree_id
+    as_backed_up = fingerprint(src)
+    _write(src, "sub/new.bin", 1000)  # a change: a new tree
+    changed = Repository.open(url, password=password).backup(str(src))
+    assert heads.header(changed.snapshot_id).tree_id != heads.header(first.snapshot_id).tree_id
+    repo = Repository.open(url, password=password)
+    assert repo.verify(read_data=True).ok
+    repo.restore(again.snapshot_id, str(tmp_path / "out"))
+    assert fingerprint(tmp_path / "out") == as_backed_up
