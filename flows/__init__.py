@@ -15,7 +15,8 @@ _FLOWS = {"backup_flow": "flows.backup", "restore_flow": "flows.restore", "verif
           "forget_flow": "flows.forget", "prune_flow": "flows.forget",
           "repair_index_flow": "flows.repair", "repair_snapshots_flow": "flows.repair",
           "policy_flow": "flows.policy", "archive_flow": "flows.archive",
-          "restore_archive_flow": "flows.archive", "verify_archives_flow": "flows.archive"}
+          "restore_archive_flow": "flows.archive", "verify_archives_flow": "flows.archive",
+          "cleanup_flow": "flows.cleanup"}
 
 
 def __getattr__(name: str):

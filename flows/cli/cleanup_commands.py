@@ -1,4 +1,5 @@
-"""Cleanup commands: forget snapshots (with Guardian approval) and prune unneeded data.
+"""Cleanup commands: forget snapshots (with Guardian approval), prune unneeded data, and apply
+the retention policy (`cleanup`).
 
 Both run as Prefect flows (flows/forget.py); each prints one sentence, or one JSON object with
 ``--json``; a refusal (dependants not named, a backup running) is one sentence and a non-zero
@@ -78,4 +79,73 @@ def prune_command(dry_run: bool = DRY_RUN_OPTION, repo: Optional[str] = REPO_OPT
             typer.echo(f"would delete {_pruned(report)}; nothing was changed")
         else:
             typer.echo(f"pruned {_pruned(report)}")
+    run_guarded(go)
+
+
+def _table(decisions: list[dict]) -> str:
+    """Every snapshot, newest first per source: keep or remove, and the rules that decided."""
+    head = ("SNAPSHOT", "TYPE", "TIME", "HOST", "SOURCE", "DECISION", "REASON")
+    rows = [(d["short_id"], d.get("type", ""), d["time"][:19].replace("T", " "), d["host"], d["source"],
+             "keep" if d["keep"] else "remove", "; ".join(d["reasons"])) for d in decisions]
+    widths = [max(len(r[i]) for r in [head, *rows]) for i in range(len(head) - 1)]
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(r[:-1], widths, strict=True)) + "  " + r[-1]
+                     for r in [head, *rows])
+
+
+def _cleanup_summary(result: dict) -> str:
+    freed = human_bytes(result["bytes_freed"])
+    if result["dry_run"]:
+        return (f"would remove {len(result['remove'])} snapshot(s) and keep "
+                f"{sum(d['keep'] for d in result['decisions'])}, freeing {freed} once pruned; nothing was changed")
+    gone = result["forgotten"]
+    if not gone:
+        return "removed nothing: the policy keeps every snapshot"
+    if result.get("prune"):
+        return f"removed {len(gone)} snapshot(s) ({_ids(gone)}); pruned {_pruned(result['prune'])}"
+    if result.get("prune_skipped"):
+        return f"removed {len(gone)} snapshot(s) ({_ids(gone)}); not pruned: {result['prune_skipped']}"
+    return f"removed {len(gone)} snapshot(s) ({_ids(gone)}); run `backupflow prune` to free {freed}"
+
+
+def _count(name: str, what: str):
+    return typer.Option(0, f"--keep-{name}", help=f"Keep the {what} (-1: all of them).", show_default=False)
+
+
+@app.command()
+def cleanup(dry_run: bool = typer.Option(False, "--dry-run", help="Show every snapshot with keep/remove and why, "
+                                                                   "and the bytes a prune would free; change nothing."),
+            keep_last: int = _count("last", "N newest snapshots"),
+            keep_hourly: int = _count("hourly", "newest snapshot of each of the last N hours that have one"),
+            keep_daily: int = _count("daily", "newest snapshot of each of the last N days that have one"),
+            keep_weekly: int = _count("weekly", "newest snapshot of each of the last N ISO weeks that have one"),
+            keep_monthly: int = _count("monthly", "newest snapshot of each of the last N months that have one"),
+            keep_yearly: int = _count("yearly", "newest snapshot of each of the last N years that have one"),
+            keep_within: Optional[str] = typer.Option(None, "--keep-within", help="Keep every snapshot within this "
+                                                      "span of the newest one, such as 30d or 1y2m3d4h."),
+            keep_tag: Optional[List[str]] = typer.Option(None, "--keep-tag", help="Keep snapshots with this tag "
+                                                         "(tags joined by commas: all of them); repeatable."),
+            retention_days: Optional[int] = typer.Option(None, "--retention-days", help="Remove what no rule keeps "
+                                                         "and is older than this many days (default: the config's)."),
+            keep_minimum: Optional[int] = typer.Option(None, "--keep-minimum", help="Always keep this many newest "
+                                                       "snapshots per source (default: keep_minimum_count)."),
+            no_prune: bool = typer.Option(False, "--no-prune", help="Forget only; leave the data to "
+                                          "`backupflow prune`."),
+            repo: Optional[str] = REPO_OPTION, option: Optional[List[str]] = OPTION_OPTION,
+            json_out: bool = JSON_OPTION, config: Optional[str] = CONFIG_OPTION):
+    """Apply the retention policy: the --keep-* rules over the config's retention_days and
+    keep_minimum_count, per host and source, chains kept whole; after Guardian approval, then prune."""
+    def go():
+        url, opts, _ = repo_context(repo, option, config, writing=None if dry_run else "clean up snapshots")
+        runner, flows = load_flows()
+        result = runner.run_flow(
+            flows.cleanup_flow, url, opts, not json_out, keep_last=keep_last, keep_hourly=keep_hourly,
+            keep_daily=keep_daily, keep_weekly=keep_weekly, keep_monthly=keep_monthly, keep_yearly=keep_yearly,
+            keep_within=keep_within, keep_tags=list(keep_tag or []), retention_days=retention_days,
+            keep_minimum_count=keep_minimum, dry_run=dry_run, prune=not no_prune)
+        if json_out:
+            emit_json(result)
+            return
+        typer.echo(f"policy: {result['policy_text']}")
+        typer.echo(_table(result["decisions"]) if result["decisions"] else "no snapshots")
+        typer.echo(_cleanup_summary(result))
     run_guarded(go)

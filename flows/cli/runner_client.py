@@ -27,7 +27,7 @@ from typing import Any
 
 from flows.cli import runner_protocol as wire
 
-FLOW_COMMANDS = frozenset({"backup", "restore", "verify", "forget", "prune", "repair", "archive"})
+FLOW_COMMANDS = frozenset({"backup", "restore", "verify", "forget", "prune", "repair", "archive", "cleanup"})
 NO_RUNNER_FLAG = "--no-runner"
 PASSWORD_FILE_FLAG = "--password-file"  # takes a value, may stand before the command (flows.cli.password_prompt)
 # Never in the runner's own environment (/proc/PID/environ, for as long as it lives): each

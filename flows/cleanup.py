@@ -1,0 +1,96 @@
+"""The cleanup flow: apply the retention policy (plan -> Guardian approval -> forget -> prune ->
+report).
+
+The policy is the ``keep_*`` parameters over ``[backup]`` retention_days and
+keep_minimum_count (storage/repository/retention.py says how the rules combine); a deployment
+that passes only ``repo`` applies the configured policy. Deleting is a forget of the snapshots
+the policy removes, assessed by the Guardian: high risk; critical when a source would be left
+without a snapshot. A dry run plans and
+returns; it changes nothing, asks nobody and is not audited. Audited as ``cleanup.requested``,
+then ``cleanup.approved``/``cleanup.rejected`` and ``cleanup.completed``/``cleanup.failed``.
+"""
+
+from __future__ import annotations
+
+import getpass
+from typing import Annotated, Any
+
+from pydantic import Field
+
+from flows.runtime import current_flow_run_id, plain_flow
+from storage import RetentionPolicy
+from storage.backend import display_url
+from storage.config import load_settings, refuse_when_disabled
+from storage.errors import IntegrityError, Locked
+from tasks.approval_gate import request_approval
+from tasks.audit_events import audited
+from tasks.cleanup import configured_policy, plan_cleanup, publish_retention_report
+from tasks.forget import forget_snapshots, prune_packs
+
+Count = Annotated[int, Field(ge=-1, description="How many to keep; -1 keeps every period, 0 turns the rule off.")]
+Within = Annotated[str | None, Field(description="Keep all within this span of the newest snapshot, such as 30d "
+                                                 "or 1y2m3d4h.")]
+Tags = Annotated[list[str] | None, Field(description="Keep snapshots with all these tags (each entry: tags joined "
+                                                     "by commas).")]
+Days = Annotated[int | None, Field(ge=0, description="Remove what no rule keeps and is older; default: the config's.")]
+Minimum = Annotated[int | None, Field(ge=0, description="Always keep this many newest per source; default: the "
+                                                        "config's.")]
+
+
+@plain_flow(name="cleanup", flow_run_name="cleanup", validate_parameters=False)  # see plain_flow
+def cleanup_flow(repo: str, keep_last: Count = 0, keep_hourly: Count = 0, keep_daily: Count = 0,
+                 keep_weekly: Count = 0, keep_monthly: Count = 0, keep_yearly: Count = 0, keep_within: Within = None,
+                 keep_tags: Tags = None, retention_days: Days = None, keep_minimum_count: Minimum = None,
+                 dry_run: bool = False, prune: bool = True, options: dict[str, Any] | None = None,
+                 requester: str | None = None, now: str | None = None) -> dict[str, Any]:
+    """Apply the retention policy to the snapshots of ``repo``; ``now`` (ISO 8601) moves the
+    clock retention_days counts from, for a preview."""
+    options = options or {}
+    requester = requester or getpass.getuser()
+    settings = load_settings()
+    if not dry_run:
+        refuse_when_disabled(settings, "clean up snapshots")
+    policy = configured_policy(settings, keep_last=keep_last, keep_hourly=keep_hourly, keep_daily=keep_daily,
+                               keep_weekly=keep_weekly, keep_monthly=keep_monthly, keep_yearly=keep_yearly,
+                               keep_within=keep_within, keep_tags=keep_tags, retention_days=retention_days,
+                               keep_minimum_count=keep_minimum_count)
+    if dry_run:
+        result = _result(plan_cleanup(repo, options, policy.to_dict(), now), policy, dry_run=True)
+        publish_retention_report(result, display_url(repo))
+        return {**result, "flow_run_id": current_flow_run_id()}
+    where = display_url(repo)
+    with audited("cleanup", "requested", target=where, repo=repo, user=requester,
+                 details={"policy": policy.describe()}, options=options) as trail:
+        result = _result(plan_cleanup(repo, options, policy.to_dict(), now), policy, dry_run=False)
+        trail.details.update(planned=result["remove"], bytes_freed=result["bytes_freed"])
+        if result["forget"]:
+            _delete(repo, options, result, requester, prune)
+        trail.details.update(forgotten=result["forgotten"], pruned=result["prune"],
+                             prune_skipped=result.get("prune_skipped"))
+        publish_retention_report(result, where)
+        result["flow_run_id"] = current_flow_run_id()
+    return result
+
+
+def _result(plan: dict[str, Any], policy: RetentionPolicy, dry_run: bool) -> dict[str, Any]:
+    return {**plan, "policy_text": policy.describe(), "dry_run": dry_run, "forgotten": [], "prune": None}
+
+
+def _delete(repo: str, options: dict[str, Any], result: dict[str, Any], requester: str, prune: bool) -> None:
+    plan = result["forget"]
+    # A policy removes whole chains only (nothing kept loses what it needs), so a full going with
+    # its dependants is routine here, not the broken chain it is in a forget by hand: high risk.
+    # Leaving a source without any snapshot stays critical.
+    request_approval({
+        "kind": "cleanup", "repo": display_url(repo), "snapshots": plan["snapshots"], "requester": requester,
+        "last_snapshot": plan["last_snapshot"], "bytes_freed": plan["bytes_freed"],
+    }, repo=repo, options=options)
+    result["forgotten"] = forget_snapshots(repo, options, plan)["forgotten"]
+    if not prune:
+        return
+    try:
+        result["prune"] = prune_packs(repo, options)
+    except (Locked, IntegrityError) as exc:
+        # The snapshots are gone either way; their data waits for the next prune (after a
+        # running backup ends, or after `backupflow repair` when prune found damage).
+        result["prune_skipped"] = exc.message
