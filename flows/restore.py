@@ -38,7 +38,8 @@ def restore_flow(snapshot: str, target: str, repo: str, include: list[str] | Non
             "kind": "restore", "repo": display_url(repo), "snapshot": plan["snapshot"], "target": plan["target"],
             "requester": requester,
             "target_exists": plan["target_exists"], "target_empty": plan["target_empty"],
-            "preview": {"create": plan["create"], "overwrite": plan["overwrite"], "bytes": plan["bytes"]},
+            "preview": {"create": plan["create"], "overwrite": plan["overwrite"], "unchanged": plan["unchanged"],
+                        "bytes": plan["bytes"]},
         }, settings=always_ask(load_settings()) if require_approval else None, repo=repo, options=options)
         result = write_files(repo, options, plan["snapshot"], plan["target"], include, plan["files"],
                              plan["bytes"], connections)

@@ -166,7 +166,8 @@ def _wait_in_flow_run(request: ApprovalRequest, policy: GuardianSettings, audit:
             _timed_out(request, policy, audit, run_id, target, verdict)
         round_ += 1
         form = ApprovalInput.with_initial_data(
-            description=describe(request, verdict.needed, verdict.approvers, _signed_only(policy)),
+            description=describe(request, verdict.needed, verdict.approvers, _signed_only(policy),
+                                 policy.approvers),
             approved=False, approver="", reason="", signature="", signed_at="")
         try:
             answer = pause_flow_run(wait_for_input=form, timeout=max(1, math.ceil(remaining)),

@@ -7,12 +7,21 @@ by the terminal prompt. Long file lists are cut to a few names plus a count, so 
 
 from __future__ import annotations
 
+import re
 from typing import Any, Sequence
 
 from storage.guardian.policy import ApprovalRequest
 from storage.sizes import human_bytes
 
 SHOW = 10
+_SNAPSHOT_ID = re.compile(r"[0-9a-f]{64}")
+
+
+def short(ref: Any) -> str:
+    """A snapshot id as people quote it (8 hex digits); anything else as it is. A 64-digit id
+    overflows the UI's approval dialog."""
+    text = str(ref)
+    return text[:8] if _SNAPSHOT_ID.fullmatch(text) else text
 
 
 def _names(paths: list[Any]) -> str:
@@ -32,10 +41,13 @@ def preview_lines(operation: dict[str, Any]) -> list[str]:
                 continue  # only an operation that deletes files lists them (a restore never does)
             names = f": {_names(paths)}" if paths else ""
             out.append(f"- {len(paths)} file{'s' if len(paths) != 1 else ''} {verb}{names}")
+        same = len(preview.get("unchanged") or [])
+        if same:
+            out.append(f"- {same} existing file{'s' if same != 1 else ''} already as in the snapshot (not counted)")
         out.append(f"- {human_bytes(preview.get('bytes') or 0)} to write")
     elif kind in ("delete", "cleanup", "prune"):
         snaps = list(operation.get("snapshots") or [])
-        out.append(f"- snapshots deleted ({len(snaps)}): {_names(snaps) if snaps else 'none'}")
+        out.append(f"- snapshots deleted ({len(snaps)}): {_names([short(s) for s in snaps]) if snaps else 'none'}")
         out.append(f"- space freed: {human_bytes(operation.get('bytes_freed') or 0)}")
         if operation.get("last_snapshot"):
             out.append("- **no snapshot would remain**")
@@ -48,15 +60,16 @@ def summary_line(operation: dict[str, Any]) -> str:
     kind = operation.get("kind", "operation")
     repo = operation.get("repo")
     if kind == "restore":
-        return f"restore snapshot {operation.get('snapshot')} from {repo} into {operation.get('target')}"
+        return f"restore snapshot {short(operation.get('snapshot'))} from {repo} into {operation.get('target')}"
     if kind in ("delete", "cleanup", "prune"):
         return f"delete {len(operation.get('snapshots') or [])} snapshot(s) from {repo}"
     return f"{kind} on {repo or operation.get('target')}"
 
 
 def describe(request: ApprovalRequest, needed: int = 1, approved_by: Sequence[str] = (),
-             signed_only: bool = False) -> str:
-    """``signed_only``: the policy counts only signed decisions, so the form cannot approve."""
+             signed_only: bool = False, allowed: Sequence[str] = ()) -> str:
+    """``signed_only``: the policy counts only signed decisions, so the form cannot approve;
+    ``allowed``: the approvers the policy names (anyone else's answer is refused)."""
     lines = [
         f"## Approval needed: {summary_line(request.operation)}",
         "",
@@ -66,6 +79,8 @@ def describe(request: ApprovalRequest, needed: int = 1, approved_by: Sequence[st
     if needed > 1:
         lines.append(f"**Approvals needed:** {needed} from different people"
                      + (f" (so far: {', '.join(approved_by)})" if approved_by else ""))
+    if allowed:
+        lines.append(f"**May approve:** {', '.join(allowed)} (anyone else's answer is refused)")
     lines += ["", "**Preview:**", *preview_lines(request.operation), ""]
     if signed_only:
         lines.append("This policy counts only decisions signed with an approver's key, which this form cannot "

@@ -18,7 +18,9 @@ The workers are in restore_files: planner, pack fetcher, file writer.
 
 from __future__ import annotations
 
+import hashlib
 import os
+import stat
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
@@ -45,6 +47,8 @@ class RestorePlan:
     target: str
     create: list[str] = field(default_factory=list)
     overwrite: list[str] = field(default_factory=list)  # a restore adds and overwrites, never deletes
+    # existing files already as the snapshot has them (content, mode, mtime): nothing changes
+    unchanged: list[str] = field(default_factory=list)
     bytes: int = 0
     files: int = 0
     target_exists: bool = False
@@ -94,11 +98,44 @@ def plan_restore(snap: Snapshot, target: str, include: list[str] | None = None) 
             continue
         plan.files += 1
         plan.bytes += e.get("size", 0) if e["type"] == "file" else 0
-        if not plan.target_empty and os.path.lexists(os.path.join(t, e["path"])):
-            plan.overwrite.append(e["path"])
-        else:
+        where = os.path.join(t, e["path"])
+        if plan.target_empty or not os.path.lexists(where):
             plan.create.append(e["path"])
+        elif already_there(where, e):
+            plan.unchanged.append(e["path"])
+        else:
+            plan.overwrite.append(e["path"])
     return plan
+
+
+def already_there(path: str, e: TreeEntry) -> bool:
+    """Whether ``path`` is already what restoring ``e`` would make of it: the same symlink
+    target, or a file of the same mode, mtime, size and content (read and hashed only when
+    everything else matches, so a restore over a changed tree reads little)."""
+    try:
+        st = os.lstat(path)
+        if e["type"] == "symlink":
+            return stat.S_ISLNK(st.st_mode) and os.readlink(path) == e.get("target")
+        if e["type"] != "file" or not stat.S_ISREG(st.st_mode) or "sha256" not in e:
+            return False
+        if (stat.S_IMODE(st.st_mode), st.st_mtime_ns, st.st_size) != (e["mode"], e["mtime_ns"], e.get("size")):
+            return False
+        return _content_hash(path) == e["sha256"]
+    except OSError:
+        return False
+
+
+def _content_hash(path: str) -> str | None:
+    """sha256 of the regular file at ``path``, never following a symlink or waiting on a FIFO
+    swapped in since it was looked at."""
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    with open(fd, "rb") as f:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return None
+        digest = hashlib.sha256()
+        while block := f.read(1 << 20):
+            digest.update(block)
+        return digest.hexdigest()
 
 
 def _make_folders(target: Target, work: RestoreWork) -> None:
