@@ -44,7 +44,8 @@ class Sealer:
         view of it, so a large blob costs no fresh buffer (valid until ``out`` is reused)."""
         return bytes(data)
 
-    def open(self, kind: bytes, data) -> bytes:
+    def open(self, kind: bytes, data, out: bytearray | None = None):
+        """``data`` opened (IntegrityError when it fails authentication); ``out`` as in seal."""
         return bytes(data)
 
 
@@ -94,12 +95,20 @@ class AeadSealer(Sealer):
         aead.encrypt_into(r[SALT:], data, kind, view[SALT + NONCE:])
         return view
 
-    def open(self, kind: bytes, data) -> bytes:
+    def open(self, kind: bytes, data, out: bytearray | None = None):
         if len(data) < OVERHEAD:
             raise IntegrityError(f"an encrypted {kind.decode()} is too short to be one (cut off)")
         r = bytes(data[:SALT + NONCE])
+        aead = self._subkey(kind, r[:SALT])
         try:
-            return self._subkey(kind, r[:SALT]).decrypt(r[SALT:], data[SALT + NONCE:], kind)
+            if out is None:
+                return aead.decrypt(r[SALT:], data[SALT + NONCE:], kind)
+            size = len(data) - OVERHEAD
+            if len(out) < size:
+                out.extend(bytes(size - len(out)))
+            view = memoryview(out)[:size]
+            aead.decrypt_into(r[SALT:], data[SALT + NONCE:], kind, view)
+            return view
         except InvalidTag:
             raise IntegrityError(f"an encrypted {kind.decode()} fails authentication (damaged or "
                                  "replaced)") from None

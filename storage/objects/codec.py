@@ -62,11 +62,15 @@ class Codec:
         if self.sealer.encrypted:
             # Sealed into this thread's buffer: a fresh one per large blob costs a page fault
             # per 4 KiB (large buffers are mmapped, storage/allocator.py). The pack copies it.
-            out = getattr(self._local, "sealed", None)
-            if out is None:
-                out = self._local.sealed = bytearray()
-            return self.sealer.seal(b"blob " + chunk_id.encode(), stored, out), flags | FLAG_ENCRYPTED
+            return self.sealer.seal(b"blob " + chunk_id.encode(), stored, self._buffer()), flags | FLAG_ENCRYPTED
         return stored, flags
+
+    def _buffer(self) -> bytearray:
+        """This thread's buffer for sealing or opening one blob (used until the next call)."""
+        out = getattr(self._local, "sealed", None)
+        if out is None:
+            out = self._local.sealed = bytearray()
+        return out
 
     def _compress(self, data) -> tuple[bytes, int]:
         """(stored bytes, flags). Stores raw when zstd saves under 3 % (random data, media);
@@ -93,7 +97,7 @@ class Codec:
             state = "encrypted" if flags & FLAG_ENCRYPTED else "not encrypted"
             raise IntegrityError(f"A blob is {state}, unlike its repository.")
         if flags & FLAG_ENCRYPTED:
-            stored = self.sealer.open(b"blob " + chunk_id.encode(), stored)
+            stored = self.sealer.open(b"blob " + chunk_id.encode(), stored, self._buffer())
         if flags & FLAG_ZSTD:
             try:
                 return self._dctx().decompress(stored, max_output_size=raw_length)
