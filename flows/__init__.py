@@ -16,7 +16,7 @@ _FLOWS = {"backup_flow": "flows.backup", "restore_flow": "flows.restore", "verif
           "repair_index_flow": "flows.repair", "repair_snapshots_flow": "flows.repair",
           "policy_flow": "flows.policy", "archive_flow": "flows.archive",
           "restore_archive_flow": "flows.archive", "verify_archives_flow": "flows.archive",
-          "cleanup_flow": "flows.cleanup"}
+          "cleanup_flow": "flows.cleanup", "restore_workflows_flow": "flows.workflows"}
 
 
 def __getattr__(name: str):

@@ -23,6 +23,7 @@ KEYS = "keys/"             # key files wrapping the master key of an encrypted r
 AUDIT = "audit/"           # the mirror of the audit log, an anchor of its chain (storage/audit/mirror.py)
 POLICY = "policy/"         # the approval policy's versions (storage/guardian/stored_policy.py)
 VERSIONS = "versions/"     # per-file version history (storage/versions/)
+WORKFLOWS = "workflows/"   # a snapshot's export of the Prefect deployments (storage/repository/workflows.py)
 
 OBJECT_ID = re.compile(r"[0-9a-f]{64}")  # what a content-named object's last name part is
 

@@ -21,9 +21,10 @@ from tasks.retry import TASK_OPTIONS
 
 @task(name="plan_backup", **TASK_OPTIONS)
 def plan_backup(repo: str, options: dict[str, Any], source: str, type: str | None, excludes: list[str],
-                tags: list[str], description: str, compression_level: int = 3, pack_size_mib: int = 16) -> BackupPlan:
+                tags: list[str], description: str, compression_level: int = 3, pack_size_mib: int = 16,
+                include_versions: bool = False) -> BackupPlan:
     r = open_repo(repo, options, create=True, compression_level=compression_level, pack_size_mib=pack_size_mib)
-    plan = r.plan_backup(source, type, excludes, tags, description)
+    plan = r.plan_backup(source, type, excludes, r.tags_with_versions(tags) if include_versions else tags, description)
     after = f" after {plan.parent[:8]}" if plan.parent else ""
     run_log.info("planned a backup of %s: %s%s", plan.source, plan.type, after)
     return plan

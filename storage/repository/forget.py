@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from storage.errors import InvalidInput
 from storage.repository.prune import needed_packs, stored_pack_sizes
+from storage.repository.workflows import remove_workflows
 from storage.snapshots import Snapshot
 
 if TYPE_CHECKING:  # the repository imports this module
@@ -138,5 +139,6 @@ def forget(repo: Repository, plan: ForgetPlan) -> ForgetResult:
             raise InvalidInput("The repository changed while the forget waited for approval (other snapshots were "
                                "deleted); run the forget again so that it is assessed as it is now.")
     gone = repo.snapshots.remove(list(plan.snapshots))
+    remove_workflows(repo.backend, gone)
     repo.refresh()
     return ForgetResult(gone, [sid for sid in plan.snapshots if sid not in present])

@@ -15,7 +15,7 @@ from storage.errors import AlreadyExists, ChainGone, IntegrityError, InvalidInpu
 from storage.layout import INDEX, KEYS, SNAPSHOTS
 from storage.objects import Codec, Index
 from storage.repository import backup as backup_mod
-from storage.repository import locks
+from storage.repository import locks, workflows
 from storage.repository.backup_report import Missing
 from storage.repository.cleanup import CleanupPlan, plan_cleanup
 from storage.repository.export import ExportResult, export_snapshot
@@ -226,6 +226,18 @@ class Repository:
     # --- reading ---------------------------------------------------------------------------
     def snapshot(self, ref: str) -> Snapshot:
         return self.snapshots.resolve(ref)
+
+    def save_workflows(self, snapshot_id: str, export: dict[str, Any]) -> str:
+        """Keep ``export`` (deployments, schedules, automations; no secrets) with the snapshot."""
+        return workflows.save_workflows(self.backend, self.sealer, snapshot_id, export)
+
+    def tags_with_versions(self, tags: list[str]) -> list[str]:
+        """``tags`` and, when this repository keeps version history, the mark that says so."""
+        return workflows.with_versions_mark(tags, self.backend)
+
+    def workflows(self, ref: str) -> dict[str, Any]:
+        """The workflows export a snapshot carries (NotFound, in one sentence, when none)."""
+        return workflows.load_workflows(self.backend, self.sealer, self.snapshot(ref).id)
 
     def plan_restore(self, ref: str, target: str, include: list[str] | None = None) -> RestorePlan:
         return plan_restore(self.snapshot(ref), target, include)
