@@ -9,7 +9,7 @@ When each job runs, from ``[backup] backup_frequency`` and ``backup_time`` (T, U
     backup        daily: T Monday-Saturday; weekly: T on Sunday (a full); hourly: minute of T, every hour
     full-backup   Sunday at T, a full that starts a new chain (daily); hourly: Sunday at T + 10 min
     archive       daily, T + 1 h 20 min
-    cleanup       daily, T + 2 h 40 min (when its flow exists)
+    cleanup       daily, T + 2 h 40 min
     verify        Sunday, T + 3 h 30 min, --read-data
     prune         Sunday, T + 4 h 50 min
 
@@ -81,11 +81,13 @@ def _backup_jobs(b: BackupSettings, t: int) -> list[Job]:
 
 
 # Jobs that are not backups: (name, entrypoint, minutes after T, weekly?, description, parameters).
-# cleanup joins here when its flow exists (flows/__init__.py).
 OTHER_JOBS: list[tuple[str, str, int, bool, str, dict[str, Any]]] = [
     ("daily-archive", "flows.archive:archive_flow", 60 + 20, False,
      "Move snapshots older than archive_threshold_days (the newest keep_minimum_count stay) to archive_path "
      "as .tar.gz, then drop them from the repository.", {}),
+    ("daily-cleanup", "flows.cleanup:cleanup_flow", 2 * 60 + 40, False,
+     "Apply retention_days (the newest keep_minimum_count always stay) to snapshots, after Guardian "
+     "approval, then prune.", {}),
     ("weekly-verify", "flows.verify:verify_flow", 3 * 60 + 30, True,
      "Read back every pack and check every chunk hash (verify --read-data).", {"read_data": True}),
     ("weekly-prune", "flows.forget:prune_flow", 4 * 60 + 50, True,

@@ -19,7 +19,8 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def test_serve_builds_the_backup_verify_and_prune_schedules(tmp_path):
     deps = {d.name: d for d in build(scheduled_jobs(BackupSettings()), str(tmp_path), "/srv/repo")}
-    assert set(deps) == {"scheduled-backup", "weekly-full-backup", "daily-archive", "weekly-verify", "weekly-prune"}
+    assert set(deps) == {"scheduled-backup", "weekly-full-backup", "daily-archive", "daily-cleanup", "weekly-verify",
+                         "weekly-prune"}
     assert deps["daily-archive"].parameters == {"repo": "/srv/repo"}  # its defaults: the config's archive keys
     assert deps["scheduled-backup"].parameters == {"source": str(tmp_path), "repo": "/srv/repo"}
     assert deps["weekly-full-backup"].parameters == {"source": str(tmp_path), "repo": "/srv/repo", "type": "full"}
