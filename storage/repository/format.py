@@ -82,6 +82,8 @@ class RepoConfig:
 
     def to_bytes(self, sealer: Sealer = PLAIN) -> bytes:
         if self.encryption:
+            if not sealer.encrypted:
+                raise ValueError("an encrypted repository's config is written with its sealer")
             sealed = sealer.seal(b"config", json.dumps(self._body(), sort_keys=True).encode())
             doc = {"format": FORMAT_NAME, "version": self.version, "encryption": self.encryption,
                    "sealed": base64.b64encode(sealed).decode()}
