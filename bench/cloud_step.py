@@ -25,11 +25,12 @@ def main(argv: list[str]) -> int:
         return 2
     command, url, options = argv[0], argv[1], json.loads(argv[2])
     path = argv[3] if len(argv) == 4 else None
+    password = os.environ.get("BACKUPFLOW_BENCH_PASSWORD") or None  # encrypted, as bench/tools.py sets it
     if command == "init":
-        repo = Repository.init(url, options, compression_level=3)
-        out: dict = {"repo": url}
+        repo = Repository.init(url, options, compression_level=3, password=password)
+        out: dict = {"repo": url, "encrypted": repo.encrypted}
     else:
-        repo = Repository.open(url, options)
+        repo = Repository.open(url, options, password=password)
     ok = True
     try:
         if command == "backup":
