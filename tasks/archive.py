@@ -19,14 +19,29 @@ from storage.archive import (
     restore_archive, select, sweep_destination, verify_stored, write_archive,
 )
 from storage.backend import Backend, open_backend
+from storage.errors import PasswordRequired
 from storage.sizes import human_bytes
 from tasks.prefect_api import publish
-from tasks.repo_access import full_options, open_repo
+from tasks.passwords import find_password
+from tasks.repo_access import full_options, open_repo, read_password_block
 from tasks.retry import TASK_OPTIONS
 
 
 def open_destination(dest: str, dest_options: dict[str, Any] | None) -> Backend:
     return open_backend(dest, full_options(dest, dest_options))
+
+
+def archive_password(encrypted: bool) -> str | None:
+    """The password that encrypts (and decrypts) the archives of an encrypted repository: the
+    repository's own, from the same sources (tasks/passwords.py), read inside the task so it is
+    never a parameter. None for an unencrypted one."""
+    if not encrypted:
+        return None
+    password = find_password(read_password_block)
+    if password is None:
+        raise PasswordRequired("The repository is encrypted, and so are its archives, with its password; give it "
+                               "(--password-file, BACKUPFLOW_PASSWORD, or [backup] password_command).")
+    return password
 
 
 @task(name="select_snapshots", **TASK_OPTIONS)
@@ -45,14 +60,15 @@ def export_archive(repo: str, options: dict[str, Any], dest: str, dest_options: 
                    level: int, storage_class: str | None) -> dict[str, Any]:
     r = open_repo(repo, options)
     return write_archive(r, r.snapshots.load(snapshot_id), open_destination(dest, dest_options), level,
-                         storage_class).to_dict()
+                         storage_class, archive_password(r.encrypted)).to_dict()
 
 
 @task(name="verify_archive", **TASK_OPTIONS)
 def verify_archive(repo: str, options: dict[str, Any], dest: str, dest_options: dict[str, Any],
                    written: dict[str, Any]) -> None:
     r = open_repo(repo, options)
-    check_archive(open_destination(dest, dest_options), Written(**written), r.snapshots.load(written["id"]))
+    check_archive(open_destination(dest, dest_options), Written(**written), r.snapshots.load(written["id"]),
+                  archive_password(written["encrypted"]))
 
 
 @task(name="publish_archive", **TASK_OPTIONS)
@@ -78,13 +94,15 @@ def verify_archives(dest: str, dest_options: dict[str, Any]) -> dict[str, Any]:
 @task(name="plan_archive_restore", **TASK_OPTIONS)
 def plan_archive_restore(dest: str, dest_options: dict[str, Any], archive: str, target: str) -> dict[str, Any]:
     backend = open_destination(dest, dest_options)
-    return plan_restore_archive(backend, resolve(backend, archive), target).to_dict()
+    meta = resolve(backend, archive)
+    return plan_restore_archive(backend, meta, target, archive_password(meta.encrypted)).to_dict()
 
 
 @task(name="extract_archive", **TASK_OPTIONS)
 def extract_archive(dest: str, dest_options: dict[str, Any], archive: str, target: str) -> dict[str, Any]:
     backend = open_destination(dest, dest_options)
-    return restore_archive(backend, resolve(backend, archive), target)
+    meta = resolve(backend, archive)
+    return restore_archive(backend, meta, target, archive_password(meta.encrypted))
 
 
 @task(name="publish_archive_report", cache_policy=NO_CACHE)

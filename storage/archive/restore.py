@@ -1,9 +1,10 @@
 """Restore from an archive: plan (what would be created or overwritten) and extract.
 
 Both read the archive as a stream from its destination. Extraction uses tarfile's ``data``
-filter, the rule ``tar`` itself follows for untrusted archives: no member lands outside the
-target (absolute paths, ``..``, links that point outside it, device files are refused). A
-refused member is left out and named in ``not_restored``; everything else is restored.
+filter, the rule for untrusted archives: no member lands outside the target (absolute paths,
+``..``, paths through a symlink that leads out, hard links to outside files, device files are
+refused). Symlinks themselves are restored as they were in the snapshot, wherever they point.
+A refused member is left out and named in ``not_restored``; everything else is restored.
 """
 
 from __future__ import annotations
@@ -11,12 +12,13 @@ from __future__ import annotations
 import os
 import tarfile
 from dataclasses import asdict, dataclass, field
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, cast
 
+from storage.archive.age import Decryptor
 from storage.archive.meta import ArchiveMeta
 from storage.backend import Backend, display_url
 from storage.backend.streams import is_offline, open_reader
-from storage.errors import BackupError, IntegrityError, InvalidInput, PermanentError
+from storage.errors import BackupError, IntegrityError, InvalidInput, PasswordRequired, PermanentError
 
 
 @dataclass
@@ -41,13 +43,21 @@ def _check_target(target: str) -> str:
     return path
 
 
-def _open(dest: Backend, meta: ArchiveMeta) -> BinaryIO:
-    if meta.encrypted:
-        raise InvalidInput(f"Archive {meta.id[:8]} is encrypted; decrypt it with `age -d {meta.file} | tar -xz`.")
+def _open(dest: Backend, meta: ArchiveMeta, password: str | None) -> BinaryIO:
+    if meta.encrypted and password is None:
+        raise PasswordRequired(f"Archive {meta.id[:8]} is encrypted; give the repository's password (--password-file, "
+                               "BACKUPFLOW_PASSWORD...) or decrypt it with `age -d` yourself.")
     try:
-        return open_reader(dest, meta.file)
+        stream = open_reader(dest, meta.file)
     except BackupError as exc:
         raise _offline(meta, dest) if is_offline(meta.storage_class) else exc from None
+    if not meta.encrypted or password is None:
+        return stream
+    try:
+        return cast(BinaryIO, Decryptor(stream, password))
+    except BaseException:
+        stream.close()
+        raise
 
 
 def _offline(meta: ArchiveMeta, dest: Backend) -> PermanentError:
@@ -56,8 +66,8 @@ def _offline(meta: ArchiveMeta, dest: Backend) -> PermanentError:
                           "and run the restore again once it is done.")
 
 
-def _members(dest: Backend, meta: ArchiveMeta):
-    stream = _open(dest, meta)
+def _members(dest: Backend, meta: ArchiveMeta, password: str | None):
+    stream = _open(dest, meta, password)
     try:
         with tarfile.open(fileobj=stream, mode="r|gz") as tar:
             for member in tar:
@@ -71,11 +81,12 @@ def _members(dest: Backend, meta: ArchiveMeta):
         stream.close()
 
 
-def plan_restore_archive(dest: Backend, meta: ArchiveMeta, target: str) -> ArchiveRestorePlan:
+def plan_restore_archive(dest: Backend, meta: ArchiveMeta, target: str,
+                         password: str | None = None) -> ArchiveRestorePlan:
     path = _check_target(target)
     exists = os.path.isdir(path)
     plan = ArchiveRestorePlan(meta.id, path, exists, not exists or not os.listdir(path))
-    for _, member in _members(dest, meta):
+    for _, member in _members(dest, meta, password):
         if not (member.isreg() or member.islnk()):
             continue
         plan.files += 1
@@ -85,24 +96,51 @@ def plan_restore_archive(dest: Backend, meta: ArchiveMeta, target: str) -> Archi
     return plan
 
 
-def restore_archive(dest: Backend, meta: ArchiveMeta, target: str) -> dict[str, Any]:
+class _Extractor:
+    """tarfile's ``data`` filter, plus what it leaves out that a restore should bring back:
+    symlinks wherever they point, and each file's and folder's permission bits (folders get
+    theirs at the end, so a read-only folder can still be filled)."""
+
+    def __init__(self) -> None:
+        self.refused: dict[str, str] = {}
+        self.dirs: list[tuple[str, int]] = []
+
+    def __call__(self, member: tarfile.TarInfo, where: str) -> tarfile.TarInfo | None:
+        try:
+            safe = tarfile.data_filter(member, where)
+        except (tarfile.AbsoluteLinkError, tarfile.LinkOutsideDestinationError):
+            if member.issym():
+                # A symlink may point anywhere, as in the snapshot (a restore from the repository
+                # restores it too): the filter resolves each later member's path on disk, so
+                # nothing is ever written through it.
+                return tarfile.tar_filter(member, where)
+            self.refused[member.name] = "refused: a hard link to a file outside the target"
+            return None
+        except tarfile.FilterError as exc:
+            self.refused[member.name] = f"refused: {exc}"
+            return None
+        mode = member.mode & 0o777  # no setuid, setgid or sticky bits from an archive
+        if member.isdir():
+            self.dirs.append((os.path.join(where, safe.name), mode))
+            return safe
+        return safe.replace(mode=mode, deep=False) if member.isreg() else safe
+
+    def finish(self) -> None:
+        for folder, mode in reversed(self.dirs):
+            os.chmod(folder, mode)
+
+
+def restore_archive(dest: Backend, meta: ArchiveMeta, target: str, password: str | None = None) -> dict[str, Any]:
     """Extract the archive into ``target``; {files, bytes, target, not_restored: {path: why}}."""
     path = _check_target(target)
     os.makedirs(path, exist_ok=True)
-    refused: dict[str, str] = {}
-
-    def only_data(member: tarfile.TarInfo, where: str) -> tarfile.TarInfo | None:
-        try:
-            return tarfile.data_filter(member, where)
-        except tarfile.FilterError as exc:
-            refused[member.name] = f"refused: {exc}"
-            return None
-
+    extractor = _Extractor()
     files = size = 0
-    for tar, member in _members(dest, meta):
-        tar.extract(member, path, filter=only_data)
-        if (member.isreg() or member.islnk()) and member.name not in refused:
+    for tar, member in _members(dest, meta, password):
+        tar.extract(member, path, filter=extractor)
+        if (member.isreg() or member.islnk()) and member.name not in extractor.refused:
             files += 1
             size += member.size
+    extractor.finish()
     return {"archive": meta.id, "snapshot_id": meta.id, "target": path, "files": files, "bytes": size,
-            "not_restored": refused}
+            "not_restored": extractor.refused}

@@ -21,6 +21,7 @@ from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, BinaryIO, cast
 
+from storage.archive.age import Decryptor, Encryptor
 from storage.archive.meta import ArchiveMeta, data_name, publish, read_meta
 from storage.backend import Backend, display_url
 from storage.backend.streams import apply_storage_class, is_offline, open_reader, open_writer
@@ -77,25 +78,30 @@ class Written:
     sha256: str
     bytes: int
     files: int
+    encrypted: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
 def write_archive(repo: Repository, snap: Snapshot, dest: Backend, level: int,
-                  storage_class: str | None = None) -> Written:
-    """Stream ``snap`` (fully loaded) into ``dest`` as ``ID.tar.gz`` with gzip ``level`` 0-9."""
-    name = data_name(snap.id)
+                  storage_class: str | None = None, password: str | None = None) -> Written:
+    """Stream ``snap`` (fully loaded) into ``dest`` as ``ID.tar.gz`` with gzip ``level`` 0-9;
+    with a ``password`` (an encrypted repository's), age-encrypted as ``ID.tar.gz.age``."""
+    name = data_name(snap.id, encrypted=password is not None)
     writer = open_writer(dest, name, storage_class)
     hashing = _Hashing(writer)
     try:
+        sink = Encryptor(hashing, password) if password is not None else None
         with repo.reading("archive"):
-            files = write_tar_stream(repo, snap, hashing, level)
+            files = write_tar_stream(repo, snap, sink or hashing, level)
+        if sink is not None:
+            sink.close()  # seals the last chunk
         writer.commit()
     except BaseException:
         writer.abort()
         raise
-    return Written(snap.id, name, hashing.digest.hexdigest(), hashing.size, files)
+    return Written(snap.id, name, hashing.digest.hexdigest(), hashing.size, files, password is not None)
 
 
 def _expected(snap: Snapshot) -> dict[str, tuple[str, str | None]]:
@@ -121,12 +127,14 @@ def _kind(member: tarfile.TarInfo) -> str:
     return "dir" if member.isdir() else "symlink" if member.issym() else "other"
 
 
-def read_members(stream: BinaryIO) -> tuple[dict[str, tuple[str, str | None]], str, int]:
-    """(path -> (kind, content sha256), the stream's SHA-256, its size), read front to back."""
+def read_members(stream: BinaryIO, password: str | None = None) -> tuple[dict[str, tuple[str, str | None]], str, int]:
+    """(path -> (kind, content sha256), the stream's SHA-256, its size), read front to back;
+    with a ``password``, the stream is age-encrypted."""
     reader = _HashingReader(stream)
     found: dict[str, tuple[str, str | None]] = {}
     try:
-        with tarfile.open(fileobj=cast(BinaryIO, reader), mode="r|gz") as tar:
+        plain = Decryptor(cast(BinaryIO, reader), password) if password is not None else reader
+        with tarfile.open(fileobj=cast(BinaryIO, plain), mode="r|gz") as tar:
             for member in tar:
                 digest = None
                 if member.isreg():
@@ -136,18 +144,20 @@ def read_members(stream: BinaryIO) -> tuple[dict[str, tuple[str, str | None]], s
                         h.update(chunk)
                     digest = h.hexdigest()
                 found[member.name] = (_kind(member), digest)
+        while plain.read(_READ_BLOCK):  # past the tar's end: the rest must be there and intact
+            pass
         reader.drain()
     except (tarfile.TarError, OSError, EOFError) as exc:
         raise IntegrityError(f"it is not a readable tar.gz ({type(exc).__name__}: {exc})") from None
     return found, reader.digest.hexdigest(), reader.size
 
 
-def check_archive(dest: Backend, written: Written, snap: Snapshot) -> None:
+def check_archive(dest: Backend, written: Written, snap: Snapshot, password: str | None = None) -> None:
     """Read the stored archive back; IntegrityError naming what differs from ``snap``."""
     where = f"The archive {written.file} in {display_url(dest.url)}"
     with open_reader(dest, written.file) as stream:
         try:
-            found, digest, size = read_members(stream)
+            found, digest, size = read_members(stream, password if written.encrypted else None)
         except IntegrityError as exc:
             raise IntegrityError(f"{where} was damaged on the way: {exc.message}.") from None
     if digest != written.sha256 or size != written.bytes:
@@ -173,7 +183,7 @@ def publish_archive(repo: Repository, snap: Snapshot, dest: Backend, written: Wr
         content_bytes=content, type=snap.type, source=snap.source, host=snap.host, time=snap.time,
         archived_at=datetime.now(timezone.utc).isoformat(timespec="seconds"), chain=snap.chain,
         parent=snap.parent, base_full=snap.base_full, tags=list(snap.tags), description=snap.description,
-        author=snap.author, compression_level=level, storage_class=storage_class,
+        author=snap.author, compression_level=level, storage_class=storage_class, encrypted=written.encrypted,
         repository=display_url(repo.url), repository_id=repo.config.id)
     publish(dest, meta)
     return meta
@@ -187,15 +197,22 @@ def published(dest: Backend, archive_id: str) -> ArchiveMeta | None:
         return None
 
 
+def _hash_of(stream: BinaryIO) -> str:
+    reader = _HashingReader(stream)
+    reader.drain()
+    return reader.digest.hexdigest()
+
+
 def verify_stored(dest: Backend, meta: ArchiveMeta) -> str | None:
     """Why the stored archive does not match its metadata, or None when it does. An archive
-    in an offline class cannot be read without a restore request: its size is checked."""
+    in an offline class cannot be read without a restore request: its size is checked. An
+    encrypted one is checked by its hash alone (no password needed)."""
     try:
         if is_offline(meta.storage_class):
             size = dest.stat(meta.file).size
             return None if size == meta.bytes else f"its size is {size} bytes, not {meta.bytes}"
         with open_reader(dest, meta.file) as stream:
-            _, digest, size = read_members(stream)
+            digest = _hash_of(stream) if meta.encrypted else read_members(stream)[1]
     except NotFound:
         return f"{meta.file} is missing"
     except IntegrityError as exc:
