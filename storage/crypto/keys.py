@@ -99,6 +99,8 @@ def _kek(password: str, kdf: dict) -> bytes:
     if got is None:
         got = Scrypt(salt=salt, length=32, n=n, r=r, p=p).derive(password.encode())
         with _KEK_LOCK:
+            if len(_KEK_CACHE) >= 64:  # a runner fed many wrong passwords keeps no pile of them
+                _KEK_CACHE.clear()
             _KEK_CACHE[cache_key] = got
     return got
 
@@ -112,9 +114,10 @@ def _check_password(password: str | None) -> str:
 def create_key_file(backend: Backend, master: MasterKey, password: str, label: str | None = None) -> str:
     """Write a new key file wrapping ``master`` under ``password``; its id."""
     password = _check_password(password)
-    n = int(os.environ.get("BACKUPFLOW_SCRYPT_N") or SCRYPT_N)
+    given = os.environ.get("BACKUPFLOW_SCRYPT_N") or str(SCRYPT_N)
+    n = int(given) if given.isdigit() else 0
     if n < 2 or n & (n - 1):
-        raise InvalidInput(f"BACKUPFLOW_SCRYPT_N={n} is not a power of two; unset it or give one such as 32768.")
+        raise InvalidInput(f"BACKUPFLOW_SCRYPT_N={given} is not a power of two; unset it or give one such as 32768.")
     kdf = {"name": "scrypt", "n": n, "r": SCRYPT_R, "p": SCRYPT_P, "salt": _b64(secrets.token_bytes(16))}
     doc: dict = {"v": 1, "kdf": kdf, "created": datetime.now(timezone.utc).isoformat(),
                  "host": socket.gethostname(), "user": _user(), "label": label or ""}

@@ -40,12 +40,13 @@ class Sealer:
         return digest.hex()
 
     def seal(self, kind: bytes, data, out: bytearray | None = None):
-        """``data`` sealed; with ``out``, written into it (grown when short) and returned as a
-        view of it, so a large blob costs no fresh buffer (valid until ``out`` is reused)."""
+        """``data`` sealed; with ``out`` (at least ``len(data) + OVERHEAD`` bytes), written into
+        it and returned as a view of it, so a large blob costs no fresh buffer."""
         return bytes(data)
 
     def open(self, kind: bytes, data, out: bytearray | None = None):
-        """``data`` opened (IntegrityError when it fails authentication); ``out`` as in seal."""
+        """``data`` opened (IntegrityError when it fails authentication); with ``out`` (at
+        least ``len(data) - OVERHEAD`` bytes), into it, as a view of it."""
         return bytes(data)
 
 
@@ -87,10 +88,7 @@ class AeadSealer(Sealer):
         aead = self._subkey(kind, r[:SALT])
         if out is None:
             return r + aead.encrypt(r[SALT:], data, kind)
-        size = len(data) + OVERHEAD
-        if len(out) < size:
-            out.extend(bytes(size - len(out)))
-        view = memoryview(out)[:size]
+        view = memoryview(out)[:len(data) + OVERHEAD]
         view[:SALT + NONCE] = r
         aead.encrypt_into(r[SALT:], data, kind, view[SALT + NONCE:])
         return view
@@ -99,15 +97,13 @@ class AeadSealer(Sealer):
         if len(data) < OVERHEAD:
             raise IntegrityError(f"an encrypted {kind.decode()} is too short to be one (cut off)")
         r = bytes(data[:SALT + NONCE])
+        body = memoryview(data)[SALT + NONCE:]  # a view: slicing bytes would copy the blob
         aead = self._subkey(kind, r[:SALT])
         try:
             if out is None:
-                return aead.decrypt(r[SALT:], data[SALT + NONCE:], kind)
-            size = len(data) - OVERHEAD
-            if len(out) < size:
-                out.extend(bytes(size - len(out)))
-            view = memoryview(out)[:size]
-            aead.decrypt_into(r[SALT:], data[SALT + NONCE:], kind, view)
+                return aead.decrypt(r[SALT:], body, kind)
+            view = memoryview(out)[:len(body) - TAG]
+            aead.decrypt_into(r[SALT:], body, kind, view)
             return view
         except InvalidTag:
             raise IntegrityError(f"an encrypted {kind.decode()} fails authentication (damaged or "

@@ -13,6 +13,7 @@ import threading
 import zstandard
 
 from storage.crypto import PLAIN, Sealer
+from storage.crypto.sealer import OVERHEAD
 from storage.errors import IntegrityError
 
 SAMPLE = 32 * 1024
@@ -62,14 +63,16 @@ class Codec:
         if self.sealer.encrypted:
             # Sealed into this thread's buffer: a fresh one per large blob costs a page fault
             # per 4 KiB (large buffers are mmapped, storage/allocator.py). The pack copies it.
-            return self.sealer.seal(b"blob " + chunk_id.encode(), stored, self._buffer()), flags | FLAG_ENCRYPTED
+            out = self._buffer(len(stored) + OVERHEAD)
+            return self.sealer.seal(b"blob " + chunk_id.encode(), stored, out), flags | FLAG_ENCRYPTED
         return stored, flags
 
-    def _buffer(self) -> bytearray:
-        """This thread's buffer for sealing or opening one blob (used until the next call)."""
+    def _buffer(self, size: int) -> bytearray:
+        """This thread's buffer for sealing or opening one blob, of at least ``size`` bytes.
+        A short one is replaced, not grown: a view of it may still be alive."""
         out = getattr(self._local, "sealed", None)
-        if out is None:
-            out = self._local.sealed = bytearray()
+        if out is None or len(out) < size:
+            out = self._local.sealed = bytearray(size)
         return out
 
     def _compress(self, data) -> tuple[bytes, int]:
@@ -97,7 +100,8 @@ class Codec:
             state = "encrypted" if flags & FLAG_ENCRYPTED else "not encrypted"
             raise IntegrityError(f"A blob is {state}, unlike its repository.")
         if flags & FLAG_ENCRYPTED:
-            stored = self.sealer.open(b"blob " + chunk_id.encode(), stored, self._buffer())
+            out = self._buffer(max(0, len(stored) - OVERHEAD))
+            stored = self.sealer.open(b"blob " + chunk_id.encode(), stored, out)
         if flags & FLAG_ZSTD:
             try:
                 return self._dctx().decompress(stored, max_output_size=raw_length)

@@ -6,6 +6,7 @@ import random
 
 import pytest
 
+from storage.crypto import MasterKey
 from storage.errors import IntegrityError
 from storage.objects import Codec
 from storage.objects.codec import FLAG_ENCRYPTED, FLAG_ZSTD
@@ -64,3 +65,17 @@ def test_metadata_documents_round_trip_and_detect_damage():
     assert Codec.unpack_doc(packed) == doc
     with pytest.raises(IntegrityError):
         Codec.unpack_doc(b"not zstd at all")
+
+
+def test_an_encrypted_codec_round_trips_blobs_of_growing_size_and_refuses_another_chunks():
+    c = Codec(3, MasterKey.new().sealer())
+    held = []
+    for size in (10, 300_000, 5_000_000, 100):  # the thread's buffer is replaced while views of it live
+        raw = random.Random(size).randbytes(size // 2) + bytes(size - size // 2)
+        stored, flags = c.encode(raw, "a" * 64)
+        held.append(stored)
+        stored = bytes(stored)
+        assert flags & FLAG_ENCRYPTED and raw[:50] not in stored
+        assert c.decode(stored, flags, len(raw), "a" * 64) == raw
+        with pytest.raises(IntegrityError):
+            c.decode(stored, flags, len(raw), "b" * 64)  # a blob cannot stand in for another chunk
