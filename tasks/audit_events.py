@@ -40,6 +40,8 @@ ANCHOR_RESOURCE = "backupflow.audit-log."
 
 def emit_anchor(event: dict[str, Any]) -> None:
     """Send the event's hash to the Prefect server (a no-op where no server is configured)."""
+    if not get_current_settings().api.url:
+        return  # emit_event would load Prefect's whole server for an ephemeral one (a minute)
     emit_event(event=ANCHOR_EVENT,
                resource={"prefect.resource.id": f"{ANCHOR_RESOURCE}{event.get('log')}",
                          "prefect.resource.name": f"backupflow audit log on {event.get('host')}"},

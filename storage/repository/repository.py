@@ -19,6 +19,7 @@ from storage.repository import locks, workflows
 from storage.repository.backup_report import Missing
 from storage.repository.cleanup import CleanupPlan, plan_cleanup
 from storage.repository.export import ExportResult, export_snapshot
+from storage.repository.history import FileChange, file_history
 from storage.repository.forget import ForgetPlan, ForgetResult, forget, plan_forget
 from storage.repository.format import CONFIG_NAME, RepoConfig, is_encrypted
 from storage.repository.prune import PruneReport, prune
@@ -286,6 +287,11 @@ class Repository:
     def diff(self, ref_a: str, ref_b: str) -> SnapshotDiff:
         with self.reading("diff"):
             return diff_snapshots(self.snapshot(ref_a), self.snapshot(ref_b))
+
+    def file_history(self, path: str) -> list[FileChange]:
+        """The snapshots in which the file at ``path`` was added, changed or deleted (history.py)."""
+        with self.reading("history"):
+            return file_history(self, path)
 
     def stats(self) -> RepositoryStats:
         return repository_stats(self)
