@@ -54,3 +54,19 @@ def test_with_backups_disabled_archive_changes_nothing(seeded):
     assert res.returncode == BackupsDisabled.exit_code
     assert not (tmp_path / "data" / "archives").exists()
     assert len(Repository.open(str(tmp_path / "data" / "backups")).snapshots.all()) == 3
+
+
+@pytest.mark.parametrize("args,says,code", [
+    (["archive", "--older-than", "soon"], "write it as 30d, 12h or 2w", 2),
+    (["archive", "--keep", "-1", "--older-than", "0d"], "--keep -1 is negative", 2),
+    (["archive", "--to", "ftp://host/x"], "ftp:// is not supported", 2),
+    (["archive", "--to-option", "no_such_option=1"], "Unknown option 'no_such_option'", 2),
+    (["restore", "archive:ffff", "out"], "There is no archive ffff", 3),
+    (["restore", "archive:", "out"], "Name an archive", 2),
+])
+def test_archive_bad_input_is_one_sentence(seeded, args, says, code):
+    server, tmp_path, ids = seeded
+    env = cli_env(server, tmp_path, BACKUPFLOW_CONFIG=seed_config(tmp_path))
+    res = run(args, env, tmp_path)
+    assert says in res.one_sentence_error() and res.returncode == code
+    assert len(Repository.open(str(tmp_path / "data" / "backups")).snapshots.all()) == 3
