@@ -24,6 +24,6 @@ __all__ = ["BackupPlan", "BackupResult", "BackupSummary", "ForgetPlan", "IndexRe
            "Repository", "RestorePlan", "RestoreResult", "SnapshotRepairPlan", "StoreResult", "VerifyReport",
            "summarize"]
 
-from storage.repository import CleanupPlan, RetentionPolicy  # noqa: E402  (retention, cleanup)
+from storage.repository import Candidate, CleanupPlan, RetentionPolicy, apply_policy  # noqa: E402  (retention)
 
-__all__ += ["CleanupPlan", "RetentionPolicy"]
+__all__ += ["Candidate", "CleanupPlan", "RetentionPolicy", "apply_policy"]

@@ -14,10 +14,13 @@ from prefect import task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
-from storage import RetentionPolicy
+from storage import Candidate, RetentionPolicy, apply_policy
+from storage.archive import archives_in, remove_from
+from storage.backend import display_url
 from storage.config import Settings
-from storage.errors import InvalidInput
+from storage.errors import InvalidInput, NotFound
 from storage.sizes import human_bytes
+from tasks.archive import open_destination
 from tasks.prefect_api import publish
 from tasks.repo_access import open_repo
 from tasks.retry import TASK_OPTIONS
@@ -53,6 +56,43 @@ def _when(now: str | None) -> datetime | None:
 @task(name="plan_cleanup", **TASK_OPTIONS)
 def plan_cleanup(repo: str, options: dict[str, Any], policy: dict[str, Any], now: str | None = None) -> dict[str, Any]:
     return open_repo(repo, options).plan_cleanup(RetentionPolicy(**policy), _when(now)).to_dict()
+
+
+@task(name="plan_archive_cleanup", **TASK_OPTIONS)
+def plan_archive_cleanup(dest: str, dest_options: dict[str, Any], policy: dict[str, Any],
+                         kept_sources: list[list[str]], now: str | None = None) -> dict[str, Any]:
+    """The policy over the archives at ``dest`` (each self-contained: nothing needs another),
+    by the time of the snapshot each one holds. ``kept_sources``: the (host, source) pairs that
+    keep a snapshot in the repository; a source left with neither is ``sources_emptied``."""
+    backend = open_destination(dest, dest_options)
+    try:
+        metas, damaged = archives_in(backend)
+    except NotFound:
+        metas, damaged = [], {}  # no archive was ever written there
+    finally:
+        backend.close()
+    decisions = apply_policy([Candidate(m.id, m.time, m.host, m.source, tuple(m.tags)) for m in metas],
+                             RetentionPolicy(**policy), _when(now))
+    size = {m.id: m.bytes for m in metas}
+    remove = [d.id for d in decisions if not d.keep]
+    left = {(d.host, d.source) for d in decisions if d.keep} | {tuple(k) for k in kept_sources}
+    return {"destination": display_url(dest), "damaged": sorted(damaged), "remove": remove,
+            "decisions": [{**d.to_dict(), "short_id": d.id[:8], "type": "archive"} for d in decisions],
+            "bytes_freed": sum(size[i] for i in remove), "removed": [],
+            "sources_emptied": sorted({d.source for d in decisions if not d.keep and (d.host, d.source) not in left})}
+
+
+@task(name="remove_archives", **TASK_OPTIONS)
+def remove_archives(dest: str, dest_options: dict[str, Any], ids: list[str]) -> list[str]:
+    """Delete these archives (data first, metadata last); one already gone counts as removed,
+    so a rerun after a kill completes the work."""
+    backend = open_destination(dest, dest_options)
+    try:
+        for aid in ids:
+            remove_from(backend, aid)
+    finally:
+        backend.close()
+    return list(ids)
 
 
 def retention_table(decisions: list[dict[str, Any]]) -> str:

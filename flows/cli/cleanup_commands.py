@@ -13,6 +13,7 @@ from typing import List, Optional
 import typer
 
 from flows.cli.app import app
+from flows.cli.archive_commands import destination
 from flows.cli.common import CONFIG_OPTION, JSON_OPTION, OPTION_OPTION, REPO_OPTION, emit_json, run_guarded
 from flows.cli.context import load_flows, repo_context
 from storage.sizes import human_bytes
@@ -107,6 +108,15 @@ def _cleanup_summary(result: dict) -> str:
     return f"removed {len(gone)} snapshot(s) ({_ids(gone)}); run `backupflow prune` to free {freed}"
 
 
+def _archive_summary(arch: dict, dry_run: bool) -> str:
+    freed = human_bytes(arch["bytes_freed"])
+    if dry_run:
+        return f"would remove {len(arch['remove'])} archive(s), {freed}; nothing was changed"
+    if not arch["removed"]:
+        return "removed no archive: the policy keeps every one"
+    return f"removed {len(arch['removed'])} archive(s) ({_ids(arch['removed'])}), {freed}"
+
+
 def _count(name: str, what: str):
     return typer.Option(0, f"--keep-{name}", help=f"Keep the {what} (-1: all of them).", show_default=False)
 
@@ -130,22 +140,36 @@ def cleanup(dry_run: bool = typer.Option(False, "--dry-run", help="Show every sn
                                                        "snapshots per source (default: keep_minimum_count)."),
             no_prune: bool = typer.Option(False, "--no-prune", help="Forget only; leave the data to "
                                           "`backupflow prune`."),
+            archive_path: Optional[str] = typer.Option(None, "--archive-path", help="Apply the policy to the archives "
+                                                       "there too (default: archive_path in the config)."),
+            archive_option: Optional[List[str]] = typer.Option(None, "--archive-option", help="fsspec option "
+                                                               "key=value of the archive destination."),
+            no_archives: bool = typer.Option(False, "--no-archives", help="Leave the archives alone."),
             repo: Optional[str] = REPO_OPTION, option: Optional[List[str]] = OPTION_OPTION,
             json_out: bool = JSON_OPTION, config: Optional[str] = CONFIG_OPTION):
     """Apply the retention policy: the --keep-* rules over the config's retention_days and
     keep_minimum_count, per host and source, chains kept whole; after Guardian approval, then prune."""
     def go():
-        url, opts, _ = repo_context(repo, option, config, writing=None if dry_run else "clean up snapshots")
+        url, opts, settings = repo_context(repo, option, config, writing=None if dry_run else "clean up snapshots")
+        dest, dest_opts = (destination(archive_path, archive_option, config)
+                           if not no_archives and (archive_path or settings.backup.archive_path) else (None, {}))
         runner, flows = load_flows()
         result = runner.run_flow(
             flows.cleanup_flow, url, opts, not json_out, keep_last=keep_last, keep_hourly=keep_hourly,
             keep_daily=keep_daily, keep_weekly=keep_weekly, keep_monthly=keep_monthly, keep_yearly=keep_yearly,
             keep_within=keep_within, keep_tags=list(keep_tag or []), retention_days=retention_days,
-            keep_minimum_count=keep_minimum, dry_run=dry_run, prune=not no_prune)
+            keep_minimum_count=keep_minimum, dry_run=dry_run, prune=not no_prune, archives=dest is not None,
+            archive_path=dest, archive_options=dest_opts)
         if json_out:
             emit_json(result)
             return
         typer.echo(f"policy: {result['policy_text']}")
         typer.echo(_table(result["decisions"]) if result["decisions"] else "no snapshots")
+        arch = result.get("archives")
+        if arch:
+            typer.echo(f"archives at {arch['destination']}:")
+            typer.echo(_table(arch["decisions"]) if arch["decisions"] else "no archives")
         typer.echo(_cleanup_summary(result))
+        if arch:
+            typer.echo(_archive_summary(arch, result["dry_run"]))
     run_guarded(go)

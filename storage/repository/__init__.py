@@ -30,6 +30,6 @@ __all__ = ["BackupPlan", "BackupResult", "BackupSummary", "ExportResult", "Forge
 
 # retention: the policy arithmetic (retention.py) and its plan for a repository (cleanup.py)
 from storage.repository.cleanup import CleanupPlan  # noqa: E402
-from storage.repository.retention import RetentionPolicy  # noqa: E402
+from storage.repository.retention import Candidate, RetentionPolicy, apply_policy  # noqa: E402
 
-__all__ += ["CleanupPlan", "RetentionPolicy"]
+__all__ += ["Candidate", "CleanupPlan", "RetentionPolicy", "apply_policy"]

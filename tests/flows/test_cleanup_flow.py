@@ -13,6 +13,8 @@ import threading
 import pytest
 
 from storage import Repository
+from storage.archive import list_archives, publish_archive, write_archive
+from storage.backend import open_backend
 from storage.audit import AuditLog
 from tests.flows.cli_process import cli_env, run, start, wait_for_approval
 from tests.snapshot_clock import backdate
@@ -126,6 +128,32 @@ def test_emptying_a_source_is_critical_and_the_requester_cannot_approve_it(calen
     assert state(repo_dir) == before
     types = [e["type"] for e in audit.get_events(flow_run_id=run_id)]
     assert types[0] == "cleanup.requested" and "approval.refused" in types and types[-1] == "cleanup.rejected"
+
+
+def test_the_policy_applies_to_archives_too(calendar, tmp_path):
+    env, work, repo_dir, ids, _, audit = calendar
+    repo, dest = Repository.open(str(repo_dir)), open_backend(str(tmp_path / "archives"))
+    for name in ("old-full", "old-inc"):  # archived copies, by the time of their snapshots (300 and 250 days)
+        snap = repo.snapshots.load(ids[name])
+        publish_archive(repo, snap, dest, write_archive(repo, snap, dest, 6), 6)
+    args = ["cleanup", "--archive-path", str(tmp_path / "archives"), "--keep-last", "1"]
+    lines = run([*args, "--dry-run"], env, work).ok().stdout.splitlines()
+    at = lines.index(f"archives at {tmp_path / 'archives'}:")
+    rows = {line.split()[0]: line for line in lines[at + 2:-2]}
+    assert re.search(r"archive .* remove\s+older than retention_days 60$", rows[ids["old-full"][:8]])
+    assert re.search(r"archive .* keep\s+--keep-last; keep_minimum_count 1$", rows[ids["old-inc"][:8]])
+    assert re.fullmatch(r"would remove 1 archive\(s\), \d+\.\d KiB; nothing was changed", lines[-1]), lines[-1]
+    proc = start(args, env, work)
+    run_id, seen = wait_for_approval(proc, "cleanup")
+    assert "deleting 3 snapshots" in "".join(seen)  # two snapshots and one archive
+    run(["approve", run_id, "--as", "bob"], env, work).ok()
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err
+    assert out.splitlines()[-1].startswith(f"removed 1 archive(s) ({ids['old-full'][:8]}), ")
+    assert sorted(m.id for m in list_archives(str(tmp_path / "archives"))) == [ids["old-inc"]]
+    assert {p.name for p in (tmp_path / "archives").iterdir()} == {f"{ids['old-inc']}.json",
+                                                                   f"{ids['old-inc']}.tar.gz"}
+    assert audit.get_events(flow_run_id=run_id)[-1]["details"]["archives_removed"] == [ids["old-full"]]
 
 
 def test_bad_policies_are_one_sentence_and_change_nothing(calendar):
