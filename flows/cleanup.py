@@ -40,14 +40,14 @@ Minimum = Annotated[int | None, Field(ge=0, description="Always keep this many n
                                                         "config's.")]
 
 
-Path = Annotated[str | None, Field(description="Where the archives are; default: the config's archive_path.")]
+ArchivePath = Annotated[str | None, Field(description="Where the archives are; default: the config's archive_path.")]
 
 
 @plain_flow(name="cleanup", flow_run_name="cleanup", validate_parameters=False)  # see plain_flow
 def cleanup_flow(repo: str, keep_last: Count = 0, keep_hourly: Count = 0, keep_daily: Count = 0,
                  keep_weekly: Count = 0, keep_monthly: Count = 0, keep_yearly: Count = 0, keep_within: Within = None,
                  keep_tags: Tags = None, retention_days: Days = None, keep_minimum_count: Minimum = None,
-                 dry_run: bool = False, prune: bool = True, archives: bool = True, archive_path: Path = None,
+                 dry_run: bool = False, prune: bool = True, archives: bool = True, archive_path: ArchivePath = None,
                  options: dict[str, Any] | None = None, archive_options: dict[str, Any] | None = None,
                  requester: str | None = None, now: str | None = None) -> dict[str, Any]:
     """Apply the retention policy to the snapshots of ``repo`` and, with ``archives``, to the
