@@ -25,7 +25,8 @@ def crons(**keys) -> dict[str, str]:
 
 def test_the_seed_defaults_back_up_daily_at_two_and_the_rest_follows_at_their_own_minutes():
     assert crons() == {"scheduled-backup": "0 2 * * 1-6", "weekly-full-backup": "0 2 * * 0",
-                       "daily-archive": "20 3 * * *", "daily-cleanup": "40 4 * * *", "weekly-verify": "30 5 * * 0", "weekly-prune": "50 6 * * 0"}
+                       "daily-archive": "20 3 * * *", "daily-cleanup": "40 4 * * *", "weekly-verify": "30 5 * * 0",
+                       "weekly-prune": "50 6 * * 0"}
 
 
 def test_hourly_runs_at_the_minute_of_backup_time_and_weekly_on_sunday():
