@@ -53,6 +53,13 @@ def preview_lines(operation: dict[str, Any]) -> list[str]:
             out.append("- **no snapshot would remain**")
         if operation.get("full_with_dependants"):
             out.append("- **a full backup that other snapshots depend on is deleted**")
+    elif kind == "archive":
+        snaps = list(operation.get("snapshots") or [])
+        out.append(f"- snapshots archived to {operation.get('destination')} (verified) and dropped from the "
+                   f"repository ({len(snaps)}): {_names([short(s) for s in snaps]) if snaps else 'none'}")
+        out.append(f"- space freed in the repository: {human_bytes(operation.get('bytes_freed') or 0)}")
+        if operation.get("last_snapshot"):
+            out.append("- **a source would keep no snapshot in the repository (only its archives)**")
     return out
 
 
@@ -63,6 +70,9 @@ def summary_line(operation: dict[str, Any]) -> str:
         return f"restore snapshot {short(operation.get('snapshot'))} from {repo} into {operation.get('target')}"
     if kind in ("delete", "cleanup", "prune"):
         return f"delete {len(operation.get('snapshots') or [])} snapshot(s) from {repo}"
+    if kind == "archive":
+        snaps = operation.get("snapshots") or []
+        return f"archive {len(snaps)} snapshot(s) of {repo} to {operation.get('destination')}"
     return f"{kind} on {repo or operation.get('target')}"
 
 

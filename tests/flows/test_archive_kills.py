@@ -102,7 +102,8 @@ def test_killed_after_verify_while_the_forget_waits_for_approval_then_a_rerun_co
     strict.write_text('[backup]\ncompression_level = 1\n[guardian]\nrequire_approval = ["medium", "high", '
                       '"critical"]\ntimeout_seconds = 300\n')
     proc = _start({**env, "BACKUPFLOW_CONFIG": str(strict)}, work, dest)
-    wait_for_approval(proc, "archive")
+    _, seen = wait_for_approval(proc, "archive")
+    assert "MEDIUM risk: archiving moves snapshots" in "".join(seen)
     _kill(proc)
     # every archive was verified and published; no snapshot left the repository
     assert [m.id for m in list_archives(str(dest))] == ids[:3]

@@ -182,3 +182,15 @@ def test_archives_on_the_cloud_servers_land_in_the_storage_class_asked_for(one_s
         assert [(m.id, m.storage_class) for m in list_archives(url, options)] == [(snap.id, asked)]
     assert remove_archive(url, snap.id, options) is True
     assert list_archives(url, options) == [] and list(dest.list("")) == []
+
+
+def test_the_approval_request_of_an_archive_says_what_moves_where_and_how_risky():
+    from storage.guardian.describe import preview_lines, summary_line
+    from storage.guardian.risk import assess
+
+    op = {"kind": "archive", "repo": "/r", "destination": "s3://b/a", "snapshots": ["a" * 64], "bytes_freed": 2048,
+          "last_snapshot": False}
+    assert summary_line(op) == "archive 1 snapshot(s) of /r to s3://b/a"
+    assert "`aaaaaaaa`" in "\n".join(preview_lines(op)) and "2.0 KiB" in "\n".join(preview_lines(op))
+    assert assess(op).level.value == "medium"
+    assert assess({**op, "last_snapshot": True}).level.value == "high"
