@@ -16,7 +16,9 @@ from prefect import get_client
 from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterTags
 from prefect.states import State
 
+from flows.archive import archive_flow
 from flows.backup import backup_flow
+from flows.cleanup import cleanup_flow
 from flows.configured import Target, configured_target
 from flows.restore import restore_flow
 from storage.config import zstd_level
@@ -104,13 +106,20 @@ class BackupManager:
         return True
 
     def archive_old_backups(self, days_threshold: int = 30, keep_count: int = 10) -> int:
-        """Move snapshots older than ``days_threshold`` days to the archive tier (the newest
-        ``keep_count`` stay); the number archived."""
-        raise NotImplementedError("archive_old_backups needs the archive flow, which is not part of this version yet.")
+        """Run the archive flow: snapshots older than ``days_threshold`` days, beyond the
+        ``keep_count`` newest of each source, go to the archive tier (``[backup] archive_path``)
+        as .tar.gz and leave the repository; the number of snapshots moved."""
+        result = _result(archive_flow(repo=self.target.url, older_than=f"{days_threshold}d", keep=keep_count,
+                                      options=self.target.options))
+        return len(result["forgotten"])
 
-    def cleanup_old_backups(self, retention_days: int = 90) -> int:
-        """Delete snapshots older than ``retention_days`` days (after Guardian); the number deleted."""
-        raise NotImplementedError("cleanup_old_backups needs the cleanup flow, which is not part of this version yet.")
+    def cleanup_old_backups(self, retention_days: int = 90, keep_minimum_count: int | None = None) -> int:
+        """Run the cleanup flow with ``retention_days`` (Guardian approves the deletion; whole
+        chains only, never the newest ``keep_minimum_count``, default the config's); the number
+        of snapshots deleted."""
+        result = _result(cleanup_flow(repo=self.target.url, retention_days=retention_days,
+                                      keep_minimum_count=keep_minimum_count, options=self.target.options))
+        return len(result["forgotten"])
 
     # --- schedules -------------------------------------------------------------------------
     def schedule_backup(self, schedule_type: Literal["cron", "interval"], schedule_config: dict[str, Any],

@@ -31,13 +31,10 @@ backup_manager.create_backup(backup_type="differential")
 success = backup_manager.restore_backup(backup_id=metadata.backup_id, require_approval=True)
 backup_manager.schedule_backup(schedule_type="cron", schedule_config={"hour": 2, "minute": 0},
                                backup_config={"backup_type": "full", "include_versions": True})
-backup_stats = backup_manager.get_backup_stats()      # ['total_backups'], ['total_size_bytes']
-metadata = backup_manager.get_backup(backup_id)        # None when there is none
-'''
-
-LIFECYCLE = '''
 archived_count = backup_manager.archive_old_backups(days_threshold=30, keep_count=10)
 deleted_count = backup_manager.cleanup_old_backups(retention_days=90)
+backup_stats = backup_manager.get_backup_stats()      # ['total_backups'], ['total_size_bytes']
+metadata = backup_manager.get_backup(backup_id)        # None when there is none
 '''
 
 VERSIONS = '''
@@ -70,7 +67,7 @@ def workspace(prefect_server, tmp_path, monkeypatch):
     (ws / "data.bin").write_bytes(bytes(range(256)) * 400)
     repo = tmp_path / "repo"
     config = tmp_path / "config.toml"
-    config.write_text(f'[backup]\nbackup_path = "{repo}"\nsource = "{ws}"\n')
+    config.write_text(f'[backup]\nbackup_path = "{repo}"\nsource = "{ws}"\narchive_path = "{tmp_path / "archive"}"\n')
     monkeypatch.setenv("BACKUPFLOW_CONFIG", str(config))
     monkeypatch.setenv("BACKUPFLOW_AUDIT_PATH", str(tmp_path / "audit"))
     monkeypatch.delenv("BACKUPFLOW_REPO", raising=False)
@@ -108,6 +105,7 @@ def test_the_issues_snippets_run_against_the_real_engine_and_server(workspace, c
     assert scope["backup_stats"]["total_backups"] == 3 and scope["backup_stats"]["total_size_bytes"] > 0
     assert scope["metadata"].backup_type == "differential"  # get_backup("latest")
     assert manager.get_backup("f" * 64) is None
+    assert (scope["archived_count"], scope["deleted_count"]) == (0, 0)  # all three are new
     schedules = {s["name"]: s for s in manager.list_schedules()}
     assert schedules["python-full"]["schedules"][0]["cron"] == "0 2 * * *"
     assert schedules["python-full"]["parameters"]["type"] == "full"
@@ -126,6 +124,7 @@ def test_the_issues_snippets_run_against_the_real_engine_and_server(workspace, c
 
     # The audit part: three completed backups by 'developer', counted under the snippet's key.
     _run(AUDIT, scope, ws)
+    assert scope["summary"]["archive_completed"] == 1 and scope["summary"]["cleanup_completed"] == 1
     assert len(scope["events"]) == 3
     assert scope["summary"]["backup_completed"] == 3 and scope["summary"]["by_type"]["backup.completed"] == 3
     assert "Total backups: 3" in capsys.readouterr().out
@@ -147,6 +146,22 @@ def test_a_rejected_restore_returns_false_and_changes_nothing_an_approved_one_re
     get_guardian().set_approval_callback(lambda request: True)
     assert manager.restore_backup(backup_id=first.backup_id[:12], require_approval=True) is True
     assert (ws / "main.py").read_text() == "print('hi')\n"
+
+
+def test_old_backups_are_archived_and_cleaned_up_with_counts(workspace, tmp_path):
+    from backupflow import get_backup_manager, get_guardian
+
+    manager = get_backup_manager()
+    ws, repo = workspace
+    chains = []
+    for n in range(3):  # three chains of one full each
+        (ws / "main.py").write_text(f"print({n})\n")
+        chains.append(manager.create_backup(backup_type="full").backup_id)
+    assert manager.archive_old_backups(days_threshold=0, keep_count=2) == 1  # the oldest goes to the archive
+    assert manager.get_backup(chains[0]) is None and len(list((tmp_path / "archive").rglob("*.tar.gz"))) == 1
+    get_guardian().set_approval_callback(lambda request: request["operation"]["kind"] == "cleanup")
+    assert manager.cleanup_old_backups(retention_days=0, keep_minimum_count=1) == 1
+    assert [m.backup_id for m in manager.list_backups()] == [chains[2]]
 
 
 def test_bad_schedules_name_what_to_fix(workspace):
