@@ -60,15 +60,17 @@ def forget_flow(snapshots: list[str], repo: str, prune: bool = False, chain: boo
 
 @plain_flow(name="prune", flow_run_name="prune", validate_parameters=False)  # see plain_flow
 def prune_flow(repo: str, dry_run: bool = False, options: dict[str, Any] | None = None,
-               requester: str | None = None) -> dict[str, Any]:
-    """Delete the packs of ``repo`` that no snapshot and no running backup needs."""
+               requester: str | None = None, wait_minutes: float = 0) -> dict[str, Any]:
+    """Delete the packs of ``repo`` that no snapshot and no running backup needs. While
+    backups or readers run it refuses (Locked), or with ``wait_minutes`` waits up to that long
+    for them to finish (what a scheduled prune on a fleet of workers wants)."""
     options = options or {}
     if dry_run:
         return {**prune_packs(repo, options, dry_run=True), "flow_run_id": current_flow_run_id()}
     where = display_url(repo)
     with audited("prune", "started", target=where, repo=repo, user=requester or getpass.getuser(),
                  options=options) as trail:
-        report = prune_packs(repo, options)
+        report = prune_packs(repo, options, wait_seconds=wait_minutes * 60)
         trail.details.update(packs_deleted=report["packs_deleted"], bytes_freed=report["bytes_freed"],
                              packs_kept_live=report["packs_kept_live"])
         publish_cleanup_report({"prune": report}, where)

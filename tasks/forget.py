@@ -9,13 +9,15 @@ recomputes what is unneeded under a fresh prune lease on every attempt.
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from prefect import task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
-from storage import ForgetPlan
+from storage import ForgetPlan, Repository
+from storage.errors import ChainGone, Locked
 from tasks.coordination import exclusive_slot
 from tasks import run_log
 from tasks.prefect_api import publish
@@ -36,15 +38,37 @@ def forget_snapshots(repo: str, options: dict[str, Any], plan: dict[str, Any]) -
     return done
 
 
+WAIT_POLL_SECONDS = 5.0
+
+
 @task(name="prune_packs", **TASK_OPTIONS)
-def prune_packs(repo: str, options: dict[str, Any], dry_run: bool = False) -> dict[str, Any]:
+def prune_packs(repo: str, options: dict[str, Any], dry_run: bool = False, wait_seconds: float = 0.0) -> dict[str, Any]:
     r = open_repo(repo, options)
     if dry_run:
         return r.prune(dry_run=True).to_dict()
     with exclusive_slot(r.config.id):
-        report = r.prune().to_dict()
+        report = _prune_when_free(r, wait_seconds)
     run_log.info("pruned %d pack(s), %d bytes freed", report["packs_deleted"], report["bytes_freed"])
     return report
+
+
+def _prune_when_free(r: Repository, wait_seconds: float) -> dict[str, Any]:
+    """Prune; while backups or readers hold live leases, try again every few seconds for up to
+    ``wait_seconds`` (a scheduled prune on a fleet waits for the backups running beside it
+    rather than failing). Between attempts it holds no lease, so backups starting meanwhile
+    go ahead; it holds the Prefect slot throughout, so a second prune waits behind it."""
+    deadline = time.monotonic() + max(wait_seconds, 0.0)
+    while True:
+        try:
+            return r.prune().to_dict()
+        except ChainGone:
+            raise
+        except Locked as exc:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise
+            run_log.info("prune waits (up to %d s more): %s", left, exc.message)
+            time.sleep(min(WAIT_POLL_SECONDS, left))
 
 
 @task(name="publish_cleanup_report", cache_policy=NO_CACHE)

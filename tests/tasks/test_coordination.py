@@ -4,6 +4,7 @@ for whom; a second prune waits for the slot, then stands down with Locked, delet
 from __future__ import annotations
 
 import os
+import threading
 
 import pytest
 from prefect import get_client
@@ -11,6 +12,7 @@ from prefect.concurrency.sync import concurrency
 
 from storage import Repository
 from storage.errors import Locked
+from storage.repository import locks
 from tasks.coordination import slot_name
 
 
@@ -48,3 +50,21 @@ def test_prune_holds_the_repository_slot_and_a_second_prune_waits_then_stands_do
     with get_client(sync_client=True) as client:
         limit = client.read_global_concurrency_limit_by_name(name)
     assert limit.limit == 1 and limit.active_slots == 0
+
+
+def test_a_prune_told_to_wait_waits_for_the_running_backup_then_prunes(repo_with_garbage):
+    from flows import prune_flow
+
+    url, _ = repo_with_garbage
+    backend = Repository.open(url).backend
+    locks.acquire(backend, "running-backup", "backup", what="a backup elsewhere")  # a worker's backup, running
+    with pytest.raises(Locked, match="Cannot prune"):
+        prune_flow(repo=url)  # without waiting it refuses at once, as the CLI does
+    timer = threading.Timer(3.0, locks.release, args=(backend, "running-backup"))
+    timer.start()
+    try:
+        report = prune_flow(repo=url, wait_minutes=2)
+    finally:
+        timer.cancel()
+    assert report["packs_deleted"] == 1
+    assert not list(locks.live_locks(backend))
