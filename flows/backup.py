@@ -16,10 +16,11 @@ from storage.errors import ChainGone
 from storage.snapshots import SnapshotType
 from storage.repository.workflows import CARRIES_WORKFLOWS, carried_tags
 from tasks.audit_events import audited
-from tasks.workflows import save_workflows
+from tasks.automations import emit_backup_completed
 from tasks.backup import (
     abandon_backup, commit_snapshot, plan_backup, publish_backup_report, scan_workspace, upload_packs,
 )
+from tasks.workflows import save_workflows
 
 
 def keep_workflows(repo: str, options: dict[str, Any], summary: BackupSummary) -> None:
@@ -73,6 +74,7 @@ def backup_flow(source: str, repo: str, type: SnapshotType | None = None, exclud
         rename_run(backup_name(summary["type"], summary["short_id"], summary["source"]))
         if CARRIES_WORKFLOWS in tags:
             keep_workflows(repo, options, summary)
+        emit_backup_completed(plan.host, summary["source"], summary["snapshot_id"], summary["type"])
         publish_backup_report(summary, display_url(repo), repo, options)
         trail.details.update(snapshot=summary["snapshot_id"], type=summary["type"], stats=summary["stats"])
         if summary["incomplete"]:

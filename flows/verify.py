@@ -8,6 +8,7 @@ from flows.run_names import rename_run
 from flows.runtime import current_flow_run_id, plain_flow
 from storage.backend import display_url
 from storage.errors import IntegrityError
+from tasks.automations import emit_verify_damaged
 from tasks.verify import publish_verify_report, verify_repository
 
 
@@ -22,6 +23,7 @@ def verify_flow(repo: str, read_data: bool = False, options: dict[str, Any] | No
     publish_verify_report(report, display_url(repo), repo, options or {})
     report["flow_run_id"] = current_flow_run_id()
     if not report["ok"]:
+        emit_verify_damaged(display_url(repo), len(report["problems"]), report["damaged_snapshots"])
         damaged = ", ".join(s[:8] for s in report["damaged_snapshots"]) or "none"
         raise IntegrityError(
             f"The repository is damaged: {len(report['problems'])} problem(s); snapshots affected: {damaged}. "

@@ -68,3 +68,16 @@ def prefect_server(tmp_path_factory):
             os.environ[k] = v
     refresh_global_settings_context()
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def panel_server(tmp_path_factory):
+    """A Prefect server as users run one: its UI and services (events, automations, notifications)
+    on. Not the session's default server, which runs without services to stay light. Nothing in
+    this process points at it; tests pass ``panel_server.env()`` to what they run."""
+    server = PrefectServer(tmp_path_factory.mktemp("prefect-panel"), services=True,
+                           extra_env={"PREFECT_UI_ENABLED": "true",
+                                      "PREFECT_SERVER_SERVICES_SCHEDULER_ENABLED": "false",
+                                      "PREFECT_SERVER_SERVICES_LATE_RUNS_ENABLED": "false"}).start()
+    yield server
+    server.stop()

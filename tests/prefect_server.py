@@ -62,7 +62,8 @@ class PrefectServer:
 
     def start(self) -> "PrefectServer":
         self.home.mkdir(parents=True, exist_ok=True)
-        env = {**os.environ, **QUIET_ENV, "PREFECT_HOME": str(self.home), **self.extra_env}
+        env = {**os.environ, **QUIET_ENV, "PREFECT_HOME": str(self.home), "PREFECT_UI_API_URL": self.api_url,
+               **self.extra_env}
         env.pop("PREFECT_API_URL", None)
         log = self.home / "server.log"
         self.log = log
