@@ -37,10 +37,11 @@ class Job:
 
     name: str          # deployment name under `serve`; prefect.yaml adds POOL_SUFFIX
     entrypoint: str    # module path, importable wherever backupflow is installed
-    cron: str          # UTC
+    cron: str | None   # UTC; None: started by hand (a panel action)
     description: str
     parameters: dict[str, Any] = field(default_factory=dict)  # besides source and repo
-    needs_source: bool = False
+    needs_source: bool = False  # a scheduled backup: no source, no schedule
+    takes_source: bool = False  # the source is the default of its form when there is one
 
     @property
     def flow_module(self) -> str:
@@ -95,6 +96,25 @@ OTHER_JOBS: list[tuple[str, str, int, bool, str, dict[str, Any]]] = [
 ]
 
 
+# The panel: every action as a deployment with a typed form (flows/panel.py), started from the
+# UI's Run button; archive and cleanup are typed flows of their own.
+PANEL = "panel"
+PANEL_JOBS = [
+    Job(PANEL, "flows.panel:create_backup_flow", None, "Create Backup: back up a folder now.", takes_source=True),
+    Job(PANEL, "flows.panel:restore_snapshot_flow", None, "Restore Selected: restore a chosen snapshot."),
+    Job(PANEL, "flows.panel:preview_diff_flow", None,
+        "Preview Diff: the files added, removed and changed since a snapshot, as a markdown artifact."),
+    Job(PANEL, "flows.panel:verify_now_flow", None, "Verify: check the repository now."),
+    Job(PANEL, "flows.archive:archive_flow", None, "Archive Old Backups: move old snapshots to the archive tier."),
+    Job(PANEL, "flows.cleanup:cleanup_flow", None, "Clean Up: apply the retention policy (after approval)."),
+]
+
+
+def all_jobs(b: BackupSettings) -> list[Job]:
+    """What `serve` and prefect.yaml deploy: the scheduled jobs and the panel's actions."""
+    return scheduled_jobs(b) + PANEL_JOBS
+
+
 def scheduled_jobs(b: BackupSettings) -> list[Job]:
     """The scheduled deployments the configuration asks for, in the order they run."""
     hour, minute = b.backup_hour_minute
@@ -126,7 +146,7 @@ def minutes_of_week(cron: str) -> set[int]:
 def check_no_two_in_one_minute(jobs: list[Job]) -> None:
     seen: dict[int, str] = {}
     for job in jobs:
-        for at in minutes_of_week(job.cron):
+        for at in minutes_of_week(job.cron) if job.cron else ():
             if at in seen:
                 raise ValueError(f"{job.name} and {seen[at]} would start in the same minute")
             seen[at] = job.name

@@ -18,7 +18,7 @@ from typing import Any
 
 import yaml
 
-from deployments.definition import POOL_SUFFIX, Job, scheduled_jobs
+from deployments.definition import POOL_SUFFIX, Job, all_jobs
 from storage.config import load_settings
 
 HEADER = """\
@@ -35,21 +35,22 @@ PLACES = {"source": "{{ $BACKUPFLOW_SOURCE }}", "repo": "{{ $BACKUPFLOW_REPO }}"
 
 
 def deployment(job: Job) -> dict[str, Any]:
-    place = {"source": PLACES["source"]} if job.needs_source else {}
+    place = {"source": PLACES["source"]} if job.needs_source or job.takes_source else {}
     return {
         "name": job.name + POOL_SUFFIX,
         "entrypoint": job.entrypoint,
         "description": job.description,
         "tags": ["backupflow"],
         "parameters": {**place, "repo": PLACES["repo"], **job.parameters},
-        "schedules": [{"cron": job.cron, "timezone": "UTC"}],
+        "schedules": [{"cron": job.cron, "timezone": "UTC"}] if job.cron else [],
+        "enforce_parameter_schema": True,
         "work_pool": {"name": WORK_POOL},
     }
 
 
 def render(config: str | None = None) -> str:
     spec = {"name": "backupflow", "prefect-version": "3.9.1", "build": None, "push": None, "pull": [],
-            "deployments": [deployment(job) for job in scheduled_jobs(load_settings(config).backup)]}
+            "deployments": [deployment(job) for job in all_jobs(load_settings(config).backup)]}
     return HEADER + "\n" + yaml.safe_dump(spec, sort_keys=False, width=110)
 
 

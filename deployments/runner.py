@@ -276,6 +276,7 @@ def main(argv: list[str] | None = None) -> int:
         ui = state.server.ui_url if state.server else os.environ.get("PREFECT_UI_URL") or \
             os.environ["PREFECT_API_URL"].removesuffix("/").removesuffix("/api")
         jobs = ", ".join(f"{job.name} ({job.cron})" for job in scheduled_jobs(load_settings().backup))
+        jobs += " and the panel's actions"
         print(f"backupflow: serving the schedules {jobs} (UTC) "
               f"of {args.source or 'no source'} into {args.repo}; Prefect UI: {ui}. Ctrl-C or SIGTERM stops it.",
               flush=True)

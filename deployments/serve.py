@@ -27,7 +27,7 @@ import sys
 
 from prefect import serve
 
-from deployments.definition import Job, scheduled_jobs
+from deployments.definition import Job, all_jobs
 from storage.config import Settings, load_settings, refuse_when_disabled
 from storage.errors import BackupError, InvalidConfig
 
@@ -37,10 +37,11 @@ def build(jobs: list[Job], source: str | None, repo: str) -> list:
     deployments = []
     for job in jobs:
         flow = getattr(importlib.import_module(job.flow_module), job.flow_name)
-        place = {"source": os.path.abspath(source or "")} if job.needs_source else {}
+        given = job.needs_source or (job.takes_source and source)
+        place = {"source": os.path.abspath(source or "")} if given else {}
         deployments.append(flow.to_deployment(
             name=job.name, cron=job.cron, tags=["backupflow"], description=job.description,
-            parameters={**place, "repo": repo, **job.parameters}))
+            parameters={**place, "repo": repo, **job.parameters}, enforce_parameter_schema=True))
     return deployments
 
 
@@ -56,7 +57,7 @@ def plan(source: str | None, repo: str | None, config: str | None = None) -> tup
     source = source or b.source
     if not repo:
         raise InvalidConfig("No repository given; pass --repo URL, set BACKUPFLOW_REPO or backup_path in the config.")
-    jobs = scheduled_jobs(b)
+    jobs = all_jobs(b)
     if any(job.needs_source for job in jobs) and not source:
         raise InvalidConfig("No folder to back up; pass --source DIR or set source in the config's [backup] "
                           "(or auto_backup_enabled = false to serve no backup).")
@@ -66,7 +67,8 @@ def plan(source: str | None, repo: str | None, config: str | None = None) -> tup
 
 
 def describe(jobs: list[Job]) -> str:
-    return ", ".join(f"{job.name} ({job.cron})" for job in jobs)
+    return ", ".join(f"{job.name} ({job.cron})" for job in jobs if job.cron) + \
+        f" and the panel's {sum(1 for job in jobs if not job.cron)} actions"
 
 
 def main() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import uuid
 from contextlib import contextmanager
 from datetime import datetime
@@ -27,6 +28,7 @@ from storage.repository.query import RepositoryStats, SnapshotDiff, diff_snapsho
 from storage.repository.repair import (IndexRepair, SnapshotRepairPlan, plan_repair_snapshots, repair_index,
                                        repair_snapshots)
 from storage.repository.retention import RetentionPolicy
+from storage.repository.sized_diff import SizedDiff, diff_snapshots_sized, diff_with_folder
 from storage.repository.restore import (
     RestorePlan, RestoreResult, plan_restore, restore_snapshot,
 )
@@ -231,6 +233,17 @@ class Repository:
     def save_workflows(self, snapshot_id: str, export: dict[str, Any]) -> str:
         """Keep ``export`` (deployments, schedules, automations; no secrets) with the snapshot."""
         return workflows.save_workflows(self.backend, self.sealer, snapshot_id, export)
+
+    def preview_diff(self, ref: str, other: str | None = None) -> SizedDiff:
+        """What changed from snapshot ``ref`` to snapshot ``other``, or (None) to the live folder
+        ``ref`` was taken of, with sizes (storage/repository/sized_diff.py)."""
+        snap = self.snapshots.load(self.snapshot(ref).id)
+        if other:
+            return diff_snapshots_sized(snap, self.snapshots.load(self.snapshot(other).id))
+        if not os.path.isdir(snap.source):
+            raise InvalidInput(f"The folder {snap.source} that snapshot {snap.id[:8]} was taken of is not here; "
+                               "compare it with another snapshot instead.")
+        return diff_with_folder(snap, snap.source)
 
     def tags_with_versions(self, tags: list[str]) -> list[str]:
         """``tags`` and, when this repository keeps version history, the mark that says so."""

@@ -11,7 +11,7 @@ import pytest
 import yaml
 from prefect.utilities.importtools import import_object
 
-from deployments.definition import POOL_SUFFIX, minutes_of_week, scheduled_jobs
+from deployments.definition import POOL_SUFFIX, all_jobs, minutes_of_week, scheduled_jobs
 from deployments.prefect_yaml import render
 from deployments.serve import build
 from storage.config import BackupSettings
@@ -58,15 +58,18 @@ def test_prefect_yaml_is_what_the_definition_writes(tmp_path, monkeypatch):
 
 
 def test_serve_and_prefect_yaml_make_the_same_jobs_under_names_that_do_not_clash(tmp_path):
-    served = {d.name: d for d in build(scheduled_jobs(BackupSettings()), str(tmp_path), "/srv/repo")}
-    pooled = {d["name"]: d for d in yaml.safe_load((ROOT / "prefect.yaml").read_text())["deployments"]}
+    served = {(d.flow_name, d.name): d for d in build(all_jobs(BackupSettings()), str(tmp_path), "/srv/repo")}
+    pooled = {(import_object(d["entrypoint"]).name, d["name"]): d
+              for d in yaml.safe_load((ROOT / "prefect.yaml").read_text())["deployments"]}
+    assert len(served) == len(all_jobs(BackupSettings())), "two served deployments share a name"
     assert not set(served) & set(pooled), "a served deployment and a pool one would replace each other"
-    assert {name + POOL_SUFFIX for name in served} == set(pooled)
-    for name, dep in served.items():
-        pool = pooled[name + POOL_SUFFIX]
-        assert dep.schedules[0].schedule.cron == pool["schedules"][0]["cron"]
-        assert import_object(pool["entrypoint"]).name == dep.flow_name  # the same flow
+    assert {(flow, name + POOL_SUFFIX) for flow, name in served} == set(pooled)
+    for (flow, name), dep in served.items():
+        pool = pooled[(flow, name + POOL_SUFFIX)]
+        assert [s.schedule.cron for s in dep.schedules] == [s["cron"] for s in pool["schedules"]]
         fixed = {k: v for k, v in pool["parameters"].items() if k not in ("source", "repo")}
         assert {k: v for k, v in dep.parameters.items() if k not in ("source", "repo")} == fixed
         assert set(dep.parameters) == set(pool["parameters"])
-    assert served["scheduled-backup"].parameters == {"source": str(tmp_path), "repo": "/srv/repo"}
+        assert dep.enforce_parameter_schema and pool["enforce_parameter_schema"]
+    assert served[("backup", "scheduled-backup")].parameters == {"source": str(tmp_path), "repo": "/srv/repo"}
+    assert served[("create-backup", "panel")].parameters == {"source": str(tmp_path), "repo": "/srv/repo"}

@@ -50,4 +50,4 @@ def test_prefect_yaml_entrypoints_are_flows_that_take_their_parameters():
         flow = import_object(dep["entrypoint"])
         accepted = set(inspect.signature(flow.fn).parameters)
         assert set(dep.get("parameters", {})) <= accepted, (dep["name"], accepted)
-        assert dep["schedules"][0]["cron"].count(" ") == 4
+        assert all(s["cron"].count(" ") == 4 for s in dep["schedules"])
