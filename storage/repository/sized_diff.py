@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from storage.snapshots import Snapshot, TreeEntry
+from storage.snapshots.manifest import EntryType
 
 
 @dataclass
@@ -53,7 +54,7 @@ def diff_snapshots_sized(a: Snapshot, b: Snapshot) -> SizedDiff:
 
 
 def _live_entry(path: str, st: os.stat_result) -> TreeEntry:
-    kind = "dir" if stat.S_ISDIR(st.st_mode) else "symlink" if stat.S_ISLNK(st.st_mode) else "file"
+    kind: EntryType = "dir" if stat.S_ISDIR(st.st_mode) else "symlink" if stat.S_ISLNK(st.st_mode) else "file"
     entry: TreeEntry = {"path": path, "type": kind, "mode": stat.S_IMODE(st.st_mode), "mtime_ns": st.st_mtime_ns}
     if kind == "file":
         entry["size"] = st.st_size
