@@ -32,7 +32,7 @@ def setup(prefect_server, tmp_path):
     ids, copies = [], {}
     for i in range(4):
         # incompressible, so the archives take a moment to write and read back
-        (src / f"part{i}.bin").write_bytes(os.urandom(6_000_000))
+        (src / f"part{i}.bin").write_bytes(os.urandom(2_000_000))
         sid = repo.backup(str(src), type="full" if i in (0, 3) else "incremental").snapshot_id
         ids.append(sid)
         copies[sid] = tmp_path / f"copy{i}"
