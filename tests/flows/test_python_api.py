@@ -119,6 +119,9 @@ def test_the_issues_snippets_run_against_the_real_engine_and_server(workspace, c
     assert "-x = 1\n+x = 2\n" in scope["diff"]
     assert scope["latest"].message == "two" and [v.number for v in scope["versions"]] == [1, 2]
     assert scope["versioning"].get_version(f"{ws}/main.py", "v1.0").author == "developer"
+    (ws / "app.py").write_text("x = 3\n")  # restoring version 1 over it asks Guardian (the callback approves)
+    assert scope["versioning"].restore_version(f"{ws}/app.py", "1") is True
+    assert (ws / "app.py").read_text() == "x = 1\n" and asked[-1]["operation"]["target"] == f"{ws}/app.py"
     stats = scope["version_stats"]
     assert (stats["total_files"], stats["total_versions"], stats["total_objects"]) == (4, 5, 4)
 
