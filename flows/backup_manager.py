@@ -23,12 +23,9 @@ from flows.configured import Target, configured_target
 from flows.restore import restore_flow
 from storage.config import zstd_level
 from storage.errors import ApprovalRejected, ApprovalTimeout, InvalidInput, NotFound
+from storage.repository.workflows import CARRIES_VERSIONS, CARRIES_WORKFLOWS
 from storage.snapshots import Snapshot, SnapshotType
 
-# Tags a snapshot carries to say what the backup included besides the workspace; they are
-# kept out of ``BackupMetadata.tags`` (the user's own tags).
-WITH_VERSIONS = "bf:versions"
-WITH_WORKFLOWS = "bf:workflows"
 SCHEDULE_TAG = "python-api"   # the tag of deployments made by schedule_backup
 CRON_KEYS = {"minute", "hour", "day", "month", "day_of_week"}
 INTERVAL_KEYS = {"days", "hours", "minutes", "seconds"}
@@ -54,17 +51,13 @@ class BackupMetadata:
     def of(cls, snap: Snapshot, flow_run_id: str | None = None) -> "BackupMetadata":
         return cls(snap.id, snap.type, datetime.fromisoformat(snap.time), int(snap.stats.get("bytes_total", 0)),
                    int(snap.stats.get("files", 0)), snap.parent, [t for t in snap.tags if not t.startswith("bf:")],
-                   snap.description, WITH_VERSIONS in snap.tags, WITH_WORKFLOWS in snap.tags, snap.source,
+                   snap.description, CARRIES_VERSIONS in snap.tags, CARRIES_WORKFLOWS in snap.tags, snap.source,
                    flow_run_id, dict(snap.stats))
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
         out["timestamp"] = self.timestamp.isoformat()
         return out
-
-
-def _marks(versions: bool, workflows: bool) -> list[str]:
-    return [WITH_VERSIONS] * bool(versions) + [WITH_WORKFLOWS] * bool(workflows)
 
 
 def _result(value: Any) -> Any:
@@ -83,13 +76,11 @@ class BackupManager:
                       include_versions: bool | None = None, include_workflows: bool | None = None) -> BackupMetadata:
         """Run the backup flow once; the new snapshot's metadata."""
         b = self.target.settings.backup
-        versions = b.include_versions if include_versions is None else include_versions
-        workflows = b.include_workflows if include_workflows is None else include_workflows
         summary = _result(backup_flow(source=self.target.source(), repo=self.target.url, type=backup_type,
-                                      excludes=list(b.exclude), tags=list(tags or []) + _marks(versions, workflows),
-                                      description=description, options=self.target.options,
-                                      compression_level=zstd_level(b.compression_level),
-                                      connections=b.connections, pack_size_mib=b.pack_size_mib))
+                                      excludes=list(b.exclude), tags=list(tags or []), description=description,
+                                      options=self.target.options, compression_level=zstd_level(b.compression_level),
+                                      connections=b.connections, pack_size_mib=b.pack_size_mib,
+                                      include_versions=include_versions, include_workflows=include_workflows))
         with self.target.open() as repo:
             return BackupMetadata.of(repo.snapshots.header(summary["snapshot_id"]), summary.get("flow_run_id"))
 
@@ -129,10 +120,9 @@ class BackupManager:
         server; its name. ``name`` defaults to ``python-<backup_type>`` (one per type)."""
         backup_config = dict(backup_config or {})
         backup_type = backup_config.pop("backup_type", "incremental")
-        b = self.target.settings.backup
-        versions = backup_config.pop("include_versions", b.include_versions)
-        workflows = backup_config.pop("include_workflows", b.include_workflows)
-        tags = list(backup_config.pop("tags", [])) + _marks(versions, workflows)
+        versions = backup_config.pop("include_versions", None)
+        workflows = backup_config.pop("include_workflows", None)
+        tags = list(backup_config.pop("tags", []))
         description = backup_config.pop("description", "")
         if backup_config:
             raise InvalidInput(f"backup_config has unknown keys {sorted(backup_config)}; use backup_type, "
@@ -141,7 +131,8 @@ class BackupManager:
         deployment = backup_flow.to_deployment(
             name=name, tags=["backupflow", SCHEDULE_TAG], **_schedule(schedule_type, schedule_config),
             parameters={"source": self.target.source(), "repo": self.target.url, "type": backup_type, "tags": tags,
-                        "description": description, "options": self.target.options},
+                        "description": description, "options": self.target.options,
+                        "include_versions": versions, "include_workflows": workflows},
             description=f"{backup_type} backup of {self.target.source()} into {self.target.where}, "
                         "scheduled from Python (BackupManager.schedule_backup).")
         deployment.apply(work_pool_name=work_pool)

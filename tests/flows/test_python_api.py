@@ -92,6 +92,9 @@ def test_the_issues_snippets_run_against_the_real_engine_and_server(workspace, c
 
     # The backup part: three real flow runs, a restore through Guardian, a schedule on the server.
     scope["backup_id"] = "latest"
+    # app.py has two versions already: the snippet lists and diffs them, and the backups carry them
+    scope["versioning"].create_version(f"{ws}/app.py", b"x = 1\n", author="developer", message="one")
+    scope["versioning"].create_version(f"{ws}/app.py", b"x = 2\n", author="developer", message="two")
     _run(BACKUPS, scope, ws)
     manager = scope["backup_manager"]
     full = manager.list_backups()[0]
@@ -112,9 +115,7 @@ def test_the_issues_snippets_run_against_the_real_engine_and_server(workspace, c
     manager.remove_schedule("python-full")
     assert "python-full" not in {s["name"] for s in manager.list_schedules()}
 
-    # The versioning part: app.py has two versions already (the snippet lists and diffs them).
-    scope["versioning"].create_version(f"{ws}/app.py", b"x = 1\n", author="developer", message="one")
-    scope["versioning"].create_version(f"{ws}/app.py", b"x = 2\n", author="developer", message="two")
+    # The versioning part (app.py's two versions were made before the backups).
     _run(VERSIONS, scope, ws)
     assert "-x = 1\n+x = 2\n" in scope["diff"]
     assert scope["latest"].message == "two" and [v.number for v in scope["versions"]] == [1, 2]
