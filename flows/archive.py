@@ -15,6 +15,7 @@ from __future__ import annotations
 import getpass
 from typing import Any
 
+from flows.run_names import home_short, rename_run
 from flows.runtime import current_flow_run_id, plain_flow
 from storage.archive import parse_age
 from storage.backend import display_url, refuse_option_credentials
@@ -67,6 +68,9 @@ def archive_flow(repo: str, to: str | None = None, older_than: str | None = None
         trail.details.update(published=[m["id"] for m in result["published"]], forgotten=result["forgotten"],
                              pruned=result.get("prune"), prune_skipped=result.get("prune_skipped"))
         publish_archive_report(result, display_url(dest))
+    moved = result["snapshots"]
+    rename_run(f"archive {len(moved)} snapshot(s) " + (f"({', '.join(s[:8] for s in moved[:5])}) " if moved else "")
+               + f"to {display_url(dest)}")
     result["flow_run_id"] = current_flow_run_id()
     return result
 
@@ -115,6 +119,7 @@ def restore_archive_flow(archive: str, target: str, to: str | None = None, to_op
     with audited("restore", "requested", target=target, repo="", user=requester,
                  details={"archive": archive, "destination": display_url(dest)}) as trail:
         plan = plan_archive_restore(dest, to_options, archive, target)
+        rename_run(f"restore archive:{plan['archive'][:8]} -> {home_short(plan['target'])}", now=True)
         request_approval({
             "kind": "restore", "repo": display_url(dest), "snapshot": f"archive:{plan['archive'][:8]}",
             "target": plan["target"], "requester": requester, "target_exists": plan["target_exists"],

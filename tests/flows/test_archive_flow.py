@@ -14,6 +14,7 @@ import tarfile
 from pathlib import Path
 
 import pytest
+from prefect import get_client
 
 from storage import Repository
 from storage.audit import AuditLog
@@ -163,4 +164,7 @@ def test_archive_flow_from_python(chains):
 
     result = archive_flow(repo=str(repo_dir), to=str(dest), older_than="0d", keep=1)
     assert [m["id"] for m in result["published"]] == ids[:3] and result["flow_run_id"]
+    with get_client(sync_client=True) as client:  # the run's name in the UI says what it did
+        name = client.read_flow_run(result["flow_run_id"]).name
+    assert name == f"archive 3 snapshot(s) ({ids[0][:8]}, {ids[1][:8]}, {ids[2][:8]}) to {dest}"
     assert [s.id for s in Repository.open(str(repo_dir)).snapshots.all()] == [ids[3]]
