@@ -30,6 +30,11 @@ ENV_OVERRIDES = {
 }
 
 
+# Local paths a command takes from its working folder when relative: workers should give them
+# absolute (README: Work pools).
+RELATIVE_TO_CWD = {"backup.repository", "backup.backup_path", "backup.archive_path", "audit.audit_path"}
+
+
 def masked(key: str, value: Any) -> Any:
     if isinstance(value, dict):
         return {k: masked(k, v) for k, v in value.items()}
@@ -52,6 +57,8 @@ def effective(settings: Settings, file_data: dict[str, Any], file_name: str | No
             entry: dict[str, Any] = {"value": masked(key, value), "source": source}
             if name in ALLOWED:
                 entry["allowed"] = ALLOWED[name]
+            if name in RELATIVE_TO_CWD and isinstance(value, str) and "://" not in value and not os.path.isabs(value):
+                entry["resolved"] = os.path.abspath(os.path.expanduser(value))  # differs per working folder
             out[name] = entry
     return out
 
@@ -72,5 +79,6 @@ def check(json_out: bool = JSON_OPTION, config: Optional[str] = CONFIG_OPTION) -
     typer.echo(f"configuration: {path or 'none found (defaults apply)'}: valid")
     table = Table("setting", "value", "from")
     for name, entry in values.items():
-        table.add_row(name, repr(entry["value"]), entry["source"])
+        shown = repr(entry["value"]) + (f" (here: {entry['resolved']})" if "resolved" in entry else "")
+        table.add_row(name, shown, entry["source"])
     Console(width=160).print(table)

@@ -49,6 +49,9 @@ def test_config_check_prints_each_value_and_where_it_came_from_with_secrets_mask
     assert values["backup.pack_size_mib"] == {"value": 16, "source": "default"}
     assert values["audit.audit_path"] == {"value": "/srv/audit", "source": "environment variable BACKUPFLOW_AUDIT_PATH"}
     assert values["backup.cloud_secret_key"]["value"] == "***"
+    # a relative path depends on the folder a command (or a worker) runs in: shown resolved
+    assert values["backup.archive_path"]["resolved"] == str(tmp_path / "data" / "archives")
+    assert "resolved" not in values["audit.audit_path"]
     text = run(["config", "check"], env, tmp_path).ok().stdout
     assert "wJalrXUtnFEMI" not in text and "wJalrXUtnFEMI" not in json.dumps(out)
     assert "backup.backup_time" in text and "'02:00'" in text
