@@ -31,6 +31,7 @@ from storage.repository import chains, leftovers, locks
 from storage.repository.backup_report import BackupStats, Missing, ratio
 from storage.repository.file_saver import FileSaver, Progress
 from storage.repository.pack_saver import PackSaver
+from storage.versions import is_version_run
 from storage.snapshots import ScanResult, Snapshot, SnapshotType, TreeEntry, scan_workspace
 from storage.snapshots.manifest import SNAPSHOT_TYPES
 from storage.snapshots.names import shown
@@ -148,7 +149,9 @@ def _allowed_packs(repo: Repository, plan: BackupPlan) -> tuple[set[str], set[st
     claimed = {p for s in snaps for p in s.packs}
     live = locks.live_runs(repo.backend) - {plan.run}
     index = repo.index
-    orphans = {p for p, run in index.pack_run.items() if p not in claimed and run not in live}
+    # Packs of the version history are nobody's orphans: adopting one would tie chains together.
+    orphans = {p for p, run in index.pack_run.items()
+               if p not in claimed and run not in live and not is_version_run(run)}
     if plan.type == "incremental":
         base = {p for s in snaps if s.chain == plan.chain for p in s.packs}
     elif plan.type == "differential" and plan.base_full:

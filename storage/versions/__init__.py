@@ -15,9 +15,10 @@ Invariants (docs/FORMAT.md, "versions"):
 - Prune keeps every pack written for versions and every pinned pack (``version_packs``).
 """
 
-from storage.versions.content import StoredContent, version_packs
+from storage.versions.content import StoredContent, is_version_run, version_packs
 from storage.versions.diff import diff_contents
 from storage.versions.records import Version, file_key
 from storage.versions.store import VersionStats, VersionStore
 
-__all__ = ["StoredContent", "Version", "VersionStats", "VersionStore", "diff_contents", "file_key", "version_packs"]
+__all__ = ["StoredContent", "Version", "VersionStats", "VersionStore", "diff_contents", "file_key", "is_version_run",
+           "version_packs"]

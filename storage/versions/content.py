@@ -136,7 +136,12 @@ class ContentWriter:
         return data
 
 
+def is_version_run(run: str) -> bool:
+    """Whether ``run`` (a pack's run id) wrote version content."""
+    return run.startswith(RUN_PREFIX)
+
+
 def version_packs(backend: Backend, index: Index) -> set[str]:
     """The packs version history needs: every pack written for versions, and every pinned pack."""
-    own = {p for p, run in index.pack_run.items() if run.startswith(RUN_PREFIX)}
+    own = {p for p, run in index.pack_run.items() if is_version_run(run)}
     return own | {object_id(o.name) for o in backend.list(PINS)}

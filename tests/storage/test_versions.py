@@ -170,3 +170,19 @@ def test_versions_in_an_encrypted_repository_reveal_no_path_author_or_content(tm
         assert (again.author, again.message) == ("mallory-watcher", "the plan")
         assert store.get_content(again) == b"launch at dawn\n" * 50
         assert repo.verify(read_data=True).ok
+
+
+def test_a_backup_never_adopts_version_packs_so_chains_stay_apart(repo, tmp_path):
+    data = os.urandom(300_000)
+    v = repo.versions().create_version("/f.bin", data)
+    version_pack_names = {o.name.rsplit("/", 1)[-1] for o in repo.backend.list(DATA)}
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "f.bin").write_bytes(data)
+    repo.refresh()
+    snap = repo.backup(str(src)).snapshot_id
+    assert not version_pack_names & set(repo.snapshot(snap).packs)  # its chain holds its own copy
+    repo.forget(repo.plan_forget([snap]))
+    assert repo.prune().packs_deleted == 1  # the backup's pack goes, the version's stays
+    repo.refresh()
+    assert repo.versions().get_content(v) == data
