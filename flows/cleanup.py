@@ -75,10 +75,10 @@ def cleanup_flow(repo: str, keep_last: Count = 0, keep_hourly: Count = 0, keep_d
                              archives_planned=(result["archives"] or {}).get("remove", []))
         if result["forget"] or (result["archives"] or {}).get("remove"):
             _approve(repo, options, result, requester)
-            _delete(repo, options, result, prune)
-            if result["archives"] and result["archives"]["remove"]:
-                arch = result["archives"]
-                arch["removed"] = remove_archives(dest, archive_options, arch["remove"])
+        _delete(repo, options, result, prune)
+        if result["archives"] and result["archives"]["remove"]:
+            arch = result["archives"]
+            arch["removed"] = remove_archives(dest, archive_options, arch["remove"])
         trail.details.update(forgotten=result["forgotten"], pruned=result["prune"],
                              prune_skipped=result.get("prune_skipped"),
                              archives_removed=(result["archives"] or {}).get("removed", []))
@@ -114,11 +114,11 @@ def _approve(repo: str, options: dict[str, Any], result: dict[str, Any], request
 
 
 def _delete(repo: str, options: dict[str, Any], result: dict[str, Any], prune: bool) -> None:
-    if not result["forget"]:
-        return
-    result["forgotten"] = forget_snapshots(repo, options, result["forget"])["forgotten"]
+    if result["forget"]:
+        result["forgotten"] = forget_snapshots(repo, options, result["forget"])["forgotten"]
     if not prune:
         return
+    # Also when nothing was due: a run killed after its forget left the data for this prune.
     try:
         result["prune"] = prune_packs(repo, options)
     except (Locked, IntegrityError) as exc:

@@ -1,9 +1,9 @@
 """Cleanup commands: forget snapshots (with Guardian approval), prune unneeded data, and apply
 the retention policy (`cleanup`).
 
-Both run as Prefect flows (flows/forget.py); each prints one sentence, or one JSON object with
-``--json``; a refusal (dependants not named, a backup running) is one sentence and a non-zero
-exit code.
+Each runs as a Prefect flow (flows/forget.py, flows/cleanup.py) and prints one sentence (cleanup:
+its table first), or one JSON object with ``--json``; a refusal (dependants not named, a backup
+running, a policy to fix) is one sentence and a non-zero exit code.
 """
 
 from __future__ import annotations
@@ -100,7 +100,9 @@ def _cleanup_summary(result: dict) -> str:
                 f"{sum(d['keep'] for d in result['decisions'])}, freeing {freed} once pruned; nothing was changed")
     gone = result["forgotten"]
     if not gone:
-        return "removed nothing: the policy keeps every snapshot"
+        pruned = result.get("prune")
+        return "removed nothing: the policy keeps every snapshot" + (
+            f"; pruned {_pruned(pruned)} that an interrupted run left" if pruned and pruned["packs_deleted"] else "")
     if result.get("prune"):
         return f"removed {len(gone)} snapshot(s) ({_ids(gone)}); pruned {_pruned(result['prune'])}"
     if result.get("prune_skipped"):

@@ -8,11 +8,12 @@ from __future__ import annotations
 import os
 import queue
 import re
+import signal
 import threading
 
 import pytest
 
-from storage import Repository
+from storage import Repository, RetentionPolicy
 from storage.archive import list_archives, publish_archive, write_archive
 from storage.backend import open_backend
 from storage.audit import AuditLog
@@ -154,6 +155,31 @@ def test_the_policy_applies_to_archives_too(calendar, tmp_path):
     assert {p.name for p in (tmp_path / "archives").iterdir()} == {f"{ids['old-inc']}.json",
                                                                    f"{ids['old-inc']}.tar.gz"}
     assert audit.get_events(flow_run_id=run_id)[-1]["details"]["archives_removed"] == [ids["old-full"]]
+
+
+def test_a_cleanup_killed_after_approval_loses_nothing_it_keeps_and_a_rerun_completes_it(calendar, tmp_path):
+    env, work, repo_dir, ids, one, _ = calendar
+    kept = {ids[n] for n in ("full", "diff-50", "diff-0", "two")}
+    # --no-runner: the process killed is the one doing the work
+    proc = start(["cleanup", "--no-runner"], env, work)
+    run_id, _ = wait_for_approval(proc, "cleanup")
+    run(["approve", run_id, "--as", "bob"], env, work).ok()
+    proc.send_signal(signal.SIGKILL)  # before, during or after the forget and the prune: all must be safe
+    proc.communicate(timeout=60)
+    repo = Repository.open(str(repo_dir))
+    assert kept <= set(repo.snapshots.ids()) and repo.verify(read_data=True).ok
+    repo.restore(ids["diff-0"], str(tmp_path / "back"))
+    assert_same_tree(one, tmp_path / "back")
+
+    left = repo.plan_cleanup(RetentionPolicy(retention_days=60, minimum=1)).remove
+    proc = start(["cleanup"], env, work)
+    if left:  # the kill came before the forget: the rerun asks again
+        run(["approve", wait_for_approval(proc, "cleanup")[0], "--as", "bob"], env, work).ok()
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err
+    repo = Repository.open(str(repo_dir))
+    assert set(repo.snapshots.ids()) == kept and repo.verify(read_data=True).ok
+    assert repo.prune(dry_run=True).packs_deleted == 0  # the rerun pruned what the killed run left
 
 
 def test_bad_policies_are_one_sentence_and_change_nothing(calendar):
