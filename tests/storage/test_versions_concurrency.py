@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -51,6 +52,20 @@ def test_processes_adding_versions_of_one_file_at_once_lose_nothing(tmp_path):
         assert repo.verify(read_data=True).ok
 
 
+def _race_threads(url: str, options: dict, writers: int, each: int) -> None:
+    """Writers in threads of this process, each with its own repository handle: on a cloud store
+    the conditional write decides as it does between processes (the local test covers those)."""
+    def write(w: int) -> None:
+        with Repository.open(url, options) as repo:
+            store = repo.versions()
+            for i in range(each):
+                store.create_version("/shared/notes.txt", f"writer{w} {i}\n".encode(), author=f"writer{w}",
+                                     message=f"edit {i}")
+
+    with ThreadPoolExecutor(writers) as pool:
+        list(pool.map(write, range(writers)))
+
+
 @pytest.mark.cloud
 def test_version_history_on_cloud_stores(cloud_destination):
     dest = cloud_destination
@@ -60,10 +75,10 @@ def test_version_history_on_cloud_stores(cloud_destination):
         b = store.create_version("/cloud/b.txt", b"alpha\n")
         assert a.content_hash == b.content_hash
         store.tag_version("/cloud/a.txt", a.version_id, "v1")
-    _race(dest.url, dict(dest.options), writers=2, each=2)
+    _race_threads(dest.url, dict(dest.options), writers=3, each=2)
     with Repository.open(dest.url, dict(dest.options)) as repo:
         store = repo.versions()
         assert store.get_version("/cloud/a.txt", "v1").message == "first"
         assert store.get_content(store.get_version("/cloud/b.txt", "latest")) == b"alpha\n"
-        _assert_linear_and_whole(repo, 2, 2)
+        _assert_linear_and_whole(repo, 3, 2)
         assert store.stats()["total_files"] == 3
