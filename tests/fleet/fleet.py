@@ -2,9 +2,10 @@
 `prefect worker start` processes, and flow runs started from the deployments, as the README's
 "Many machines" section sets it up on many hosts.
 
-The deployments point at this checkout (``set_working_directory``, as prefect.yaml's pull step
-does), so the workers run the code under test. Each worker is a process group of its own; a
-"host dying" kills the worker and every process under it with SIGKILL.
+The deployments name module entrypoints, as prefect.yaml does: the workers import the
+installed backupflow (this checkout, installed editable by scripts/setup_venv.sh). Each worker
+is a process group of its own; a "host dying" kills the worker and every process under it with
+SIGKILL.
 """
 
 from __future__ import annotations
@@ -27,11 +28,9 @@ from prefect.client.schemas.actions import WorkPoolCreate
 from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 from prefect.client.schemas.objects import FlowRun, StateType
 
-ROOT = Path(__file__).resolve().parents[2]
 PREFECT = str(Path(sys.executable).with_name("prefect"))
 FINAL = {StateType.COMPLETED, StateType.FAILED, StateType.CRASHED, StateType.CANCELLED}
-FLOWS = {"backup": "flows/backup.py:backup_flow", "prune": "flows/forget.py:prune_flow",
-         "verify": "flows/verify.py:verify_flow"}
+FLOWS = {"backup": "flows.backup:backup_flow", "prune": "flows.forget:prune_flow", "verify": "flows.verify:verify_flow"}
 
 
 @dataclass
@@ -60,7 +59,6 @@ class Fleet:
             flow_id = client.create_flow_from_name(name)
             self.deployments[name] = client.create_deployment(
                 flow_id, f"{self.pool}-{name}", work_pool_name=self.pool, entrypoint=entrypoint,
-                pull_steps=[{"prefect.deployments.steps.set_working_directory": {"directory": str(ROOT)}}],
                 enforce_parameter_schema=False)
         return self
 

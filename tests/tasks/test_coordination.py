@@ -57,7 +57,7 @@ def test_a_prune_told_to_wait_waits_for_the_running_backup_then_prunes(repo_with
 
     url, _ = repo_with_garbage
     backend = Repository.open(url).backend
-    locks.acquire(backend, "running-backup", "backup", what="a backup elsewhere")  # a worker's backup, running
+    locks.acquire(backend, "running-backup", "backup", what="backup")  # a worker's backup, running
     with pytest.raises(Locked, match="Cannot prune"):
         prune_flow(repo=url)  # without waiting it refuses at once, as the CLI does
     timer = threading.Timer(3.0, locks.release, args=(backend, "running-backup"))
