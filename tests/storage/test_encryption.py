@@ -14,6 +14,7 @@ import pytest
 
 from storage import Repository
 from storage.audit import AuditLog, RepositoryMirror, read_mirror
+from storage.backend.memory import MemoryBackend
 from storage.errors import IntegrityError, InvalidInput, PasswordRequired, WrongPassword
 from storage.layout import KEYS
 from storage.objects import pack_name
@@ -295,3 +296,26 @@ def test_verify_names_a_tampered_key_file_that_is_not_the_one_in_use(encrypted, 
     TAMPER[how](spare, in_use)
     report = Repository.open(str(root), password=PASSWORD).verify()
     assert not report.ok and report.damaged_objects == [spare.relative_to(root).as_posix()]
+
+
+class _RacingBackend(MemoryBackend):
+    """Another first backup creates the repository while this one writes its key file: the
+    interleaving a race produces only sometimes, every time."""
+
+    def __init__(self):
+        super().__init__()
+        self.raced = False
+
+    def save(self, name, data, exclusive=True):
+        if name.startswith(KEYS) and not self.raced:
+            self.raced = True
+            Repository.init("memory://race", backend=self, password=PASSWORD)
+        return super().save(name, data, exclusive)
+
+
+def test_the_loser_of_a_race_to_create_a_repository_opens_the_winners(tmp_path):
+    backend = _RacingBackend()
+    repo = Repository.open("memory://race", create=True, backend=backend, password=PASSWORD)
+    assert backend.raced and len(list(backend.list(KEYS))) == 1  # the loser's key file is gone
+    sid = repo.backup(str(_tree(tmp_path))).snapshot_id
+    assert Repository.open("memory://race", backend=backend, password=PASSWORD).snapshot(sid).entries
