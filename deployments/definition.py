@@ -91,8 +91,10 @@ OTHER_JOBS: list[tuple[str, str, int, bool, str, dict[str, Any]]] = [
      "approval, then prune.", {}),
     ("weekly-verify", "flows.verify:verify_flow", 3 * 60 + 30, True,
      "Read back every pack and check every chunk hash (verify --read-data).", {"read_data": True}),
+    # On a fleet other hosts' backups may be running at prune time: wait for them, not refuse.
     ("weekly-prune", "flows.forget:prune_flow", 4 * 60 + 50, True,
-     "Delete data no snapshot needs any more (refused, changing nothing, while a backup or verify runs).", {}),
+     "Delete data no snapshot needs any more (waits up to an hour for running backups and verifies, then "
+     "refuses, changing nothing).", {"wait_minutes": 60}),
 ]
 
 
