@@ -137,22 +137,7 @@ def test_the_issues_snippets_run_against_the_real_engine_and_server(workspace, c
             assert client.read_flow_run(uuid.UUID(event["flow_run_id"])).state.is_completed()
 
 
-def test_a_rejected_restore_returns_false_and_changes_nothing_an_approved_one_restores(workspace):
-    ws, _ = workspace
-    from backupflow import get_backup_manager, get_guardian
-
-    manager = get_backup_manager()
-    first = manager.create_backup(backup_type="full")
-    (ws / "main.py").write_text("keep me\n")
-    get_guardian().set_approval_callback(lambda request: False)
-    assert manager.restore_backup(backup_id=first.backup_id, require_approval=True) is False
-    assert (ws / "main.py").read_text() == "keep me\n"
-    get_guardian().set_approval_callback(lambda request: True)
-    assert manager.restore_backup(backup_id=first.backup_id[:12], require_approval=True) is True
-    assert (ws / "main.py").read_text() == "print('hi')\n"
-
-
-def test_old_backups_are_archived_and_cleaned_up_with_counts(workspace, tmp_path):
+def test_restores_are_true_or_false_and_old_backups_are_archived_and_cleaned_up_with_counts(workspace, tmp_path):
     from backupflow import get_backup_manager, get_guardian
 
     manager = get_backup_manager()
@@ -161,6 +146,13 @@ def test_old_backups_are_archived_and_cleaned_up_with_counts(workspace, tmp_path
     for n in range(3):  # three chains of one full each
         (ws / "main.py").write_text(f"print({n})\n")
         chains.append(manager.create_backup(backup_type="full").backup_id)
+    # A rejected restore returns False and writes nothing; an approved one restores.
+    get_guardian().set_approval_callback(lambda request: False)
+    assert manager.restore_backup(backup_id=chains[0], require_approval=True) is False
+    assert (ws / "main.py").read_text() == "print(2)\n"
+    get_guardian().set_approval_callback(lambda request: True)
+    assert manager.restore_backup(backup_id=chains[0][:12], require_approval=True) is True
+    assert (ws / "main.py").read_text() == "print(0)\n"
     assert manager.archive_old_backups(days_threshold=0, keep_count=2) == 1  # the oldest goes to the archive
     assert manager.get_backup(chains[0]) is None and len(list((tmp_path / "archive").rglob("*.tar.gz"))) == 1
     get_guardian().set_approval_callback(lambda request: request["operation"]["kind"] == "cleanup")
