@@ -18,6 +18,7 @@ from storage.archive import list_archives, publish_archive, write_archive
 from storage.backend import open_backend
 from storage.audit import AuditLog
 from tests.flows.cli_process import cli_env, run, start, wait_for_approval
+from tests.seed_config import seed_config
 from tests.snapshot_clock import backdate
 from tests.treegen import assert_same_tree
 
@@ -180,6 +181,20 @@ def test_a_cleanup_killed_after_approval_loses_nothing_it_keeps_and_a_rerun_comp
     repo = Repository.open(str(repo_dir))
     assert set(repo.snapshots.ids()) == kept and repo.verify(read_data=True).ok
     assert repo.prune(dry_run=True).packs_deleted == 0  # the rerun pruned what the killed run left
+
+
+def test_the_seed_block_gives_cleanup_its_policy_and_its_archive_path(calendar):
+    env, work, repo_dir, ids, _, _ = calendar
+    env = {**env, "BACKUPFLOW_CONFIG": seed_config(work, keep_minimum_count="1")}
+    lines = run(["cleanup", "--dry-run"], env, work).ok().stdout.splitlines()
+    assert lines[0] == "policy: retention_days 90, keep_minimum_count 1"
+    rows = {line.split()[0]: line for line in lines[2:8]}
+    assert re.search(r"keep\s+retention_days 90$", rows[ids["diff-50"][:8]])
+    assert re.search(r"remove\s+older than retention_days 90$", rows[ids["old-inc"][:8]])
+    # archive_path = "data/archives": relative to the command's folder; nothing archived there yet
+    assert lines[8:10] == [f"archives at {work / 'data' / 'archives'}:", "no archives"]
+    assert lines[-2].startswith("would remove 2 snapshot(s) and keep 4, freeing ")
+    assert lines[-1] == "would remove 0 archive(s), 0 B; nothing was changed"
 
 
 def test_bad_policies_are_one_sentence_and_change_nothing(calendar):
