@@ -160,11 +160,20 @@ def test_restores_are_true_or_false_and_old_backups_are_archived_and_cleaned_up_
     assert [m.backup_id for m in manager.list_backups()] == [chains[2]]
 
 
-def test_bad_schedules_name_what_to_fix(workspace):
+def test_interval_schedules_and_bad_schedules(workspace):
     from backupflow import get_backup_manager
-    from storage.errors import InvalidInput
+    from storage.errors import InvalidInput, NotFound
 
     manager = get_backup_manager()
+    name = manager.schedule_backup("interval", {"hours": 6}, {"backup_type": "incremental"}, name="every-6h")
+    found = {s["name"]: s for s in manager.list_schedules()}[name]
+    assert found["schedules"] == [{"interval_seconds": 6 * 3600}] and found["parameters"]["type"] == "incremental"
+    manager.schedule_backup("interval", {"minutes": 30}, {"backup_type": "incremental"}, name="every-6h")  # updates
+    found = {s["name"]: s for s in manager.list_schedules()}[name]
+    assert found["schedules"] == [{"interval_seconds": 1800}]
+    manager.remove_schedule(name)
+    with pytest.raises(NotFound, match="no backup schedule named 'every-6h'"):
+        manager.remove_schedule(name)
     with pytest.raises(InvalidInput, match="cron schedule takes"):
         manager.schedule_backup("cron", {"hours": 2})
     with pytest.raises(InvalidInput, match="interval schedule takes"):
