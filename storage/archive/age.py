@@ -47,6 +47,14 @@ def _hkdf(key: bytes, salt: bytes, info: bytes) -> bytes:
     return HKDF(hashes.SHA256(), 32, salt, info).derive(key)
 
 
+def work_factor() -> int:
+    """log2 of scrypt's N for new archives: age's 18, or lower where ``BACKUPFLOW_SCRYPT_N``
+    (the key files' test-only setting, storage/crypto/keys.py) says so; never higher."""
+    given = os.environ.get("BACKUPFLOW_SCRYPT_N", "")
+    n = int(given) if given.isdigit() else 0
+    return min(LOG_N, n.bit_length() - 1) if n >= 2 and not n & (n - 1) else LOG_N
+
+
 def _scrypt(passphrase: str, salt: bytes, log_n: int) -> bytes:
     n = 1 << log_n
     return hashlib.scrypt(passphrase.encode(), salt=SCRYPT_LABEL + salt, n=n, r=8, p=1, maxmem=130 * n * 8 + (1 << 20),
@@ -60,8 +68,9 @@ def _nonce(counter: int, last: bool) -> bytes:
 class Encryptor:
     """A write-only stream: what is written to it goes, age-encrypted, into ``sink``."""
 
-    def __init__(self, sink: Any, passphrase: str, log_n: int = LOG_N):
+    def __init__(self, sink: Any, passphrase: str, log_n: int | None = None):
         self.sink, self.buf, self.counter, self.closed = sink, bytearray(), 0, False
+        log_n = work_factor() if log_n is None else log_n
         file_key, salt = os.urandom(16), os.urandom(16)
         wrapped = ChaCha20Poly1305(_scrypt(passphrase, salt, log_n)).encrypt(b"\x00" * 12, file_key, None)
         header = INTRO + b"-> scrypt " + _b64(salt) + b" " + str(log_n).encode() + b"\n" + _b64(wrapped) + b"\n---"

@@ -52,7 +52,8 @@ def test_a_wrong_password_or_a_changed_byte_is_refused():
         Decryptor(io.BytesIO(out.getvalue()[:-20]), PASSWORD).read()
 
 
-def test_an_encrypted_repository_gives_an_age_archive_that_age_and_tar_restore(tmp_path):
+def test_an_encrypted_repository_gives_an_age_archive_that_age_and_tar_restore(tmp_path, monkeypatch):
+    monkeypatch.setenv("BACKUPFLOW_SCRYPT_N", "1024")  # the key file's and the archive's work factor
     tree = make_tree(tmp_path / "src", seed=3)
     repo = Repository.init(str(tmp_path / "repo"), password=PASSWORD)
     snap = repo.snapshots.load(repo.backup(str(tree.root)).snapshot_id)
@@ -64,7 +65,7 @@ def test_an_encrypted_repository_gives_an_age_archive_that_age_and_tar_restore(t
     assert meta.encrypted and verify_stored(dest, meta) is None
 
     stored = (tmp_path / "archives" / written.file).read_bytes()
-    assert stored.startswith(b"age-encryption.org/v1\n-> scrypt ")
+    assert stored.startswith(b"age-encryption.org/v1\n-> scrypt ") and b" 10\n" in stored[:100]
     out = tmp_path / "untarred"
     out.mkdir()
     subprocess.run(["tar", "-xz", "-C", str(out)], input=pyrage.passphrase.decrypt(stored, PASSWORD), check=True)
