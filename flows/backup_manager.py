@@ -8,6 +8,8 @@ puts a deployment with a cron or interval schedule on the server; ``get_backup``
 
 from __future__ import annotations
 
+import os
+import posixpath
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Literal
@@ -89,12 +91,27 @@ class BackupManager:
         """Run the restore flow into ``target_path`` (default: the configured source). Guardian
         decides first: the approval callback or auto-approval set on ``get_guardian()``, else the
         paused flow run. True when restored, False when the request was rejected or timed out."""
+        target = os.path.abspath(target_path or self.target.source())
         try:
-            _result(restore_flow(snapshot=backup_id, target=target_path or self.target.source(), repo=self.target.url,
+            _result(restore_flow(snapshot=backup_id, target=target, repo=self.target.url,
                                  include=include, options=self.target.options, require_approval=require_approval))
         except (ApprovalRejected, ApprovalTimeout):
             return False
+        self._carry_history(backup_id, target, include)
         return True
+
+    def _carry_history(self, backup_id: str, target: str, include: list[str] | None) -> int:
+        """A snapshot that carries versions, restored somewhere else: the restored files get the
+        history their originals had at the snapshot's time (VersionStore.copy_history)."""
+        with self.target.open() as repo:
+            snap = repo.snapshots.load(repo.snapshots.resolve_id(backup_id))
+            if CARRIES_VERSIONS not in snap.tags or target == snap.source:
+                return 0
+            wanted = [p.strip("/") for p in include or []]
+            pairs = [(posixpath.join(snap.source, e["path"]), os.path.join(target, e["path"])) for e in snap.entries
+                     if e["type"] == "file" and (not wanted or any(e["path"] == w or e["path"].startswith(w + "/")
+                                                                   for w in wanted))]
+            return repo.versions().copy_history(pairs, until=datetime.fromisoformat(snap.time))
 
     def archive_old_backups(self, days_threshold: int = 30, keep_count: int = 10) -> int:
         """Run the archive flow: snapshots older than ``days_threshold`` days, beyond the

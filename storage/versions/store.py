@@ -104,10 +104,10 @@ class VersionStore:
         return made
 
     def _append(self, key: str, path: str, latest: Version | None, stored: StoredContent, author: str,
-                message: str) -> Version:
+                message: str, at: datetime | None = None) -> Version:
         for _ in range(ATTEMPTS):
             number = latest.number + 1 if latest else 1
-            when = datetime.now(timezone.utc)
+            when = at or datetime.now(timezone.utc)
             data, vid = encode_record(path, number, latest.version_id if latest else None, author or "", message or "",
                                       when, stored.content_hash, stored.size, self.sealer)
             try:
@@ -119,6 +119,31 @@ class VersionStore:
                            when, stored.content_hash, stored.size)
         raise Locked(f"Could not add a version of {path}: other writers took the next {ATTEMPTS} numbers first; "
                      "try again.")
+
+    def copy_history(self, pairs: Iterable[tuple[str, str]], until: datetime | None = None) -> int:
+        """For each ``(from_path, to_path)``, give ``to_path`` the versions ``from_path`` had at
+        ``until`` (a snapshot's time), with their authors, messages, times and tags, when it has no
+        history of its own: restoring a backup elsewhere brings the files' history along. Content
+        is shared, so only records are written. One listing of every record finds which files
+        have a history. The number of versions copied."""
+        have = {o.name[len(FILES):].split("/", 1)[0] for o in self.backend.list(FILES)}
+        copied = 0
+        with self._writing():
+            for src, dst in pairs:
+                source, target = normalize(src), normalize(dst)
+                key = file_key(target, self.sealer)
+                if file_key(source, self.sealer) not in have or key in have or source == target:
+                    continue
+                latest = None
+                for v in self.get_versions(source):
+                    if until is not None and v.timestamp > until:
+                        break
+                    latest = self._append(key, target, latest, StoredContent(v.content_hash, v.size, []), v.author,
+                                          v.message, v.timestamp)
+                    for tag in v.tags:
+                        self._save_tag(key, tag, latest)
+                    copied += 1
+        return copied
 
     def tag_version(self, file_path: str, version_id: str, tag: str) -> Version:
         """Point ``tag`` at a version (moving it if it named another one)."""

@@ -138,10 +138,11 @@ def test_the_issues_snippets_run_against_the_real_engine_and_server(workspace, c
 
 
 def test_restores_are_true_or_false_and_old_backups_are_archived_and_cleaned_up_with_counts(workspace, tmp_path):
-    from backupflow import get_backup_manager, get_guardian
+    from backupflow import get_backup_manager, get_guardian, get_versioning_engine
 
     manager = get_backup_manager()
     ws, repo = workspace
+    get_versioning_engine().create_version(f"{ws}/main.py", b"print('v1')\n", author="ann", message="kept")
     chains = []
     for n in range(3):  # three chains of one full each
         (ws / "main.py").write_text(f"print({n})\n")
@@ -153,6 +154,10 @@ def test_restores_are_true_or_false_and_old_backups_are_archived_and_cleaned_up_
     get_guardian().set_approval_callback(lambda request: True)
     assert manager.restore_backup(backup_id=chains[0][:12], require_approval=True) is True
     assert (ws / "main.py").read_text() == "print(0)\n"
+    # Restored elsewhere, a backup that carries versions brings the files' history along.
+    assert manager.restore_backup(backup_id=chains[1], target_path=str(tmp_path / "moved")) is True
+    moved = get_versioning_engine().get_versions(str(tmp_path / "moved" / "main.py"))
+    assert [(v.author, v.message) for v in moved] == [("ann", "kept")]
     assert manager.archive_old_backups(days_threshold=0, keep_count=2) == 1  # the oldest goes to the archive
     assert manager.get_backup(chains[0]) is None and len(list((tmp_path / "archive").rglob("*.tar.gz"))) == 1
     get_guardian().set_approval_callback(lambda request: request["operation"]["kind"] == "cleanup")

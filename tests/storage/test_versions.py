@@ -186,3 +186,21 @@ def test_a_backup_never_adopts_version_packs_so_chains_stay_apart(repo, tmp_path
     assert repo.prune().packs_deleted == 1  # the backup's pack goes, the version's stays
     repo.refresh()
     assert repo.versions().get_content(v) == data
+
+
+def test_copy_history_gives_a_restored_file_the_versions_its_original_had_then(repo):
+    store = repo.versions()
+    one = store.create_version("/work/a.txt", b"one", author="ann", message="first")
+    store.tag_version("/work/a.txt", one.version_id, "v1")
+    store.create_version("/work/a.txt", b"two", author="bob", message="second")
+    store.create_version("/work/a.txt", b"three", message="after the snapshot")
+    store.create_version("/new/b.txt", b"own history")
+    pairs = [("/work/a.txt", "/new/a.txt"), ("/work/none.txt", "/new/none.txt"), ("/work/a.txt", "/new/b.txt")]
+    assert store.copy_history(pairs, until=store.get_version("/work/a.txt", "2").timestamp) == 2
+    copied = store.get_versions("/new/a.txt")
+    assert [(v.number, v.author, v.message, v.tags) for v in copied] == [(1, "ann", "first", ["v1"]),
+                                                                         (2, "bob", "second", [])]
+    assert copied[1].parent_id == copied[0].version_id and copied[0].timestamp == one.timestamp
+    assert store.get_content(copied[1]) == b"two"
+    assert [v.message for v in store.get_versions("/new/b.txt")] == [""]  # had its own: left alone
+    assert store.get_versions("/new/none.txt") == []
