@@ -22,7 +22,7 @@ archive and cleanup, which move or delete whole chains, have old chains to work 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from storage.config import BackupSettings
@@ -114,14 +114,21 @@ PANEL_JOBS = [
 
 def all_jobs(b: BackupSettings) -> list[Job]:
     """What `serve` and prefect.yaml deploy: the scheduled jobs and the panel's actions."""
-    return scheduled_jobs(b) + PANEL_JOBS
+    return scheduled_jobs(b) + [with_excludes(job, b) for job in PANEL_JOBS]
+
+
+def with_excludes(job: Job, b: BackupSettings) -> Job:
+    """A backup job with the config's ``exclude`` globs as its parameter (the CLI adds them too)."""
+    if not b.exclude or job.entrypoint not in ("flows.backup:backup_flow", "flows.panel:create_backup_flow"):
+        return job
+    return replace(job, parameters={**job.parameters, "excludes": list(b.exclude)})
 
 
 def scheduled_jobs(b: BackupSettings) -> list[Job]:
     """The scheduled deployments the configuration asks for, in the order they run."""
     hour, minute = b.backup_hour_minute
     t = hour * 60 + minute
-    jobs = _backup_jobs(b, t) if b.auto_backup_enabled else []
+    jobs = [with_excludes(job, b) for job in _backup_jobs(b, t)] if b.auto_backup_enabled else []
     for name, entrypoint, after, weekly, description, parameters in OTHER_JOBS:
         h, m = _at(t + after)
         jobs.append(Job(name, entrypoint, f"{m} {h} * * {SUNDAY if weekly else '*'}", description, parameters))

@@ -11,7 +11,7 @@ from flows.run_names import backup_name, rename_run
 from flows.runtime import current_flow_run_id, plain_flow
 from storage import BackupSummary
 from storage.backend import display_url
-from storage.config import load_settings, refuse_when_disabled
+from storage.config import load_settings, refuse_when_disabled, zstd_level
 from storage.errors import ChainGone
 from storage.snapshots import SnapshotType
 from storage.repository.workflows import CARRIES_WORKFLOWS, carried_tags
@@ -34,7 +34,7 @@ def keep_workflows(repo: str, options: dict[str, Any], summary: BackupSummary) -
 @plain_flow(name="backup", flow_run_name="backup {source}", validate_parameters=False)  # see plain_flow
 def backup_flow(source: str, repo: str, type: SnapshotType | None = None, excludes: list[str] | None = None,
                 tags: list[str] | None = None, description: str = "", options: dict[str, Any] | None = None,
-                compression_level: int = 3, connections: int | None = None, pack_size_mib: int = 16,
+                compression_level: int | None = None, connections: int | None = None, pack_size_mib: int = 16,
                 include_versions: bool | None = None, include_workflows: bool | None = None) -> BackupSummary:
     """Back up ``source`` into the repository at ``repo`` (created if the location is empty).
 
@@ -50,6 +50,8 @@ def backup_flow(source: str, repo: str, type: SnapshotType | None = None, exclud
     started = time.monotonic()
     options = options or {}
     tags = carried_tags(tags or [], settings.backup, include_workflows)
+    if compression_level is None:  # a zstd level; the config's 0-9 scale maps onto it
+        compression_level = zstd_level(settings.backup.compression_level)
     versions = settings.backup.include_versions if include_versions is None else include_versions
     with audited("backup", "started", target=source, repo=repo,
                  details={"type": type, "tags": tags or []}, options=options) as trail:

@@ -38,6 +38,13 @@ def test_hourly_runs_at_the_minute_of_backup_time_and_weekly_on_sunday():
     assert [j.parameters for j in scheduled_jobs(BackupSettings(backup_frequency="weekly"))][0] == {"type": "full"}
 
 
+def test_the_configs_excludes_go_with_every_backup_deployment():
+    jobs = all_jobs(BackupSettings(exclude=["*.log", "node_modules"]))
+    backups = [j for j in jobs if j.entrypoint in ("flows.backup:backup_flow", "flows.panel:create_backup_flow")]
+    assert len(backups) == 3 and all(j.parameters["excludes"] == ["*.log", "node_modules"] for j in backups)
+    assert all("excludes" not in j.parameters for j in jobs if j not in backups)
+
+
 def test_auto_backup_enabled_false_serves_no_backup():
     assert set(crons(auto_backup_enabled=False)) == {"daily-archive", "daily-cleanup", "weekly-verify", "weekly-prune"}
 
