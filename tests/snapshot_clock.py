@@ -10,10 +10,10 @@ from datetime import datetime, timedelta, timezone
 from storage import Repository
 
 
-def backdate(url: str, days_ago: dict[str, float]) -> dict[str, str]:
+def backdate(url: str, days_ago: dict[str, float], password: str | None = None) -> dict[str, str]:
     """Make snapshot ``sid`` ``days_ago[sid]`` days old (others keep their time); old id -> new id.
     Give a chain decreasing ages so its order stays the order it was made in."""
-    repo = Repository.open(url)
+    repo = Repository.open(url, password=password)
     now = datetime.now(timezone.utc)
     new: dict[str, str] = {}
     for head in repo.snapshots.all():  # oldest first: a full before what depends on it

@@ -14,7 +14,9 @@ import typer
 
 from flows.cli.app import app
 from flows.cli.archive_commands import destination
-from flows.cli.common import CONFIG_OPTION, JSON_OPTION, OPTION_OPTION, REPO_OPTION, emit_json, run_guarded
+from flows.cli.common import (
+    CONFIG_OPTION, JSON_OPTION, OPTION_OPTION, REPO_OPTION, emit_json, run_guarded, warn_damaged,
+)
 from flows.cli.context import load_flows, repo_context
 from storage.sizes import human_bytes
 
@@ -165,6 +167,7 @@ def cleanup(dry_run: bool = typer.Option(False, "--dry-run", help="Show every sn
         if json_out:
             emit_json(result)
             return
+        warn_damaged(result["damaged"])
         typer.echo(f"policy: {result['policy_text']}")
         typer.echo(_table(result["decisions"]) if result["decisions"] else "no snapshots")
         arch = result.get("archives")

@@ -32,7 +32,7 @@ class CleanupPlan:
     forget: dict[str, Any] | None = None               # ForgetPlan.to_dict(); None when nothing goes
     bytes_freed: int = 0
     last_snapshot: bool = False
-    damaged: list[str] = field(default_factory=list)   # unreadable manifests, left alone
+    damaged: dict[str, str] = field(default_factory=dict)  # unreadable manifests (id: why), left alone
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -54,7 +54,7 @@ def plan_cleanup(repo: Repository, policy: RetentionPolicy, now: datetime | None
     decisions = apply_policy(snapshot_candidates(snaps), policy, now)
     rows = [{**d.to_dict(), "short_id": d.id[:8], "type": types[d.id]} for d in decisions]
     remove = [d.id for d in decisions if not d.keep]
-    plan = CleanupPlan(policy.to_dict(), rows, damaged=sorted(repo.snapshots.damaged))
+    plan = CleanupPlan(policy.to_dict(), rows, damaged=dict(repo.snapshots.damaged))
     if remove:
         forget: ForgetPlan = plan_forget(repo, remove)
         plan.remove, plan.forget = forget.snapshots, forget.to_dict()

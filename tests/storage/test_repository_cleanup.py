@@ -39,3 +39,17 @@ def test_a_cleanup_plan_keeps_chains_whole_and_frees_what_it_announces(tmp_path)
     assert plan.last_snapshot and set(plan.remove) == {ids[0], ids[2]}
     assert plan.remove.index(ids[2]) < plan.remove.index(ids[0])  # dependants go first
     assert repo.plan_cleanup(RetentionPolicy(tags=["keep"], minimum=1)).remove == []
+
+
+def test_a_damaged_manifest_is_left_alone_and_named(tmp_path):
+    root, src = tmp_path / "repo", tmp_path / "src"
+    repo = Repository.init(str(root))
+    src.mkdir()
+    (src / "a.txt").write_text("a\n")
+    first = repo.backup(str(src), type="full").snapshot_id
+    second = repo.backup(str(src), type="full").snapshot_id
+    manifest = next(p for p in (root / "snapshots").rglob("*") if p.is_file() and p.name.startswith(first))
+    manifest.write_bytes(b"not a manifest")
+    plan = Repository.open(str(root)).plan_cleanup(RetentionPolicy(last=1))
+    assert [r["id"] for r in plan.decisions] == [second] and plan.remove == []
+    assert list(plan.damaged) == [first] and "damaged" in plan.damaged[first]
