@@ -44,3 +44,15 @@ if ! compgen -G "/usr/lib/postgresql/*/bin/pg_ctl" >/dev/null; then
         exit 1
     fi
 fi
+
+# chromium and chromedriver: tests/ui loads the Prefect UI in headless Chromium (Debian packages).
+if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then
+    if command -v apt-get >/dev/null; then
+        SUDO=""; [[ $(id -u) -eq 0 ]] || SUDO="sudo"
+        echo "install_test_tools: installing chromium and chromium-driver with apt-get"
+        $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium chromium-driver >/dev/null
+    else
+        echo "install_test_tools: chromium and chromedriver are missing and there is no apt-get; install them for tests/ui" >&2
+        exit 1
+    fi
+fi

@@ -60,9 +60,9 @@ def history_rows(snaps: list[Snapshot]) -> list[dict[str, Any]]:
     for s in reversed(snaps[-HISTORY_ROWS:]):
         st = s.stats
         rows.append({
-            "time (UTC)": _when(s), "snapshot": s.id[:8], "type": s.type, "source": s.source,
-            "size": human_bytes(st.get("bytes_total")), "files": st.get("files", "-"),
-            "added": human_bytes(st.get("bytes_added")), "tags": ", ".join(s.tags), "description": s.description,
+            "time (UTC)": _when(s), "snapshot": s.id[:8], "type": s.type, "tags": ", ".join(s.tags),
+            "description": s.description, "size": human_bytes(st.get("bytes_total")), "files": st.get("files", "-"),
+            "added": human_bytes(st.get("bytes_added")), "source": s.source,
         })
     return rows
 
@@ -150,7 +150,7 @@ def stats_markdown(r: Repository, archive: dict[str, Any] | None = None) -> str:
     st = r.stats()
     snaps = r.snapshots.all()
     where = display_url(r.url)
-    lines = [f"## Repository {where}", "", "| | |", "|---|---|",
+    lines = [f"## Repository {where}", "", "| figure | value |", "|---|---|",
              f"| snapshots | {st.snapshots} in {st.chains} chain(s) |",
              f"| data backed up (all snapshots) | {human_bytes(st.bytes_logical)} |",
              f"| unique data | {human_bytes(st.bytes_unique_raw)} |",
