@@ -34,6 +34,18 @@ WORK_POOL = "backupflow"
 PLACES = {"source": "{{ $BACKUPFLOW_SOURCE }}", "repo": "{{ $BACKUPFLOW_REPO }}"}
 
 
+def require_places(source: str = "", repo: str = "") -> dict[str, Any]:
+    """A build step of prefect.yaml: `prefect deploy` stops, creating nothing, when
+    BACKUPFLOW_SOURCE or BACKUPFLOW_REPO was not set (Prefect would deploy the empty value, or
+    the placeholder itself, as the parameter)."""
+    for value, env, what in ((source, "BACKUPFLOW_SOURCE", "the folder to back up"),
+                             (repo, "BACKUPFLOW_REPO", "the repository URL")):
+        if not value.strip() or "{{" in value:
+            raise ValueError(f"{env} is not set: set it to {what} before `prefect deploy`, so that no "
+                             "deployment gets an empty or placeholder parameter.")
+    return {}
+
+
 def deployment(job: Job) -> dict[str, Any]:
     place = {"source": PLACES["source"]} if job.needs_source or job.takes_source else {}
     return {
@@ -49,7 +61,8 @@ def deployment(job: Job) -> dict[str, Any]:
 
 
 def render(config: str | None = None) -> str:
-    spec = {"name": "backupflow", "prefect-version": "3.9.1", "build": None, "push": None, "pull": [],
+    check = {"deployments.prefect_yaml.require_places": {"source": PLACES["source"], "repo": PLACES["repo"]}}
+    spec = {"name": "backupflow", "prefect-version": "3.9.1", "build": [check], "push": None, "pull": [],
             "deployments": [deployment(job) for job in all_jobs(load_settings(config).backup)]}
     return HEADER + "\n" + yaml.safe_dump(spec, sort_keys=False, width=110)
 

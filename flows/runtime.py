@@ -112,9 +112,15 @@ PLACE_PARAMETERS = {"source": "BACKUPFLOW_SOURCE", "repo": "BACKUPFLOW_REPO", "t
 def refuse_empty_places(fn, args: tuple, kwargs: dict[str, Any]) -> None:
     given = inspect.signature(fn).bind_partial(*args, **kwargs).arguments
     for name, env in PLACE_PARAMETERS.items():
-        if name in given and isinstance(given[name], str) and not given[name].strip():
-            where = f" (prefect.yaml fills it from {env} where `prefect deploy` runs)" if env else ""
+        value = given.get(name)
+        if not isinstance(value, str):
+            continue
+        where = f" (prefect.yaml fills it from {env} where `prefect deploy` runs)" if env else ""
+        if not value.strip():
             raise InvalidInput(f"The parameter '{name}' is empty; give the run or its deployment a {name}{where}.")
+        if "{{" in value:  # prefect deploy keeps the placeholder of a variable that was not set
+            raise InvalidInput(f"The parameter '{name}' is the unfilled placeholder {value}; give the run or its "
+                               f"deployment a {name}{where}.")
 
 
 def _recording(fn):

@@ -59,6 +59,7 @@ def test_restarting_serve_after_a_config_change_updates_the_schedules(prefect_se
     ("backup_flow", {"source": "/srv/src", "repo": " "}, "repo"),
     ("verify_flow", {"repo": ""}, "repo"),
     ("prune_flow", {"repo": ""}, "repo"),
+    ("verify_flow", {"repo": "{{ $BACKUPFLOW_REPO }}"}, "repo"),
 ])
 def test_a_run_with_an_empty_source_or_repository_refuses_at_once(prefect_server, tmp_path, monkeypatch,
                                                                     flow_name, params, empty):
@@ -68,5 +69,6 @@ def test_a_run_with_an_empty_source_or_repository_refuses_at_once(prefect_server
     monkeypatch.setenv("BACKUPFLOW_AUDIT_PATH", str(tmp_path / "audit"))
     with pytest.raises(InvalidInput) as err:
         getattr(flows, flow_name)(**params)
-    assert str(err.value).startswith(f"The parameter '{empty}' is empty; give the run or its deployment")
+    assert str(err.value).startswith(f"The parameter '{empty}' is ")
+    assert "; give the run or its deployment a" in str(err.value)
     assert list(tmp_path.iterdir()) == [], "nothing may be written where an empty path points"

@@ -35,6 +35,12 @@ def test_a_worker_without_a_checkout_runs_a_deployment_of_prefect_yaml(prefect_s
                BACKUPFLOW_AUDIT_PATH=str(tmp_path / "audit"), PYTHONPATH="")
     with get_client(sync_client=True) as client:
         client.create_work_pool(WorkPoolCreate(name=pool, type="process"))
+    unset = {k: v for k, v in env.items() if k != "BACKUPFLOW_REPO"}
+    refused = subprocess.run([PREFECT, "--no-prompt", "deploy", "--name", "verify-now-flow/panel-pool",
+                              "--pool", pool], cwd=deploy_dir, env=unset, capture_output=True, text=True, timeout=300)
+    assert refused.returncode != 0 and "BACKUPFLOW_REPO is not set" in refused.stdout + refused.stderr
+    with get_client(sync_client=True) as client:
+        assert not [d for d in client.read_deployments() if d.work_pool_name == pool], "a half-configured deployment"
     # `prefect deploy --name FLOW/NAME` spells FLOW from the entrypoint's function name
     deployed = subprocess.run([PREFECT, "--no-prompt", "deploy", "--name", "verify-now-flow/panel-pool",
                                "--pool", pool], cwd=deploy_dir, env=env, capture_output=True, text=True, timeout=300)
