@@ -82,9 +82,11 @@ def serve(source: Optional[str] = typer.Option(None, "--source", help="Directory
         if not url:
             raise InvalidConfig("No repository given; pass --repo URL, set BACKUPFLOW_REPO or backup_path "
                                 "in the config.")
-        if b.auto_backup_enabled and not (folder and os.path.isdir(os.path.expanduser(folder))):
-            raise InvalidConfig(f"{folder or 'No folder'} is not a directory; pass the folder to back up as --source "
-                                "(or set source in the config).")
+        if b.auto_backup_enabled and not folder:
+            raise InvalidConfig("No folder to back up; pass --source DIR or set source in the config's [backup] "
+                                "(or auto_backup_enabled = false to serve no backup).")
+        if b.auto_backup_enabled and not os.path.isdir(os.path.expanduser(folder)):
+            raise InvalidConfig(f"{folder} is not a directory; pass the folder to back up as --source.")
         return folder, url
     folder, url = run_guarded(where)
     if "://" not in url:  # the scheduled runs must find a local repository from any folder

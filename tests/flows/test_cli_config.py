@@ -68,3 +68,14 @@ def cli_env_without_server(work, **extra):
     env.update(BACKUPFLOW_RUNNER="off", BACKUPFLOW_AUDIT_PATH=str(work / "audit"))
     env.update(extra)
     return env
+
+
+def test_serve_refuses_disabled_backups_and_a_missing_source_in_one_sentence(tmp_path):
+    disabled = cli_env_without_server(tmp_path, BACKUPFLOW_CONFIG=seed_config(tmp_path, enable_backups="false"))
+    result = run(["serve", "--source", str(tmp_path)], disabled, tmp_path)
+    assert "set enable_backups = true to serve the schedules" in result.one_sentence_error()
+    assert result.returncode == 17
+    no_source = cli_env_without_server(tmp_path, BACKUPFLOW_CONFIG=seed_config(tmp_path))
+    line = run(["serve"], no_source, tmp_path).one_sentence_error()
+    assert "No folder to back up; pass --source DIR or set source in the config's [backup]" in line
+    assert not (tmp_path / "data").exists()
