@@ -19,7 +19,7 @@ The rules (restic's ``forget`` semantics; a candidate is kept when any rule keep
 - ``tags``: each entry is a comma-separated tag list; a candidate with all the tags of any
   entry is kept.
 - ``retention_days N``: every candidate newer than now minus N days; what no rule keeps and
-  is older is removed.
+  is older is removed. ``0`` protects nothing by age: the other rules alone decide (restic).
 - ``minimum N`` (``keep_minimum_count``): the N newest of each group, whatever else says.
 - Chains: a kept snapshot keeps everything it needs ("needed by <id>"), so nothing removed
   leaves a kept snapshot without its full or the earlier snapshots of its chain.
@@ -240,7 +240,7 @@ class _GroupPass:
 
 
 def _removed_reason(policy: RetentionPolicy, t: datetime, now: datetime) -> str:
-    if policy.retention_days is not None and t <= now - timedelta(days=policy.retention_days):
+    if policy.retention_days and t <= now - timedelta(days=policy.retention_days):
         return f"older than retention_days {policy.retention_days}"
     return "no rule keeps it"
 

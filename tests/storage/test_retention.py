@@ -145,6 +145,12 @@ def test_retention_days_removes_what_no_rule_keeps_and_is_older():
     assert why(d)["2026-08-01T00:00:00"] == ["--keep-monthly"]
 
 
+def test_retention_days_zero_leaves_the_decision_to_the_keep_rules():
+    d = apply_policy(cands(*DAYS), RetentionPolicy(retention_days=0, daily=2), NOW)
+    assert kept(d) == ["2026-01-20T10:00:00", "2026-01-05T23:59:59"]
+    assert why(d)["2026-01-02T09:00:00"] == ["no rule keeps it"]
+
+
 def test_keep_minimum_count_always_wins_and_counts_per_source():
     old = ["2020-01-01T00:00:00", "2020-01-02T00:00:00", "2020-01-03T00:00:00"]
     items = cands(*old, source="/a") + cands("2020-05-05T00:00:00", source="/b")
