@@ -98,7 +98,7 @@ class VersionStore:
                 stored = self.content.store(bytes(data))
                 latest = self._append(key, path, latest, stored, author, message)
                 made.append(latest)
-        for tag in tags:
+        for tag in tags if made else ():
             self._save_tag(key, tag, made[-1])
             made[-1].tags.append(tag)
         return made
