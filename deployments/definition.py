@@ -107,14 +107,22 @@ PANEL_JOBS = [
     Job(PANEL, "flows.panel:preview_diff_flow", None,
         "Preview Diff: the files added, removed and changed since a snapshot, as a markdown artifact."),
     Job(PANEL, "flows.panel:verify_now_flow", None, "Verify: check the repository now."),
-    Job(PANEL, "flows.archive:archive_flow", None, "Archive Old Backups: move old snapshots to the archive tier."),
+    Job(PANEL, "flows.panel:archive_old_backups_flow", None,
+        "Archive Old Backups: move old snapshots to the archive tier as .tar.gz."),
     Job(PANEL, "flows.cleanup:cleanup_flow", None, "Clean Up: apply the retention policy (after approval)."),
 ]
 
 
 def all_jobs(b: BackupSettings) -> list[Job]:
     """What `serve` and prefect.yaml deploy: the scheduled jobs and the panel's actions."""
-    return scheduled_jobs(b) + [with_excludes(job, b) for job in PANEL_JOBS]
+    return scheduled_jobs(b) + [with_config_defaults(job, b) for job in PANEL_JOBS]
+
+
+def with_config_defaults(job: Job, b: BackupSettings) -> Job:
+    """A panel action whose form starts from the configuration's values."""
+    if job.entrypoint == "flows.panel:archive_old_backups_flow":
+        return replace(job, parameters={"older_than_days": b.archive_threshold_days, "keep": b.keep_minimum_count})
+    return with_excludes(job, b)
 
 
 def with_excludes(job: Job, b: BackupSettings) -> Job:

@@ -17,6 +17,7 @@ from typing import Annotated, Any, Literal
 from prefect import flow
 from pydantic import Field
 
+from flows.archive import archive_flow
 from flows.backup import backup_flow
 from flows.restore import restore_flow
 from flows.verify import verify_flow
@@ -110,3 +111,25 @@ def verify_now_flow(repo: Text, read_data: bool = True) -> dict[str, Any]:
             every snapshot restores).
     """
     return verify_flow.fn(repo=repo, read_data=read_data)
+
+
+@flow(name="archive-old-backups", flow_run_name="archive snapshots older than {older_than_days} days",
+      validate_parameters=True)
+@in_parameters
+def archive_old_backups_flow(repo: Text, older_than_days: Annotated[int, Field(ge=1)] = 30,
+                             keep: Annotated[int, Field(ge=0)] = 10, to: str = "",
+                             dry_run: bool = False) -> dict[str, Any]:
+    """Archive Old Backups: each snapshot older than older_than_days becomes a .tar.gz in the
+    archive tier, then leaves the repository (after approval).
+
+    Args:
+        repo: The repository: a local path on the machine that runs the deployment, or s3://,
+            az:// or gs://.
+        older_than_days: Archive snapshots older than this many days (the config's
+            archive_threshold_days fills it in).
+        keep: The newest this many snapshots of each source always stay (the config's
+            keep_minimum_count fills it in).
+        to: Where the archives go (any fsspec URL); empty: the config's archive_path.
+        dry_run: Only list what would be archived; change nothing.
+    """
+    return archive_flow.fn(repo=repo, to=to or None, older_than=f"{older_than_days}d", keep=keep, dry_run=dry_run)

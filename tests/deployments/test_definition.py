@@ -45,6 +45,12 @@ def test_the_configs_excludes_go_with_every_backup_deployment():
     assert all("excludes" not in j.parameters for j in jobs if j not in backups)
 
 
+def test_the_archive_form_starts_from_the_configs_archive_keys():
+    jobs = all_jobs(BackupSettings(archive_threshold_days=45, keep_minimum_count=3))
+    archive = [j for j in jobs if j.entrypoint == "flows.panel:archive_old_backups_flow"]
+    assert [j.parameters for j in archive] == [{"older_than_days": 45, "keep": 3}]
+
+
 def test_auto_backup_enabled_false_serves_no_backup():
     assert set(crons(auto_backup_enabled=False)) == {"daily-archive", "daily-cleanup", "weekly-verify", "weekly-prune"}
 

@@ -12,8 +12,9 @@ from prefect import get_client
 from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
 from prefect.exceptions import PrefectHTTPStatusError
 
-from deployments.definition import PANEL_JOBS
+from deployments.definition import all_jobs
 from deployments.serve import build
+from storage.config import BackupSettings
 from storage.errors import InvalidInput
 
 
@@ -30,14 +31,20 @@ def panel_env(prefect_server, tmp_path, monkeypatch):
 
 def test_the_forms_are_typed_and_explain_themselves_and_refuse_bad_values(panel_env):
     src, repo = panel_env
-    ids = {dep.flow_name: dep.apply() for dep in build(PANEL_JOBS, str(src), repo)}
+    ids = {dep.flow_name: dep.apply() for dep in build(all_jobs(BackupSettings()), str(src), repo)
+           if dep.name == "panel"}
     with get_client(sync_client=True) as client:
         schema = client.read_deployment(ids["create-backup"]).parameter_openapi_schema
         props = schema["properties"]
         assert props["type"]["enum"] == ["auto", "full", "incremental", "differential"]
         assert props["tags"]["type"] == props["excludes"]["type"] == "array"
         assert "starts a new chain" in props["type"]["description"]
-        for flow_name in ("create-backup", "restore-snapshot", "preview-diff", "verify-now"):
+        archive = client.read_deployment(ids["archive-old-backups"])
+        assert archive.parameter_openapi_schema["properties"]["older_than_days"]["minimum"] == 1
+        assert archive.parameters == {"repo": repo, "older_than_days": 30, "keep": 10}
+        with pytest.raises(PrefectHTTPStatusError):
+            client.create_flow_run_from_deployment(archive.id, parameters={"older_than_days": 0})
+        for flow_name in ("create-backup", "restore-snapshot", "preview-diff", "verify-now", "archive-old-backups"):
             props = client.read_deployment(ids[flow_name]).parameter_openapi_schema["properties"]
             assert all(p.get("description") for p in props.values()), (flow_name, props)
         restore = client.read_deployment(ids["restore-snapshot"]).parameter_openapi_schema
@@ -58,7 +65,8 @@ def _markdown(flow_run_id) -> str:
 
 
 def test_backup_preview_diff_restore_and_verify_from_the_panel(panel_env, tmp_path):
-    from flows.panel import create_backup_flow, preview_diff_flow, restore_snapshot_flow, verify_now_flow
+    from flows.panel import (archive_old_backups_flow, create_backup_flow, preview_diff_flow, restore_snapshot_flow,
+                             verify_now_flow)
 
     src, repo = panel_env
     with pytest.raises(InvalidInput, match="run one with the parameter type full first"):
@@ -81,3 +89,5 @@ def test_backup_preview_diff_restore_and_verify_from_the_panel(panel_env, tmp_pa
                                      include=["docs"])
     assert restored["files"] == 1 and (tmp_path / "back" / "docs" / "a.txt").read_text() == "a" * 1000
     assert verify_now_flow(repo=repo)["ok"] is True
+    plan = archive_old_backups_flow(repo=repo, older_than_days=1, keep=0, to=str(tmp_path / "archive"), dry_run=True)
+    assert plan["dry_run"] is True and plan["snapshots"] == []  # nothing is a day old yet
