@@ -18,6 +18,7 @@ from typing import Annotated, Any
 
 from pydantic import Field
 
+from flows.run_names import rename_run
 from flows.runtime import current_flow_run_id, plain_flow
 from storage import RetentionPolicy
 from storage.backend import display_url
@@ -66,6 +67,7 @@ def cleanup_flow(repo: str, keep_last: Count = 0, keep_hourly: Count = 0, keep_d
     if dry_run:
         result = _plan(repo, options, policy, dest, archive_options, now, dry_run=True)
         publish_retention_report(result, display_url(repo))
+        rename_run(_run_name(result, display_url(repo)))
         return {**result, "flow_run_id": current_flow_run_id()}
     where = display_url(repo)
     with audited("cleanup", "requested", target=where, repo=repo, user=requester,
@@ -74,6 +76,7 @@ def cleanup_flow(repo: str, keep_last: Count = 0, keep_hourly: Count = 0, keep_d
         trail.details.update(planned=result["remove"], bytes_freed=result["bytes_freed"],
                              archives_planned=(result["archives"] or {}).get("remove", []))
         if result["forget"] or (result["archives"] or {}).get("remove"):
+            rename_run(_run_name(result, where, waiting=True), now=True)  # the approver sees what would go
             _approve(repo, options, result, requester)
         _delete(repo, options, result, prune)
         if result["archives"] and result["archives"]["remove"]:
@@ -83,8 +86,20 @@ def cleanup_flow(repo: str, keep_last: Count = 0, keep_hourly: Count = 0, keep_d
                              prune_skipped=result.get("prune_skipped"),
                              archives_removed=(result["archives"] or {}).get("removed", []))
         publish_retention_report(result, where)
+        rename_run(_run_name(result, where))
         result["flow_run_id"] = current_flow_run_id()
     return result
+
+
+def _run_name(result: dict[str, Any], where: str, waiting: bool = False) -> str:
+    """What the run did, would do (dry run) or asks to do (waiting), for the UI's runs list."""
+    arch = result["archives"] or {"remove": [], "removed": []}
+    done = not (result["dry_run"] or waiting)
+    snaps, archived = (result["forgotten"], arch["removed"]) if done else (result["remove"], arch["remove"])
+    verb = "would remove" if result["dry_run"] else "removes" if waiting else "removed"
+    kept = sum(d["keep"] for d in result["decisions"])
+    return (f"cleanup {where}: {verb} {len(snaps)} snapshot(s)"
+            + (f" and {len(archived)} archive(s)" if archived else "") + f", keeps {kept}")
 
 
 def _plan(repo: str, options: dict[str, Any], policy: RetentionPolicy, dest: str | None,

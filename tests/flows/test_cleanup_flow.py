@@ -12,6 +12,7 @@ import signal
 import threading
 
 import pytest
+from prefect import get_client
 
 from storage import Repository, RetentionPolicy
 from storage.archive import list_archives, publish_archive, write_archive
@@ -236,3 +237,5 @@ def test_cleanup_flow_from_python(calendar, monkeypatch):
     assert set(result["forgotten"]) == {ids["old-full"], ids["old-inc"]} and result["prune"]["packs_deleted"] >= 1
     assert state(repo_dir)[0] == {ids[n] for n in ("full", "diff-50", "diff-0", "two")}
     assert [e["type"] for e in audit.get_events(flow_run_id=result["flow_run_id"])][-1] == "cleanup.completed"
+    with get_client(sync_client=True) as client:  # the run's name in the UI says what it did
+        assert client.read_flow_run(result["flow_run_id"]).name == f"cleanup {repo_dir}: removed 2 snapshot(s), keeps 4"
