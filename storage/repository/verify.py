@@ -144,6 +144,11 @@ class _Verifier:
             for name, why in sorted(damaged_key_files(self.repo.backend).items()):
                 self.problem(why, name)
 
+    def check_versions(self) -> None:
+        """The per-file version history (storage/versions/check.py)."""
+        for text, name in self.repo.versions().check(self.index):
+            self.problem(text, name)
+
     def check_index(self) -> None:
         for name, why in sorted(self.index.damaged.items()):
             self.problem(f"{why} Its packs were read from their own headers; `backupflow repair index` "
@@ -297,4 +302,5 @@ def verify_repository(repo: Repository, read_data: bool = False, progress: Progr
     if read_data:
         v.read_packs(workers, progress)
     v.check_snapshots(snaps)
+    v.check_versions()
     return v.finish()

@@ -16,6 +16,7 @@ from typing import Any, Callable, Iterable
 from storage.backend import Backend
 from storage.errors import AlreadyExists, IntegrityError, InvalidInput, Locked, NotFound
 from storage.objects import ChunkerParams, Codec, Index
+from storage.versions.check import check_versions
 from storage.versions.content import RUN_PREFIX, ContentWriter, StoredContent, load_content
 from storage.versions.diff import diff_contents
 from storage.versions.records import (CONTENT, FILES, TAG_KIND, TAGS, Version, decode_record, encode_record,
@@ -255,6 +256,10 @@ class VersionStore:
                 os.unlink(tmp)
             raise
         return target
+
+    def check(self, index: Index) -> list[tuple[str, str]]:
+        """(problem, object name) for each damaged or missing part of the history (check.py)."""
+        return check_versions(self, index)
 
     def stats(self) -> VersionStats:
         keys: set[str] = set()

@@ -204,3 +204,23 @@ def test_copy_history_gives_a_restored_file_the_versions_its_original_had_then(r
     assert store.get_content(copied[1]) == b"two"
     assert [v.message for v in store.get_versions("/new/b.txt")] == [""]  # had its own: left alone
     assert store.get_versions("/new/none.txt") == []
+
+
+def test_verify_finds_a_damaged_or_missing_version_record_and_missing_content(tmp_path):
+    repo = Repository.init(str(tmp_path / "repo"))
+    store = repo.versions()
+    for i in range(3):
+        store.create_version("/a.txt", b"a%d" % i)
+    store.create_version("/b.txt", b"b")
+    assert repo.verify().ok
+    records = sorted((tmp_path / "repo" / "versions" / "files").rglob("000000000*"))
+    a_records = [r for r in records if r.parent == records[0].parent]
+    a_records[1].write_bytes(a_records[1].read_bytes().replace(b'"a', b'"A', 1))  # damaged
+    content = next((tmp_path / "repo" / "versions" / "content").iterdir())
+    content.unlink()  # one content record missing
+    repo.refresh()
+    report = repo.verify()
+    assert not report.ok
+    text = " ".join(report.problems)
+    assert "is damaged" in text and "does not follow" in text and "not described" in text
+    assert any(name.startswith("versions/files/") for name in report.damaged_objects)
