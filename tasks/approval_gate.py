@@ -175,18 +175,38 @@ def _wait_in_flow_run(request: ApprovalRequest, policy: GuardianSettings, audit:
         except FlowPauseTimeout:
             _timed_out(request, policy, audit, run_id, target, verdict, expire_pause=True)
         decision = Decision.from_answer(answer.model_dump())
-        verdict = _record(request, policy, audit, run_id, target, decisions, decision)
+        verdict = _record(request, policy, audit, run_id, target, decisions, decision, server_actor(run_id))
         if verdict.status == "approved":
             return verdict
 
 
+def server_actor(run_id: str) -> str | None:
+    """Who the Prefect server says acted on the run last, when it knows: Prefect Cloud names the
+    user or service account behind each state change (a related resource of role ``actor``).
+    The open-source server has no accounts and records nobody: None. Never fails a decision."""
+    query = {"filter": {"resource": {"id": [f"prefect.flow-run.{run_id}"]},
+                        "event": {"prefix": ["prefect.flow-run."]}, "order": "DESC"}, "limit": 5}
+    try:
+        with get_client(sync_client=True) as client:
+            events = client.request("POST", "/events/filter", json=query).json().get("events", [])
+    except Exception:
+        return None
+    for event in events:
+        for related in event.get("related") or []:
+            if related.get("prefect.resource.role") == "actor":
+                return related.get("prefect.resource.name") or related.get("prefect.resource.id")
+    return None
+
+
 def _record(request: ApprovalRequest, policy: GuardianSettings, audit: AuditLog, run_id: str | None,
-            target: str, decisions: list[Decision], decision: Decision) -> Verdict:
-    """Add one decision, audit it, and raise if it rejects the request."""
+            target: str, decisions: list[Decision], decision: Decision, server_user: str | None = None) -> Verdict:
+    """Add one decision, audit it (with the user the server names, if any), and raise if it
+    rejects the request."""
     refused_before = len(decide(request, decisions, policy).refused)
     decisions.append(decision)
     verdict = decide(request, decisions, policy)
-    details = {"decision": decision.to_dict(), "verdict": verdict.to_dict(), "risk": request.risk.to_dict()}
+    details = {"decision": decision.to_dict(), "verdict": verdict.to_dict(), "risk": request.risk.to_dict(),
+               "server_user": server_user}
     user = decision.approver or "unknown"
     if len(verdict.refused) > refused_before:
         audit.log_event("approval.refused", user=user, flow_run_id=run_id, target=target,

@@ -35,6 +35,7 @@ def plan_forget(repo: str, options: dict[str, Any], snapshots: list[str], prune:
 def forget_snapshots(repo: str, options: dict[str, Any], plan: dict[str, Any]) -> dict[str, Any]:
     done = open_repo(repo, options).forget(ForgetPlan(**plan)).to_dict()
     run_log.info("forgot %d snapshot(s): %s", len(done["forgotten"]), ", ".join(s[:8] for s in done["forgotten"]))
+    publish_history(repo, options)  # every forget, whichever flow asked for it (forget, archive, cleanup)
     return done
 
 
@@ -74,7 +75,7 @@ def _prune_when_free(r: Repository, wait_seconds: float) -> dict[str, Any]:
 @task(name="publish_cleanup_report", cache_policy=NO_CACHE)
 def publish_cleanup_report(result: dict[str, Any], repo_display: str, repo: str | None = None,
                            options: dict[str, Any] | None = None) -> None:
-    """The run's own report, then (given ``repo``) the repository's history."""
+    """The run's own report (the history was published by forget_snapshots)."""
     lines = [f"## Cleanup of {repo_display}", ""]
     forgotten = result.get("forgotten") or []
     if forgotten:
@@ -84,5 +85,3 @@ def publish_cleanup_report(result: dict[str, Any], repo_display: str, repo: str 
         lines.append(f"- packs deleted: {pruned['packs_deleted']}, bytes freed: {pruned['bytes_freed']}, "
                      f"packs of running backups kept: {pruned['packs_kept_live']}")
     publish("cleanup report", create_markdown_artifact, key="cleanup-report", markdown="\n".join(lines) + "\n")
-    if repo is not None:
-        publish_history(repo, options)
