@@ -19,10 +19,12 @@ from rich.table import Table
 
 from flows.cli.app import app
 from flows.cli.common import CONFIG_OPTION, JSON_OPTION, OPTION_OPTION, REPO_OPTION, emit_json, fail, run_guarded
-from flows.cli.context import open_repository, repo_context
+from flows.cli.context import repo_context, with_secret_block
+from storage import Repository
 from storage.errors import InvalidInput
 from storage.sizes import human_bytes
 from storage.versions import Version
+from tasks.passwords import find_password
 
 versions_app = typer.Typer(help="Per-file version history kept in the repository.", no_args_is_help=True)
 app.add_typer(versions_app, name="versions")
@@ -33,6 +35,13 @@ VERSION_ARG = typer.Argument(..., help="A version id, number, tag, or 'latest'."
 
 def _path(file: str) -> str:
     return os.path.abspath(os.path.expanduser(file))
+
+
+def open_repository(repo, option, config) -> Repository:
+    """The repository, opened without Prefect; an encrypted one with the password of the usual
+    sources (--password-file, BACKUPFLOW_PASSWORD_FILE, BACKUPFLOW_PASSWORD, password_command)."""
+    url, opts, settings = repo_context(repo, option, config)
+    return Repository.open(url, with_secret_block(opts), password=find_password(None, settings))
 
 
 def _engine(repo, option, config, writing: str):

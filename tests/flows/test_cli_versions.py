@@ -65,3 +65,13 @@ def test_unknown_files_versions_and_tags_are_one_sentence_errors(tmp_path):
     assert bad.returncode == 3 and "has no version 'v9'" in bad.one_sentence_error()
     nothing = run(["history", str(tmp_path / "f2.txt")], env, work)
     assert nothing.returncode == 3 and "No snapshot and no version" in nothing.one_sentence_error()
+
+
+def test_versions_of_an_encrypted_repository_need_its_password(tmp_path):
+    env, work = _env(tmp_path), tmp_path
+    with Repository.init(str(tmp_path / "repo"), password="pw-for-versions") as repo:
+        repo.versions().create_version(str(tmp_path / "s.txt"), b"secret\n", message="sealed")
+    with_password = {**env, "BACKUPFLOW_PASSWORD": "pw-for-versions"}
+    listed = run(["versions", "list", str(tmp_path / "s.txt"), "--json"], with_password, work).json()["versions"]
+    assert [v["message"] for v in listed] == ["sealed"]
+    assert run(["versions", "list", str(tmp_path / "s.txt")], env, work).returncode == 16
