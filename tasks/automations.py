@@ -1,7 +1,7 @@
 """Prefect automations that tell people what happened, and the events backupflow emits for them.
 
-One module for every automation backupflow creates (notifications here; others, such as
-marking zombie runs Crashed, may add theirs). Each automation has a fixed name starting with
+One module for every automation backupflow creates: the notifications, and unresponsive runs
+becoming Crashed (:func:`unresponsive_runs`). Each automation has a fixed name starting with
 "backupflow: ", so :func:`ensure` finds the one made before and updates it: running setup
 again changes nothing but what was asked, and never makes a second copy.
 
@@ -20,7 +20,8 @@ from uuid import UUID
 
 from prefect import get_client
 from prefect.events import emit_event
-from prefect.events.actions import SendNotification
+from prefect.client.schemas.objects import StateType
+from prefect.events.actions import ChangeFlowRunState, SendNotification
 from prefect.events.schemas.automations import AutomationCore, EventTrigger, Posture
 from prefect.exceptions import ObjectNotFound
 
@@ -100,6 +101,36 @@ def notification_automations(flow_names: Iterable[str], block_id: UUID,
             actions=tell("backupflow: missed backup",
                          f"No successful backup for {hours}: {{{{ labels.prefect.resource.id }}}}")),
     ]
+
+
+DEFAULT_CRASH_AFTER = timedelta(minutes=9)
+FINAL_EVENTS = {f"prefect.flow-run.{state}" for state in ("Completed", "Failed", "Cancelled", "Crashed")}
+
+
+def unresponsive_runs(flow_names: Iterable[str], crash_after: timedelta = DEFAULT_CRASH_AFTER) -> AutomationCore:
+    """Set Crashed a backupflow flow run whose heartbeats stopped for ``crash_after`` before it ended.
+
+    A run on a worker whose machine dies (power cut, SIGKILL, an evicted container) stays
+    Running for good: nothing is left to report its end. Runs on workers send a
+    ``prefect.flow-run.heartbeat`` every ``PREFECT_FLOWS_HEARTBEAT_FREQUENCY`` seconds (Prefect's
+    default 180; the README's workers use 60); this expects, after each, another heartbeat or a
+    final state (Prefect's guide "How to detect and respond to zombie flows"). ``crash_after``
+    must stay well above the longest heartbeat interval of any worker, or a live run is caught:
+    the default is three of Prefect's default intervals. CLI runs send no heartbeats
+    (flows.runtime turns them off for speed) and are never matched; their own host marks them
+    Crashed (flows.crashed_runs)."""
+    minutes = f"{crash_after.total_seconds() / 60:g}"
+    return AutomationCore(
+        name=PREFIX + "unresponsive runs become Crashed",
+        description=f"A backupflow run on a worker that sent no heartbeat for {minutes} minutes is set Crashed.",
+        trigger=EventTrigger(after={"prefect.flow-run.heartbeat"}, expect={"prefect.flow-run.heartbeat", *FINAL_EVENTS},
+                             match={"prefect.resource.id": "prefect.flow-run.*"}, match_related=_runs_of(flow_names),
+                             for_each={"prefect.resource.id"}, posture=Posture.Proactive, threshold=1,
+                             within=crash_after),
+        actions=[ChangeFlowRunState(state=StateType.CRASHED, name="Crashed", message=(
+            f"No heartbeat for {minutes} minutes: the worker or machine running this flow run stopped without "
+            "reporting its end. A backup it ran made no snapshot unless `backupflow snapshots` lists one; what it "
+            "uploaded is reused by the next backup."))])
 
 
 def notification_block_id(name: str) -> UUID:

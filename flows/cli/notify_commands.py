@@ -20,10 +20,10 @@ app.add_typer(notify_app, name="notify")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
-def parse_duration(text: str) -> timedelta:
+def parse_duration(text: str, option: str = "--missed-after") -> timedelta:
     match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhd])\s*", text)
     if not match or float(match.group(1)) <= 0:
-        raise InvalidInput(f"--missed-after {text!r} is not a duration; write it as 26h, 90m, 2d or 600s.")
+        raise InvalidInput(f"{option} {text!r} is not a duration; write it as 26h, 90m, 2d or 600s.")
     return timedelta(seconds=float(match.group(1)) * _UNITS[match.group(2)])
 
 
@@ -34,11 +34,19 @@ def setup(block: str = typer.Option(..., "--block", help=(
           missed_after: str = typer.Option("26h", "--missed-after", help=(
               "Tell when a source has had no successful backup for this long (e.g. 26h for a nightly "
               "backup; the longest gap its schedule allows, plus a margin).")),
+          crash_after: str = typer.Option("9m", "--crash-after", help=(
+              "Set Crashed a run on a worker that sent no heartbeat for this long (its machine died); keep it "
+              "above three of the workers' PREFECT_FLOWS_HEARTBEAT_FREQUENCY (Prefect's default: 180 s).")),
           json_out: bool = JSON_OPTION):
     """Create or update the automations: a run Failed or Crashed, a verify found damage, an approval
-    waits, a missed backup. Running it again updates them; it never makes copies."""
+    waits, a missed backup; and runs whose worker died become Crashed. Running it again updates
+    them; it never makes copies."""
     def go():
         window = parse_duration(missed_after)
+        crashed = parse_duration(crash_after, "--crash-after")
+        if crashed < timedelta(seconds=10):
+            raise InvalidInput("--crash-after must be at least 10s (Prefect's least window); keep it above three "
+                               "heartbeat intervals.")
         if not os.environ.get("PREFECT_API_URL"):
             raise InvalidInput("notify setup needs the Prefect server that runs your backups: set PREFECT_API_URL "
                                "(e.g. http://127.0.0.1:4200/api).")
@@ -49,7 +57,8 @@ def setup(block: str = typer.Option(..., "--block", help=(
         names = [getattr(flows, name).name for name in flows.__all__]
         try:
             block_id = automations.notification_block_id(block)
-            done = automations.ensure(automations.notification_automations(names, block_id, window))
+            done = automations.ensure([*automations.notification_automations(names, block_id, window),
+                                       automations.unresponsive_runs(names, crashed)])
         except Exception as exc:
             if is_server_failure(exc):
                 raise ServerUnreachable(f"The Prefect server at {os.environ['PREFECT_API_URL']} did not answer; "

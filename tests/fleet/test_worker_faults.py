@@ -1,7 +1,8 @@
 """A worker's machine dies (SIGKILL of the worker and everything under it) in the middle of a
 backup, and in the middle of a prune, on the fleet set-up (tests/fleet/fleet.py).
 
-Mid-backup: the run becomes Crashed through backupflow's automation (heartbeats stop), the
+Mid-backup: the run becomes Crashed through backupflow's automation (heartbeats stop; the one
+`backupflow notify setup` creates, here with a short window), the
 repository stays consistent, and the next run completes and adopts what the killed one
 uploaded. Mid-prune (on the S3 protocol server, where deleting dozens of packs one by one takes
 long enough to land in): nothing a snapshot needs is deleted, and the next prune finishes it.
@@ -17,11 +18,13 @@ from uuid import UUID
 
 import pytest
 from prefect.client.schemas.objects import StateType
+from prefect.settings import PREFECT_API_URL, temporary_settings
 
-from deployments.automations import UNRESPONSIVE_RUNS, ensure_automations
+import flows
 from storage import Repository
 from storage.layout import list_packs
 from tests.fleet.fleet import Fleet
+from tasks.automations import ensure, unresponsive_runs
 from tests.flows.cli_process import cli_env
 from tests.treegen import assert_same_tree
 
@@ -39,7 +42,9 @@ def fleet(postgres_prefect_server, s3_server, tmp_path_factory):
     env = cli_env(postgres_prefect_server, work, BACKUPFLOW_LEASE_WAIT="240", BACKUPFLOW_SLOT_LEASE="60",
                   PREFECT_FLOWS_HEARTBEAT_FREQUENCY=str(HEARTBEAT))
     fleet = Fleet(postgres_prefect_server.api_url, env, work).create()
-    assert ensure_automations(fleet.client(), crash_after=CRASH_AFTER) == {UNRESPONSIVE_RUNS: "created"}
+    crash = unresponsive_runs([getattr(flows, name).name for name in flows.__all__], CRASH_AFTER)
+    with temporary_settings({PREFECT_API_URL: postgres_prefect_server.api_url}):
+        assert ensure([crash]) == [(crash.name, "created")]  # what `backupflow notify setup` creates
     fleet.start_worker("host-a")
     fleet.start_worker("host-b")
     try:
@@ -47,7 +52,7 @@ def fleet(postgres_prefect_server, s3_server, tmp_path_factory):
     finally:
         fleet.stop()
         client = fleet.client()
-        for automation in client.read_automations_by_name(UNRESPONSIVE_RUNS):
+        for automation in client.read_automations_by_name(crash.name):
             client.delete_automation(automation.id)
 
 

@@ -71,15 +71,21 @@ def automations(server) -> list[dict]:
     return [a for a in found if a["name"].startswith("backupflow: ")]
 
 
-def test_setup_creates_four_automations_and_a_rerun_updates_them(notified, panel_server):
+def test_setup_creates_five_automations_and_a_rerun_updates_them(notified, panel_server):
     _, env, work = notified
     first = run(["notify", "setup", "--block", "ops-hook", "--missed-after", "20s", "--json"], env, work).json()
-    assert set(first["automations"].values()) == {"created"} and len(first["automations"]) == 4
+    assert set(first["automations"].values()) == {"created"} and len(first["automations"]) == 5
     again = run(["notify", "setup", "--block", "custom-webhook/ops-hook", "--missed-after", "20s"], env, work).ok()
-    assert again.stdout.count("updated: backupflow: ") == 4
-    names = sorted(a["name"] for a in automations(panel_server))
-    assert names == ["backupflow: approval waiting", "backupflow: missed backup", "backupflow: run failed or crashed",
-                     "backupflow: verify found damage"]
+    assert again.stdout.count("updated: backupflow: ") == 5
+    found = {a["name"]: a for a in automations(panel_server)}
+    assert sorted(found) == ["backupflow: approval waiting", "backupflow: missed backup",
+                             "backupflow: run failed or crashed", "backupflow: unresponsive runs become Crashed",
+                             "backupflow: verify found damage"]
+    crash = found["backupflow: unresponsive runs become Crashed"]
+    assert crash["trigger"]["posture"] == "Proactive" and crash["trigger"]["within"] == 540.0  # the default 9m
+    assert crash["actions"][0]["type"] == "change-flow-run-state" and crash["actions"][0]["state"] == "CRASHED"
+    bad = run(["notify", "setup", "--block", "ops-hook", "--crash-after", "soon"], env, work)
+    assert "--crash-after 'soon' is not a duration" in bad.one_sentence_error() and bad.returncode == 2
     missing = run(["notify", "setup", "--block", "nobody"], env, work)
     assert "no notification block named 'nobody'" in missing.one_sentence_error() and missing.returncode == 3
 
