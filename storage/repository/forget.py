@@ -80,16 +80,18 @@ def plan_forget(repo: Repository, refs: list[str], prune: bool = False, chain: b
     if not refs:
         raise InvalidInput("Name at least one snapshot to forget (an id or a unique id prefix).")
     snaps = repo.snapshots.all()
+    # A full id needs no listing of its own (a cleanup names thousands); a prefix does.
+    known = {s.id for s in snaps} | set(repo.snapshots.damaged)
     chosen: dict[str, Snapshot] = {}
     damaged: list[str] = []
     for ref in refs:
-        sid = repo.snapshots.resolve_id(ref)
+        sid = ref if ref in known else repo.snapshots.resolve_id(ref)
         if sid in repo.snapshots.damaged:
             # Its chain and dependants cannot be read; forgetting it removes only the manifest,
             # and prune keeps whatever a remaining snapshot still references.
             damaged.append(sid)
             continue
-        snap = repo.snapshots.load(sid)
+        snap = repo.snapshots.header(sid)  # the manifest says all this needs; its tree is not read
         chosen[snap.id] = snap
     if chain:
         for snap in list(chosen.values()):
