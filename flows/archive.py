@@ -29,6 +29,7 @@ from tasks.archive import (
 )
 from tasks.audit_events import audited, record
 from tasks.forget import forget_snapshots, plan_forget, prune_packs
+from tasks.reports import publish_stats
 
 
 def archive_destination(to: str | None) -> str:
@@ -68,6 +69,7 @@ def archive_flow(repo: str, to: str | None = None, older_than: str | None = None
         trail.details.update(published=[m["id"] for m in result["published"]], forgotten=result["forgotten"],
                              pruned=result.get("prune"), prune_skipped=result.get("prune_skipped"))
         publish_archive_report(result, display_url(dest))
+        publish_stats(repo, options, archive_at=dest, archive_options=to_options)
     moved = result["snapshots"]
     rename_run(f"archive {len(moved)} snapshot(s) " + (f"({', '.join(s[:8] for s in moved[:5])}) " if moved else "")
                + f"to {display_url(dest)}")

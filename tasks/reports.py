@@ -30,6 +30,7 @@ from prefect.client.schemas.actions import ArtifactCreate
 from prefect.context import FlowRunContext
 
 from storage import Repository
+from storage.archive.meta import list_archives
 from storage.backend import display_url
 from storage.sizes import human_bytes
 from storage.snapshots import Snapshot
@@ -163,21 +164,35 @@ def stats_markdown(r: Repository, archive: dict[str, Any] | None = None) -> str:
     if st.damaged_snapshots:
         lines.append(f"| unreadable snapshots | {len(st.damaged_snapshots)} |")
     if archive:
-        lines += [f"| archive: {k} | {v} |" for k, v in archive.items()]
+        lines += [f"| {k} | {v} |" for k, v in archive.items()]
     lines += ["", "### Growth", "", "| month | snapshots | added | stored by then |", "|---|---|---|---|"]
     lines += [f"| {m} | {n} | {human_bytes(a)} | {human_bytes(t)} |" for m, n, a, t in growth(snaps)]
     return "\n".join(lines) + "\n"
 
 
+def archive_totals(r: Repository, dest: str, options: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Label -> value rows for this repository's archives at ``dest`` (none: no rows)."""
+    mine = [m for m in list_archives(dest, options) if m.repository_id in ("", r.config.id)]
+    if not mine:
+        return {}
+    return {"archives": f"{len(mine)} at {display_url(dest)}",
+            "archived data": f"{human_bytes(sum(m.content_bytes for m in mine))} in "
+                             f"{human_bytes(sum(m.bytes for m in mine))} of tar.gz",
+            "oldest archived": f"{mine[0].id[:8]} {mine[0].time[:19].replace('T', ' ')}"}
+
+
 def publish_stats(repo: str, options: dict[str, Any] | None = None,
-                  archive: dict[str, Any] | None = None, refresh: bool = True) -> None:
+                  archive: dict[str, Any] | None = None, refresh: bool = True,
+                  archive_at: str | None = None, archive_options: dict[str, Any] | None = None) -> None:
     """Publish the statistics page of the repository at URL ``repo``: totals, deduplication and compression ratios,
     oldest and newest snapshot, growth by month, and ``archive`` totals (label -> value) when
-    given. ``refresh=False`` right after a commit reuses the index the run has read."""
+    given, or the totals of its archives at URL ``archive_at``. ``refresh=False`` right after a
+    commit reuses the index the run has read."""
     flow_run_id = _flow_run_id()
 
     def send() -> None:
         with _repository(repo, options, refresh) as r:
-            _send("statistics", "markdown", repository_key("stats", r), stats_markdown(r, archive),
+            rows = {**(archive_totals(r, archive_at, archive_options) if archive_at else {}), **(archive or {})}
+            _send("statistics", "markdown", repository_key("stats", r), stats_markdown(r, rows),
                   f"Statistics of {display_url(r.url)}", flow_run_id)
     after_run(send)

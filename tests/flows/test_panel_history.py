@@ -21,7 +21,9 @@ from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRun
 
 from flows.run_names import home_short
 from storage import Repository
-from tasks.reports import growth, repository_key
+from storage.archive.meta import ArchiveMeta, publish
+from storage.backend import open_backend
+from tasks.reports import archive_totals, growth, repository_key, stats_markdown
 from tests.flows.cli_process import cli_env, run, start, wait_for_approval
 
 pytestmark = pytest.mark.prefect
@@ -161,3 +163,26 @@ def test_keys_names_and_growth_are_plain():
     snaps = [type("S", (), {"time": t, "stats": {"bytes_added": n}})() for t, n in
              (("2026-10-01T00:00", 5), ("2026-10-09T00:00", 1), ("2026-11-02T00:00", 10))]
     assert growth(snaps) == [("2026-10", 2, 6, 6), ("2026-11", 1, 10, 16)]  # type: ignore[arg-type]
+
+
+def test_the_statistics_count_this_repositorys_archives(tmp_path):
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "a.txt").write_text("a" * 5000)
+    r = Repository.init(str(tmp_path / "repo"))
+    snap = r.backup(str(src)).snapshot_id
+    dest = str(tmp_path / "archive")
+    (tmp_path / "archive").mkdir()
+    backend = open_backend(dest)
+    for sid, repo_id in ((snap, r.config.id), ("f" * 64, "another-repository")):
+        publish(backend, ArchiveMeta(id=sid, file=f"{sid}.tar.gz", sha256="0" * 64, bytes=2048, files=1,
+                                     content_bytes=5000, type="full", source=str(src), host="h",
+                                     time="2026-11-01T00:00:00+00:00", archived_at="2026-12-01T00:00:00+00:00",
+                                     repository_id=repo_id))
+    rows = archive_totals(r, dest)
+    assert rows == {"archives": f"1 at {dest}", "archived data": "4.9 KiB in 2.0 KiB of tar.gz",
+                    "oldest archived": f"{snap[:8]} 2026-11-01 00:00:00"}
+    text = stats_markdown(r, rows)
+    assert f"| archives | 1 at {dest} |" in text and "| snapshots | 1 in 1 chain(s) |" in text
+    (tmp_path / "no-archives").mkdir()
+    assert archive_totals(r, str(tmp_path / "no-archives")) == {}  # no rows: the page says nothing of archives
