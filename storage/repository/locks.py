@@ -244,8 +244,9 @@ def remove_run(backend: Backend, run: str) -> None:
                 pass
 
 
-def _read_all(backend: Backend, attempts: int = 3) -> dict[str, tuple[list[str], dict | None]]:
-    """run -> (its lease object names, the newest readable document).
+def _read_all(backend: Backend, attempts: int = 3, skip: str | None = None) -> dict[str, tuple[list[str], dict | None]]:
+    """run -> (its lease object names, the newest readable document; None for ``skip``, the
+    caller's own run, which is not read: one request less per look on a remote store).
 
     A lease object that vanishes between the listing and the read was refreshed (or its run
     ended): the listing is taken again, so a live run is never mistaken for a stale one."""
@@ -255,7 +256,7 @@ def _read_all(backend: Backend, attempts: int = 3) -> dict[str, tuple[list[str],
         run, seq = _parse_name(info.name)
         names, doc, best = runs.get(run, ([], None, -1))
         names.append(info.name)
-        if seq > best:
+        if seq > best and run != skip:
             try:
                 doc, best = json.loads(backend.load(info.name)), seq
             except NotFound:
@@ -264,14 +265,14 @@ def _read_all(backend: Backend, attempts: int = 3) -> dict[str, tuple[list[str],
                 pass  # unreadable: stale unless a newer, readable one exists
         runs[run] = (names, doc, best)
     if vanished and attempts > 1:
-        return _read_all(backend, attempts - 1)
+        return _read_all(backend, attempts - 1, skip)
     return {run: (names, doc) for run, (names, doc, _) in runs.items()}
 
 
-def live_locks(backend: Backend) -> list[dict]:
-    """The lease documents of live runs (``{run, kind, host, pid, time, ...}``)."""
+def live_locks(backend: Backend, skip: str | None = None) -> list[dict]:
+    """The lease documents of live runs (``{run, kind, host, pid, time, ...}``), but ``skip``'s."""
     now = time.time()
-    return [doc for _, doc in _read_all(backend).values() if doc is not None and is_live(doc, now)]
+    return [doc for _, doc in _read_all(backend, skip=skip).values() if doc is not None and is_live(doc, now)]
 
 
 def live_runs(backend: Backend) -> set[str]:
@@ -285,7 +286,7 @@ def live_writers(backend: Backend) -> set[str]:
 
 def _stale(backend: Backend, keep: str | None) -> dict[str, list[str]]:
     now = time.time()
-    return {run: names for run, (names, doc) in _read_all(backend).items()
+    return {run: names for run, (names, doc) in _read_all(backend, skip=keep).items()
             if run != keep and (doc is None or not is_live(doc, now))}
 
 
@@ -318,7 +319,7 @@ def wait_for_no_exclusive(backend: Backend, lease: Lease, doing: str) -> None:
     ``lease.times.wait`` seconds; otherwise release ``lease`` and raise :class:`Locked`."""
     deadline = time.monotonic() + lease.times.wait
     while True:
-        others = [d for d in live_locks(backend) if d.get("kind") in EXCLUSIVE_KINDS and d.get("run") != lease.run]
+        others = [d for d in live_locks(backend, skip=lease.run) if d.get("kind") in EXCLUSIVE_KINDS]
         if not others:
             return
         if time.monotonic() >= deadline:

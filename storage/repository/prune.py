@@ -208,7 +208,7 @@ def _sweep(repo: Repository, report: PruneReport, run: str) -> None:
 
 
 def _refuse_if_others(backend: Backend, run: str) -> None:
-    others = [d for d in locks.live_locks(backend) if d.get("run") != run]
+    others = locks.live_locks(backend, skip=run)
     if not others:
         return
     kinds = {d.get("kind") for d in others}
