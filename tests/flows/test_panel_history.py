@@ -19,6 +19,7 @@ import pytest
 from prefect import get_client
 from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId, LogFilter, LogFilterFlowRunId
 
+from flows import backup_flow
 from flows.run_names import home_short
 from storage import Repository
 from storage.archive.meta import ArchiveMeta, publish
@@ -186,3 +187,22 @@ def test_the_statistics_count_this_repositorys_archives(tmp_path):
     assert f"| archives | 1 at {dest} |" in text and "| snapshots | 1 in 1 chain(s) |" in text
     (tmp_path / "no-archives").mkdir()
     assert archive_totals(r, str(tmp_path / "no-archives")) == {}  # no rows: the page says nothing of archives
+
+
+def test_runs_outside_the_cli_publish_before_they_end_and_log_too(prefect_server, tmp_path):
+    """As on a worker: the flow called from Python sends its history, statistics, run name and
+    log lines before it returns (nothing is deferred outside the CLI)."""
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "a.txt").write_text("a" * 3000)
+    repo = str(tmp_path / "worker-repo")
+    summary = backup_flow(source=str(src), repo=repo, tags=["worker"])
+    run_id = summary["flow_run_id"]
+    r = Repository.open(repo)
+    found = run_artifacts(run_id, repository_key("history", r), repository_key("stats", r), timeout=0)
+    rows = json.loads(found[repository_key("history", r)].data)
+    assert [(row["snapshot"], row["tags"]) for row in rows] == [(summary["short_id"], "worker")]
+    with get_client(sync_client=True) as client:
+        assert client.read_flow_run(UUID(run_id)).name == f"backup full {summary['short_id']} of {src}"
+    lines = run_logs(run_id, "committed snapshot")
+    assert any(m.startswith(f"committed snapshot {summary['short_id']}") for _, _, m in lines), lines
