@@ -28,9 +28,18 @@ from prefect.client.schemas.actions import WorkPoolCreate
 from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 from prefect.client.schemas.objects import FlowRun, StateType
 
+from storage import Repository
+
 PREFECT = str(Path(sys.executable).with_name("prefect"))
 FINAL = {StateType.COMPLETED, StateType.FAILED, StateType.CRASHED, StateType.CANCELLED}
 FLOWS = {"backup": "flows.backup:backup_flow", "prune": "flows.forget:prune_flow", "verify": "flows.verify:verify_flow"}
+
+
+def password_of(env: dict[str, str]) -> str | None:
+    """The repository password the workers' environment gives (BACKUPFLOW_PASSWORD[_FILE])."""
+    if env.get("BACKUPFLOW_PASSWORD_FILE"):
+        return Path(env["BACKUPFLOW_PASSWORD_FILE"]).read_text().splitlines()[0]
+    return env.get("BACKUPFLOW_PASSWORD")
 
 
 @dataclass
@@ -43,6 +52,10 @@ class Fleet:
     deployments: dict[str, UUID] = field(default_factory=dict)
 
     _client: SyncPrefectClient | None = None
+
+    def open_repo(self, url: str) -> Repository:
+        """The repository as the workers open it (with their password, if any)."""
+        return Repository.open(url, password=password_of(self.env))
 
     def client(self) -> SyncPrefectClient:
         """One client for the fleet's life (a new one costs a handshake with the server)."""

@@ -11,7 +11,6 @@ from uuid import UUID
 import pytest
 from prefect.client.schemas.objects import StateType
 
-from storage import Repository
 from tests.fleet.fleet import Fleet
 from tests.flows.cli_process import cli_env, run
 from tests.treegen import assert_same_tree, make_tree
@@ -58,7 +57,7 @@ def test_twelve_sources_per_repository_back_up_at_once_with_prune_and_verify_bet
     backups = fleet.submit_many(specs)
     _started(fleet, backups, count=4)
     middle = fleet.submit_many([spec for kind, url in repos.items() for spec in (
-        ("prune", {"repo": url, "wait_minutes": 5}, f"prune {kind}"), ("verify", {"repo": url}, f"verify {kind}"))])
+        ("prune", {"repo": url, "wait_minutes": 15}, f"prune {kind}"), ("verify", {"repo": url}, f"verify {kind}"))])
 
     done = fleet.wait([*backups, *middle], timeout=600)
     failed = {r.name: f"{r.state_name}: {r.state.message if r.state else ''}" for r in done.values()
@@ -66,7 +65,7 @@ def test_twelve_sources_per_repository_back_up_at_once_with_prune_and_verify_bet
     assert not failed, f"runs that did not complete: {failed}\n{fleet.logs()}"
 
     for kind, url in repos.items():
-        repo = Repository.open(url)
+        repo = fleet.open_repo(url)
         snaps = repo.snapshots.all()
         assert sorted(s.source for s in snaps) == sorted(str(t.root) for t in trees), kind
         report = repo.verify(read_data=True)
