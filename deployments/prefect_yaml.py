@@ -32,15 +32,16 @@ HEADER = """\
 """
 WORK_POOL = "backupflow"
 PLACES = {"source": "{{ $BACKUPFLOW_SOURCE }}", "repo": "{{ $BACKUPFLOW_REPO }}"}
+REQUIRE = "deployments.prefect_yaml.require_places"
 
 
-def require_places(source: str = "", repo: str = "") -> dict[str, Any]:
+def require_places(repo: str = "", source: str | None = None) -> dict[str, Any]:
     """A build step of prefect.yaml: `prefect deploy` stops, creating nothing, when
-    BACKUPFLOW_SOURCE or BACKUPFLOW_REPO was not set (Prefect would deploy the empty value, or
-    the placeholder itself, as the parameter)."""
+    BACKUPFLOW_REPO (and, for the backups, BACKUPFLOW_SOURCE) was not set (Prefect would deploy
+    the empty value, or the placeholder itself, as the parameter)."""
     for value, env, what in ((source, "BACKUPFLOW_SOURCE", "the folder to back up"),
                              (repo, "BACKUPFLOW_REPO", "the repository URL")):
-        if not value.strip() or "{{" in value:
+        if value is not None and (not value.strip() or "{{" in value):
             raise ValueError(f"{env} is not set: set it to {what} before `prefect deploy`, so that no "
                              "deployment gets an empty or placeholder parameter.")
     return {}
@@ -48,6 +49,7 @@ def require_places(source: str = "", repo: str = "") -> dict[str, Any]:
 
 def deployment(job: Job) -> dict[str, Any]:
     place = {"source": PLACES["source"]} if job.needs_source or job.takes_source else {}
+    build = {"build": [{REQUIRE: {"repo": PLACES["repo"], **place}}]} if place else {}
     return {
         "name": job.name + POOL_SUFFIX,
         "entrypoint": job.entrypoint,
@@ -57,11 +59,12 @@ def deployment(job: Job) -> dict[str, Any]:
         "schedules": [{"cron": job.cron, "timezone": "UTC"}] if job.cron else [],
         "enforce_parameter_schema": True,
         "work_pool": {"name": WORK_POOL},
+        **build,
     }
 
 
 def render(config: str | None = None) -> str:
-    check = {"deployments.prefect_yaml.require_places": {"source": PLACES["source"], "repo": PLACES["repo"]}}
+    check = {REQUIRE: {"repo": PLACES["repo"]}}  # the backups' own build step asks for the source too
     spec = {"name": "backupflow", "prefect-version": "3.9.1", "build": [check], "push": None, "pull": [],
             "deployments": [deployment(job) for job in all_jobs(load_settings(config).backup)]}
     return HEADER + "\n" + yaml.safe_dump(spec, sort_keys=False, width=110)

@@ -24,6 +24,8 @@ import importlib
 import os
 import signal
 import sys
+import threading
+from types import FrameType
 
 from prefect import serve
 
@@ -102,8 +104,21 @@ class Stopped(BaseException):
     ``Exception`` there, but end ``serve`` and reach ``main``."""
 
 
-def _stop(signum: int, frame: object) -> None:
+def _stop(signum: int, frame: FrameType | None) -> None:
+    if _in_finalizer(frame):
+        # Python prints and drops an exception raised inside a finalizer ("Exception ignored
+        # in ... __del__"), and the stop would be lost: send the signal again in a moment.
+        threading.Timer(0.2, os.kill, (os.getpid(), signum)).start()
+        return
     raise Stopped(signal.Signals(signum).name)
+
+
+def _in_finalizer(frame: FrameType | None) -> bool:
+    while frame is not None:
+        if frame.f_code.co_name == "__del__":
+            return True
+        frame = frame.f_back
+    return False
 
 
 if __name__ == "__main__":

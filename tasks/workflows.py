@@ -61,20 +61,29 @@ def read_workflows() -> dict[str, Any]:
     }
 
 
+def _create_deployment(client: Any, d: dict[str, Any]) -> None:
+    flow_id = client.create_flow_from_name(d["flow_name"])
+    schedules = [DeploymentScheduleCreate.model_validate(s) for s in d["schedules"]]
+    client.create_deployment(
+        flow_id=flow_id, name=d["name"], description=d["description"], entrypoint=d["entrypoint"],
+        path=d["path"], tags=d["tags"], parameters=d["parameters"], job_variables=d["job_variables"],
+        work_pool_name=d["work_pool_name"], work_queue_name=d["work_queue_name"], pull_steps=d["pull_steps"],
+        paused=d["paused"], parameter_openapi_schema=d["parameter_openapi_schema"],
+        enforce_parameter_schema=d["enforce_parameter_schema"], schedules=schedules)
+
+
 def write_workflows(export: dict[str, Any]) -> dict[str, list[str]]:
     """Create (or replace, by name) every deployment and automation of ``export``."""
-    done: dict[str, list[str]] = {"deployments": [], "automations": []}
+    done: dict[str, list[str]] = {"deployments": [], "automations": [], "skipped": []}
     with get_client(sync_client=True) as client:
         for d in export.get("deployments", []):
-            flow_id = client.create_flow_from_name(d["flow_name"])
-            schedules = [DeploymentScheduleCreate.model_validate(s) for s in d["schedules"]]
-            client.create_deployment(
-                flow_id=flow_id, name=d["name"], description=d["description"], entrypoint=d["entrypoint"],
-                path=d["path"], tags=d["tags"], parameters=d["parameters"], job_variables=d["job_variables"],
-                work_pool_name=d["work_pool_name"], work_queue_name=d["work_queue_name"], pull_steps=d["pull_steps"],
-                paused=d["paused"], parameter_openapi_schema=d["parameter_openapi_schema"],
-                enforce_parameter_schema=d["enforce_parameter_schema"], schedules=schedules)
-            done["deployments"].append(f"{d['flow_name']}/{d['name']}")
+            name = f"{d['flow_name']}/{d['name']}"
+            try:
+                _create_deployment(client, d)
+            except Exception as exc:  # noqa: BLE001 - one that cannot come back (its work pool is gone) is named
+                done["skipped"].append(f"{name}: {exc}")
+                continue
+            done["deployments"].append(name)
         for a in export.get("automations", []):
             for old in client.read_automations_by_name(a["name"]):
                 client.delete_automation(old.id)

@@ -51,3 +51,5 @@ def restore(snapshot: str = SNAPSHOT, repo: Optional[str] = REPO_OPTION, option:
         return
     typer.echo(f"put back {len(result['deployments'])} deployment(s) ({', '.join(result['deployments']) or 'none'}) "
                f"and {len(result['automations'])} automation(s) of snapshot {result['snapshot_id'][:8]}")
+    for why in result.get("skipped", []):
+        typer.echo(f"warning: not put back: {why}", err=True)
