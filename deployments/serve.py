@@ -7,7 +7,8 @@ deployments/definition.py (prefect.yaml is written from it too): the backup at
 ``backup_frequency``/``backup_time``, a weekly full, archive and cleanup daily, verify
 --read-data and prune weekly, no two in the same minute. They appear under Deployments in the
 Prefect UI, run on schedule, and can be started by hand from there. Restarting this process
-after a change of the configuration updates them there (a deployment is replaced by name).
+after a change of the configuration updates them there (a deployment is replaced by name; a
+served one of the repository that the configuration dropped is deleted).
 ``--source`` and ``--repo`` default to the config's ``source`` and ``backup_path``.
 
 The first SIGTERM or SIGINT stops the process cleanly (exit 0, one line, no traceback) at any
@@ -27,7 +28,8 @@ import sys
 import threading
 from types import FrameType
 
-from prefect import serve
+from prefect import get_client, serve
+from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterTags
 
 from deployments.definition import Job, all_jobs
 from storage.config import Settings, load_settings, refuse_when_disabled
@@ -45,6 +47,23 @@ def build(jobs: list[Job], source: str | None, repo: str) -> list:
             name=job.name, cron=job.cron, tags=["backupflow"], description=job.description,
             parameters={**place, "repo": repo, **job.parameters}, enforce_parameter_schema=True))
     return deployments
+
+
+def retire_stale(deployments: list, repo: str) -> list[str]:
+    """Delete the served deployments (no work pool) of this repository that the configuration
+    no longer asks for (a weekly full after switching to weekly backups), so that the UI shows
+    exactly the configured set; the names deleted."""
+    wanted = {(d.flow_name, d.name) for d in deployments}
+    gone = []
+    with get_client(sync_client=True) as client:
+        flow_names = {f.id: f.name for f in client.read_flows()}
+        ours = DeploymentFilter(tags=DeploymentFilterTags(all_=["backupflow"]))
+        for d in client.read_deployments(deployment_filter=ours):
+            key = (flow_names.get(d.flow_id), d.name)
+            if d.work_pool_name is None and d.parameters.get("repo") == repo and key not in wanted:
+                client.delete_deployment(d.id)
+                gone.append(f"{key[0]}/{key[1]}")
+    return gone
 
 
 def plan(source: str | None, repo: str | None, config: str | None = None) -> tuple[list[Job], str | None, str]:
@@ -89,7 +108,13 @@ def main() -> None:
     sys.stderr.write(f"backupflow: serving the schedules of {repo}: {describe(jobs)}; stop with SIGTERM or Ctrl-C.\n")
     sys.stderr.flush()
     try:
-        serve(*build(jobs, source, repo))
+        deployments = build(jobs, source, repo)
+        try:
+            for name in retire_stale(deployments, repo):
+                sys.stderr.write(f"backupflow: removed {name}, which the configuration no longer asks for.\n")
+        except Exception as exc:  # noqa: BLE001 - serving goes on; serve() reports a server that is gone
+            sys.stderr.write(f"backupflow: could not look for deployments the configuration dropped ({exc}).\n")
+        serve(*deployments)
     except (Stopped, KeyboardInterrupt):
         pass
     finally:  # also after the runner's own SIGTERM path, which ends with sys.exit(0)

@@ -52,6 +52,10 @@ def test_restarting_serve_after_a_config_change_updates_the_schedules(prefect_se
                       'backup_time = "03:15"\n')
     _serve_until(prefect_server, tmp_path, str(config),
                  {"scheduled-backup": "15 * * * *", "weekly-full-backup": "25 3 * * 0"})
+    # weekly backups are fulls themselves: the separate weekly full leaves the UI
+    config.write_text('[backup]\nbackup_path = "repo"\nsource = "src"\nbackup_frequency = "weekly"\n'
+                      'backup_time = "03:15"\n')
+    _serve_until(prefect_server, tmp_path, str(config), {"scheduled-backup": "15 3 * * 0"})
 
 
 @pytest.mark.parametrize("flow_name, params, empty", [
