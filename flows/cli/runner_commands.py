@@ -64,7 +64,7 @@ def stop(json_out: bool = JSON_OPTION) -> None:
 
 @app.command()
 def serve(source: Optional[str] = typer.Option(None, "--source", help="Directory the scheduled backup backs up "
-                                               "(default: source in the config's [backup])."),
+                                               "(default: backup.source in the config)."),
           repo: Optional[str] = typer.Option(None, "--repo", "-r", help="Repository URL (or set BACKUPFLOW_REPO, "
                                              "or backup_path in the config)."),
           config: Optional[str] = CONFIG_OPTION) -> None:
