@@ -40,15 +40,16 @@ def browser(width: int = 1400, height: int = 1000) -> webdriver.Chrome:
     return webdriver.Chrome(options=options, service=Service(driver_path))
 
 
-def page_text(driver: webdriver.Chrome, url: str | None, expected: str, timeout: float = 60) -> str:
-    """Load ``url`` (None: stay on the page) and return the page's text once ``expected`` is in
-    it (the UI renders after its API calls answer), or whatever it shows at the deadline."""
+def page_text(driver: webdriver.Chrome, url: str | None, *expected: str, timeout: float = 60) -> str:
+    """Load ``url`` (None: stay on the page) and return the page's text once every ``expected``
+    string is in it (the UI fills a page in as its API calls answer), or whatever it shows at
+    the deadline."""
     if url is not None:
         driver.get(url)
     deadline = time.monotonic() + timeout
     while True:
         text = driver.find_element(By.TAG_NAME, "body").text
-        if expected in text or time.monotonic() > deadline:
+        if all(e in text for e in expected) or time.monotonic() > deadline:
             return text
         time.sleep(0.5)
 
@@ -118,9 +119,9 @@ def _last_run(api: str, name_start: str) -> str:
 
 def open_approval_form(driver: webdriver.Chrome, scenario: Scenario, timeout: float = 60) -> str:
     """The waiting run's page, its Resume button clicked: the text of the approval dialog."""
-    page_text(driver, f"{scenario.ui}/runs/flow-run/{scenario.waiting_run}", "Resume", timeout)
+    page_text(driver, f"{scenario.ui}/runs/flow-run/{scenario.waiting_run}", "Resume", timeout=timeout)
     for button in driver.find_elements(By.TAG_NAME, "button"):
         if button.text.strip() == "Resume":
             button.click()
             break
-    return page_text(driver, None, "Approval needed", timeout)
+    return page_text(driver, None, "Approval needed", "Submit", timeout=timeout)

@@ -31,7 +31,7 @@ def test_the_history_table_lists_every_snapshot(seen):
     history_key, _ = scenario.keys()
     full, inc = scenario.full, scenario.incremental
     text = page_text(driver, f"{scenario.ui}/artifacts/artifact/{scenario.latest_artifact(history_key)}",
-                     full["short_id"])
+                     full["short_id"], "before the refactor", f"backup incremental {inc['short_id']} of ")
     assert "time (UTC) snapshot type tags description size files added source" in text, text
     assert text.index(inc["short_id"]) < text.index(full["short_id"])  # newest first
     assert "before the refactor" in text and "nightly" in text and "incremental" in text
@@ -42,7 +42,7 @@ def test_the_statistics_page_renders_as_a_table(seen):
     scenario, driver = seen
     _, stats_key = scenario.keys()
     text = page_text(driver, f"{scenario.ui}/artifacts/artifact/{scenario.latest_artifact(stats_key)}",
-                     "deduplication ratio")
+                     "deduplication ratio", "Growth", f"newest {scenario.incremental['short_id']}")
     assert f"Repository {scenario.repo}" in text
     assert "snapshots 2 in 1 chain(s)" in text and "compression ratio" in text
     assert f"newest {scenario.incremental['short_id']}" in text and "Growth" in text
@@ -60,5 +60,5 @@ def test_the_approval_form_shows_the_short_id_and_what_would_change(seen):
 
 def test_the_failed_run_says_why(seen):
     scenario, driver = seen
-    text = page_text(driver, f"{scenario.ui}/runs/flow-run/{scenario.failed_run}", "Failed")
+    text = page_text(driver, f"{scenario.ui}/runs/flow-run/{scenario.failed_run}", "restore 0123abcd", "Failed")
     assert "restore 0123abcd" in text and "Failed" in text
