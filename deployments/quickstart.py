@@ -13,6 +13,7 @@ from __future__ import annotations
 import filecmp
 import os
 import random
+import secrets
 import shutil
 import sys
 from pathlib import Path
@@ -27,6 +28,7 @@ from flows.cli.runner_protocol import data_dir
 from flows.runtime import in_process_run
 
 DATA = Path("data")
+PASSWORD_FILE = DATA / "repository.password"  # scripts/quickstart.sh gives it to `backupflow serve` too
 
 
 def make_workspace(root: Path, seed: int = 7) -> None:
@@ -53,6 +55,23 @@ def same_tree(a: Path, b: Path) -> bool:
     return not mismatch and not errors and all(same_tree(a / d, b / d) for d in cmp.common_dirs)
 
 
+def password_file(path: Path = PASSWORD_FILE) -> Path:
+    """The sample repository's password file: made once with a random password, readable by
+    this user only, and used by every run of the demo (BACKUPFLOW_PASSWORD_FILE), so the
+    quickstart needs no typing while its repository is encrypted like any other."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        pass
+    else:
+        with os.fdopen(fd, "w") as f:
+            f.write(secrets.token_urlsafe(24) + "\n")
+    os.chmod(path, 0o600)
+    os.environ["BACKUPFLOW_PASSWORD_FILE"] = str(path.absolute())
+    return path
+
+
 def _server() -> local_server.LocalServer | None:
     """The local Prefect server, unless PREFECT_API_URL names one; Prefect's settings follow."""
     if os.environ.get("PREFECT_API_URL"):
@@ -72,6 +91,9 @@ def main() -> int:
     for p in (workspace, repo, target, DATA / "audit"):
         shutil.rmtree(p, ignore_errors=True)
     make_workspace(workspace)
+    secret = password_file()
+    print(f"The sample repository is encrypted; its password is in {secret.absolute()} (only you can read it). "
+          "Without that file the backups in it cannot be read by anyone: keep a copy of it for real backups.")
     server = _server()
     print(f"1/4 backing up {workspace} into {repo} (full)")
     with in_process_run():
@@ -99,9 +121,9 @@ def main() -> int:
         EventsWorker.drain_all(timeout=10)
         APILogWorker.drain_all(timeout=10)
         local_server.stop(data_dir())
-        print("(stopped again: `.venv/bin/backupflow serve --source data/sample-workspace --repo data/repository` "
-              "serves the schedules and this UI)")
-    print(f"Try the CLI: .venv/bin/backupflow snapshots --repo {repo}")
+        print(f"(stopped again: `BACKUPFLOW_PASSWORD_FILE={secret} .venv/bin/backupflow serve "
+              "--source data/sample-workspace --repo data/repository` serves the schedules and this UI)")
+    print(f"Try the CLI: .venv/bin/backupflow snapshots --repo {repo} --password-file {secret}")
     return 0 if ok else 1
 
 

@@ -17,6 +17,7 @@ from storage.snapshots import SnapshotType
 from storage.repository.workflows import CARRIES_WORKFLOWS, carried_tags
 from tasks.audit_events import audited
 from tasks.automations import emit_backup_completed
+from tasks.passwords import Encryption
 from tasks.backup import (
     abandon_backup, commit_snapshot, plan_backup, publish_backup_report, scan_workspace, upload_packs,
 )
@@ -35,8 +36,11 @@ def keep_workflows(repo: str, options: dict[str, Any], summary: BackupSummary) -
 def backup_flow(source: str, repo: str, type: SnapshotType | None = None, excludes: list[str] | None = None,
                 tags: list[str] | None = None, description: str = "", options: dict[str, Any] | None = None,
                 compression_level: int | None = None, connections: int | None = None, pack_size_mib: int = 16,
-                include_versions: bool | None = None, include_workflows: bool | None = None) -> BackupSummary:
-    """Back up ``source`` into the repository at ``repo`` (created if the location is empty).
+                include_versions: bool | None = None, include_workflows: bool | None = None,
+                encryption: Encryption = "on") -> BackupSummary:
+    """Back up ``source`` into the repository at ``repo`` (created if the location is empty:
+    encrypted, unless ``encryption`` is "none"; its password comes from the sources in
+    tasks/passwords.py, never from a parameter).
 
     A snapshot that lacks something that could not be read still completes the run, in a
     Completed state named "Incomplete"; its summary, report and audit event name what is
@@ -57,7 +61,7 @@ def backup_flow(source: str, repo: str, type: SnapshotType | None = None, exclud
                  details={"type": type, "tags": tags or []}, options=options) as trail:
         for attempt in (1, 2):
             plan = plan_backup(repo, options, source, type, excludes or [], tags, description,
-                               compression_level, pack_size_mib, versions)
+                               compression_level, pack_size_mib, versions, encryption)
             try:
                 scan = scan_workspace(repo, options, plan)
                 stored = upload_packs(repo, options, plan, scan, connections)

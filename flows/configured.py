@@ -16,7 +16,7 @@ from storage.backend import display_url
 from storage.backend.cloud_config import cloud_destination
 from storage.config import Settings, load_settings
 from storage.errors import InvalidConfig
-from tasks.passwords import find_password
+from tasks.passwords import open_repository
 from tasks.repo_access import full_options, read_password_block
 
 
@@ -39,9 +39,10 @@ class Target:
         return os.path.abspath(os.path.expanduser(source))
 
     def open(self, create: bool = False) -> Repository:
-        """The repository, opened without Prefect (the password from the usual sources)."""
-        password = find_password(read_password_block, self.settings)
-        return Repository.open(self.url, full_options(self.url, self.options), create=create, password=password)
+        """The repository, opened without Prefect (the password from the usual sources); a new
+        one is encrypted, as from the CLI and the flows."""
+        return open_repository(self.url, full_options(self.url, self.options), create=create,
+                               read_block=read_password_block, settings=self.settings)
 
 
 def configured_target(config: str | None = None, repository: str | None = None) -> Target:

@@ -14,5 +14,7 @@ fi
 BACKUPFLOW_QUICKSTART_SERVE=$serve .venv/bin/python -m deployments.quickstart
 if [[ $serve == 1 ]]; then
     echo
-    exec .venv/bin/backupflow serve --source data/sample-workspace --repo data/repository
+    # the sample repository is encrypted; deployments.quickstart made its password file
+    BACKUPFLOW_PASSWORD_FILE="$ROOT/data/repository.password" \
+        exec .venv/bin/backupflow serve --source data/sample-workspace --repo data/repository
 fi

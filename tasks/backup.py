@@ -13,6 +13,7 @@ from storage.snapshots import ScanResult
 from storage.sizes import human_bytes
 from tasks.prefect_api import publish
 from tasks import run_log
+from tasks.passwords import Encryption
 from tasks.progress import reporter_for
 from tasks.repo_access import open_repo
 from tasks.reports import publish_history, publish_stats
@@ -22,8 +23,9 @@ from tasks.retry import TASK_OPTIONS
 @task(name="plan_backup", **TASK_OPTIONS)
 def plan_backup(repo: str, options: dict[str, Any], source: str, type: str | None, excludes: list[str],
                 tags: list[str], description: str, compression_level: int = 3, pack_size_mib: int = 16,
-                include_versions: bool = False) -> BackupPlan:
-    r = open_repo(repo, options, create=True, compression_level=compression_level, pack_size_mib=pack_size_mib)
+                include_versions: bool = False, encryption: Encryption = "on") -> BackupPlan:
+    r = open_repo(repo, options, create=True, encryption=encryption, compression_level=compression_level,
+                  pack_size_mib=pack_size_mib)
     plan = r.plan_backup(source, type, excludes, r.tags_with_versions(tags) if include_versions else tags, description)
     after = f" after {plan.parent[:8]}" if plan.parent else ""
     run_log.info("planned a backup of %s: %s%s", plan.source, plan.type, after)

@@ -21,10 +21,14 @@ import shlex
 import subprocess
 import threading
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable, Literal
 
+from storage import Repository
+from storage.backend import display_url
 from storage.config import Settings, load_settings
-from storage.errors import InvalidConfig
+from storage.errors import InvalidConfig, NotFound, PasswordRequired
+
+Encryption = Literal["on", "none"]  # "on": a new repository is encrypted (the default)
 
 PASSWORD_FILE_ENV = "BACKUPFLOW_PASSWORD_FILE"
 PASSWORD_ENV = "BACKUPFLOW_PASSWORD"
@@ -128,6 +132,62 @@ def find_password(read_block: Callable[[str], str] | None = None, settings: Sett
     return None
 
 
-__all__ = ["PASSWORD_ENV", "PASSWORD_FILE_ENV", "PASSWORD_FILE_FLAG", "WHERE", "configured_sources",
-           "find_password", "forget_given", "given_password", "read_password_file", "run_password_command",
-           "use_password", "use_password_file"]
+def unencrypted_notice(where: str) -> str:
+    return (f"created {where} UNENCRYPTED (--encryption none): whoever can read its storage can read every file "
+            "backed up into it.")
+
+
+def missing_password(where: str, creating: bool) -> PasswordRequired:
+    if creating:
+        return PasswordRequired(f"A new repository at {where} is encrypted, so it needs a password; give one with "
+                                f"{WHERE} (or create an unencrypted one with --encryption none).")
+    return PasswordRequired(f"{where} is encrypted and no password was found; give it with {WHERE}.")
+
+
+def open_repository(url: str, options: dict[str, Any] | None = None, create: bool = False,
+                    encryption: Encryption = "on", read_block: Callable[[str], str] | None = None,
+                    notice: Callable[[str], None] | None = None, settings: Settings | None = None,
+                    **init_args: Any) -> Repository:
+    """Open the repository at ``url`` with the first password the sources give; with
+    ``create``, make one in an empty location: encrypted unless ``encryption`` is "none".
+
+    The cheap sources (1-3) are read first; the command and the Secret block only when an
+    encrypted repository needs them, so an unencrypted one never runs a password manager.
+    Raises PasswordRequired naming every source when none has a password, WrongPassword
+    (from the engine) when the password opens no key file; nothing is written either way."""
+    where = display_url(url)
+    password = given_password()
+    if create and encryption == "none":
+        try:
+            return Repository.open(url, options, password=password)
+        except NotFound:
+            repo = Repository.open(url, options, create=True, **init_args)
+            if notice is not None and not repo.encrypted:
+                notice(unencrypted_notice(where))
+            return repo
+        except PasswordRequired:
+            password = find_password(read_block, settings)
+            if password is None:
+                raise missing_password(where, False) from None
+            return Repository.open(url, options, password=password)
+    if password is None and create:
+        password = find_password(read_block, settings)
+    try:
+        return Repository.open(url, options, create=create and password is not None, password=password,
+                               **init_args)
+    except PasswordRequired:
+        if password is None:
+            password = find_password(read_block, settings)
+        if password is None:
+            raise missing_password(where, False) from None
+        return Repository.open(url, options, password=password)
+    except NotFound:
+        if create and password is None:
+            raise missing_password(where, True) from None
+        raise
+
+
+__all__ = ["configured_sources", "Encryption", "find_password", "forget_given", "given_password",
+           "missing_password", "open_repository", "PASSWORD_ENV", "PASSWORD_FILE_ENV", "PASSWORD_FILE_FLAG",
+           "read_password_file", "run_password_command", "unencrypted_notice", "use_password",
+           "use_password_file", "WHERE"]

@@ -14,10 +14,13 @@ import threading
 from typing import Any, Iterator
 
 from prefect.blocks.system import Secret
+from prefect.exceptions import MissingContextError
+from prefect.logging import get_run_logger
 
 from storage import Repository
 from storage.backend.credentials import split_secret_options  # noqa: F401  (flows import it from here)
 from storage.errors import InvalidConfig
+from tasks.passwords import Encryption, open_repository
 
 _SECRETS: dict[str, dict[str, Any]] = {}
 _LOCK = threading.Lock()
@@ -100,10 +103,19 @@ def in_run_scope() -> bool:
     return _RUN_REPOS.get() is not None
 
 
+def _warn(sentence: str) -> None:
+    try:
+        get_run_logger().warning(sentence)
+    except MissingContextError:  # called outside a flow or task run
+        pass
+
+
 def open_repo(url: str, options: dict[str, Any] | None = None, create: bool = False, refresh: bool = True,
-              **init_args) -> Repository:
-    """The run's repository at ``url``; ``refresh=False`` keeps what it has read (the reports
-    published right after a commit need no second read of the index)."""
+              encryption: Encryption = "on", **init_args) -> Repository:
+    """The run's repository at ``url``, opened with its password from the sources of
+    :mod:`tasks.passwords` (the Secret block read here, at run time); with ``create``, made in
+    an empty location, encrypted unless ``encryption`` is "none". ``refresh=False`` keeps what
+    it has read (the reports published right after a commit need no second read of the index)."""
     opened = _RUN_REPOS.get()
     key = url + "\n" + json.dumps(options or {}, sort_keys=True, default=str)
     if opened is not None and key in opened:
@@ -111,7 +123,8 @@ def open_repo(url: str, options: dict[str, Any] | None = None, create: bool = Fa
         if refresh:
             repo.refresh()
         return repo
-    repo = Repository.open(url, full_options(url, options), create=create, **init_args)
+    repo = open_repository(url, full_options(url, options), create=create, encryption=encryption,
+                           read_block=read_password_block, notice=_warn, **init_args)
     if opened is not None:
         opened[key] = repo
     return repo

@@ -35,7 +35,8 @@ from storage.backend import display_url
 from storage.sizes import human_bytes
 from storage.snapshots import Snapshot
 from tasks.prefect_api import publish
-from tasks.repo_access import full_options, in_run_scope, open_repo
+from tasks.passwords import open_repository
+from tasks.repo_access import full_options, in_run_scope, open_repo, read_password_block
 
 # Work to do once the command has answered, or None when it is done at once (see defer_reports).
 _DEFERRED: list[Callable[[], None]] | None = None
@@ -112,7 +113,7 @@ def _repository(url: str, options: dict[str, Any] | None, refresh: bool) -> Iter
     if in_run_scope():
         yield open_repo(url, options or {}, refresh=refresh)
         return
-    with Repository.open(url, full_options(url, options)) as r:
+    with open_repository(url, full_options(url, options), read_block=read_password_block) as r:
         yield r
 
 

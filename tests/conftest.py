@@ -25,6 +25,16 @@ os.environ["XDG_RUNTIME_DIR"] = os.path.join(_RUNNER_HOME, "r")
 os.environ["XDG_DATA_HOME"] = os.path.join(_RUNNER_HOME, "data")
 os.environ.setdefault("BACKUPFLOW_RUNNER_IDLE_MINUTES", "5")  # gone soon after a session that was killed
 os.environ.setdefault("GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT", "false")
+# New repositories are encrypted: every process of the session has the suite's password, as a
+# user's environment would (tests/suite_password.py); never the developer's own password.
+from tests.suite_password import PASSWORD as SUITE_PASSWORD  # noqa: E402  (after GCSFS_... is set)
+
+_PASSWORD_FILE = os.path.join(_RUNNER_HOME, "password")
+with open(os.open(_PASSWORD_FILE, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as _f:
+    _f.write(SUITE_PASSWORD + "\n")
+os.environ["BACKUPFLOW_PASSWORD_FILE"] = _PASSWORD_FILE
+os.environ.pop("BACKUPFLOW_PASSWORD", None)
+os.environ.setdefault("BACKUPFLOW_SCRYPT_N", "1024")
 
 from prefect.context import refresh_global_settings_context  # noqa: E402  (after the quiet env is set)
 

@@ -30,6 +30,7 @@ import pytest
 from storage import Repository
 from storage.errors import Locked
 from tests.flows.cli_process import cli_env, run, start
+from tests.suite_password import open_repository
 from tests.treegen import Fingerprint, diff_fingerprints, fingerprint
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -93,12 +94,12 @@ class World:
         self.counts[what] = self.counts.get(what, 0) + 1
 
     def backup(self, type: str | None = None) -> str:
-        snap = Repository.open(self.url).backup(str(self.src), type=type).snapshot_id
+        snap = open_repository(self.url).backup(str(self.src), type=type).snapshot_id
         self.expected[snap] = fingerprint(self.src)
         return snap
 
     def forget_oldest_chain(self) -> None:
-        repo = Repository.open(self.url)
+        repo = open_repository(self.url)
         fulls = [s for s in repo.snapshots.all() if s.type == "full"]
         if len(fulls) < 2:
             return
@@ -109,7 +110,7 @@ class World:
 
     def check(self, context: str) -> None:
         """Verify clean, nothing lost, every snapshot restores byte for byte."""
-        repo = Repository.open(self.url)
+        repo = open_repository(self.url)
         present = set(repo.snapshots.ids())
         lost = set(self.expected) - present
         assert not lost, f"{context}: snapshot(s) {sorted(s[:8] for s in lost)} were lost (seed {SEED})"
@@ -159,7 +160,7 @@ def _run_child(world: World, args: list[str], delay: float) -> str:
 
 def _new_snapshots(world: World, before: set[str]) -> None:
     """A killed backup that got as far as its manifest made a snapshot: of the current source."""
-    for sid in set(Repository.open(world.url).snapshots.ids()) - before:
+    for sid in set(open_repository(world.url).snapshots.ids()) - before:
         world.expected[sid] = fingerprint(world.src)
 
 
@@ -192,7 +193,7 @@ def _kills(world: World, kind: str, step) -> None:
 
 def _backup_step(world: World, delay: float) -> str:
     _mutate(world.rng, world.src)
-    before = set(Repository.open(world.url).snapshots.ids())
+    before = set(open_repository(world.url).snapshots.ids())
     type = "full" if world.rng.random() < 0.25 else ""
     outcome = _run_child(world, ["backup", world.url, str(world.src), type], delay)
     _new_snapshots(world, before)
@@ -213,7 +214,7 @@ def _restore_step(world: World, delay: float) -> str:
     target = world.work / "killed-restore"
     outcome = _run_child(world, ["restore", world.url, sid, str(target)], delay)
     if outcome == "killed" and target.exists():  # the same restore again, over what the killed one left
-        Repository.open(world.url).restore(sid, str(target))
+        open_repository(world.url).restore(sid, str(target))
         left = [p.name for p in target.rglob(".bf-restore-*")]
         assert not left, f"a killed restore's temporary files outlived the next restore: {left}"
     if outcome == "done first" or target.exists():
@@ -247,11 +248,11 @@ def test_sigkill_at_random_points_of_backup_prune_and_restore(world, capsys):
 def _round(world: World, other: Path, pick: str, target: Path) -> dict[str, object]:
     """Two backups, a prune, a verify and a restore started together; each one's result."""
     ops = {
-        "backup": partial(Repository.open(world.url).backup, str(world.src)),
-        "backup2": partial(Repository.open(world.url).backup, str(other)),
-        "prune": Repository.open(world.url).prune,
-        "verify": partial(Repository.open(world.url).verify, read_data=True),
-        "restore": partial(Repository.open(world.url).restore, pick, str(target)),
+        "backup": partial(open_repository(world.url).backup, str(world.src)),
+        "backup2": partial(open_repository(world.url).backup, str(other)),
+        "prune": open_repository(world.url).prune,
+        "verify": partial(open_repository(world.url).verify, read_data=True),
+        "restore": partial(open_repository(world.url).restore, pick, str(target)),
     }
     results: dict[str, object] = {}
     barrier = threading.Barrier(len(ops))

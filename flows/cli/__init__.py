@@ -17,7 +17,8 @@ import time
 from flows.cli import runner_client
 
 COMMAND_MODULES = ("archive_commands", "audit_commands", "cleanup_commands", "config_commands", "guardian_commands",
-                   "policy_commands", "repair_commands", "repo_commands", "runner_commands", "workflows_commands")
+                   "key_commands", "policy_commands", "repair_commands", "repo_commands", "runner_commands",
+                   "workflows_commands")
 COMMAND_MODULES += ("version_commands",)
 COMMAND_MODULES += ("notify_commands",)
 

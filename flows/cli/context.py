@@ -7,13 +7,17 @@ import importlib
 import os
 from typing import Any
 
+from flows.cli import password_prompt
 from flows.cli.common import parse_options, resolve_repo, use_config
 from storage import Repository
 from storage.backend import (
-    check_option_names, check_repository_url, refuse_option_credentials, refuse_url_credentials, scheme_of,
+    check_option_names, check_repository_url, display_url, refuse_option_credentials, refuse_url_credentials,
+    scheme_of,
 )
 from storage.backend.cloud_config import cloud_destination
 from storage.config import Settings, load_settings, refuse_when_disabled
+from storage.errors import PasswordRequired
+from tasks import passwords
 
 
 def repo_context(repo: str | None, option: list[str] | None, config: str | None,
@@ -62,9 +66,26 @@ def with_secret_block(opts: dict[str, Any]) -> dict[str, Any]:
     return opts
 
 
+def read_password_block(name: str) -> str:
+    # Only then is Prefect loaded: reading the block needs its client.
+    return importlib.import_module("tasks.repo_access").read_password_block(name)
+
+
 def open_repository(repo, option, config) -> Repository:
+    """The repository of a command that reads it here (no flow run), with its password from
+    the sources of tasks/passwords.py, or typed at the terminal when they have none."""
     url, opts, _ = repo_context(repo, option, config)
-    return Repository.open(url, with_secret_block(opts))
+    return open_at_terminal(url, with_secret_block(opts))
+
+
+def open_at_terminal(url: str, opts: dict[str, Any]) -> Repository:
+    try:
+        return passwords.open_repository(url, opts, read_block=read_password_block)
+    except PasswordRequired:
+        if not password_prompt.at_terminal():
+            raise
+        passwords.use_password(password_prompt.read_hidden(f"Password for {display_url(url)}: "))
+        return passwords.open_repository(url, opts, read_block=read_password_block)
 
 
 def load_flows():

@@ -19,7 +19,8 @@ from prefect.events.worker import EventsWorker
 from prefect.logging.handlers import APILogWorker
 
 from flows.cli.app import EXIT_HOOKS
-from flows.cli import server_loss
+from flows.cli import password_prompt, server_loss
+from flows.cli.context import with_secret_block
 from flows.runtime import in_process_run, process_tags
 from tasks import progress as task_progress
 from tasks import reports
@@ -97,6 +98,10 @@ def _run_flow(flow_fn, repo: str, options: dict[str, Any], show_progress: bool, 
     # The ~130,000 objects Prefect's import leaves are never garbage: keep the collector from
     # walking them again during the run (it spent 0.1 s of a first backup doing so).
     gc.freeze()
+    # The password prompt, if one is needed, comes before the run exists: a task never waits
+    # for a person to type (it may not run where they are).
+    creating = flow_fn.name == "backup" and params.get("encryption", "on") != "none"
+    password_prompt.prompt_if_needed(repo, with_secret_block(options), creating)
     get_guardian().set_waiting_notifier(announce_wait)
     plain, secret = split_secret_options(options)
     register_secret_options(repo, secret)

@@ -11,8 +11,11 @@ from __future__ import annotations
 
 import sys
 import termios
+from typing import Any
 
-from storage.errors import InvalidConfig
+from storage import Repository
+from storage.backend import display_url
+from storage.errors import InvalidConfig, NotFound, PasswordRequired
 from tasks import passwords
 
 
@@ -48,9 +51,10 @@ def read_hidden(prompt: str) -> str:
     old = termios.tcgetattr(fd)
     quiet = termios.tcgetattr(fd)
     quiet[3] &= ~termios.ECHO
+    # Echo off before the prompt shows: what is typed after it must never appear.
+    termios.tcsetattr(fd, termios.TCSAFLUSH, quiet)
     sys.stderr.write(prompt)
     sys.stderr.flush()
-    termios.tcsetattr(fd, termios.TCSAFLUSH, quiet)
     try:
         line = sys.stdin.readline()
     finally:
@@ -82,5 +86,54 @@ def new_password(new_password_file: str | None, what: str) -> str:
     return ask_new_password(what)
 
 
-__all__ = ["ask_new_password", "at_terminal", "new_password", "read_hidden",
-           "take_password_file"]
+ENCRYPTION_HELP = ("on (default): the new repository is encrypted, with a password from the usual sources "
+                   "(README: Encryption); none: unencrypted, readable by whoever can read its storage.")
+
+
+def check_encryption(encryption: str) -> passwords.Encryption:
+    if encryption not in ("on", "none"):
+        raise InvalidConfig(f"--encryption {encryption} is not known; give on (the default) or none.")
+    return "on" if encryption == "on" else "none"
+
+
+def password_for_new(url: str, read_block) -> str:
+    """The password of a repository being created: from the sources, else typed twice."""
+    password = passwords.find_password(read_block)
+    if password is not None:
+        return password
+    if not at_terminal():
+        raise passwords.missing_password(display_url(url), True)
+    return ask_new_password(f"the new encrypted repository {display_url(url)}")
+
+
+def no_repository_yet(url: str, options: dict[str, Any]) -> bool:
+    """Whether a backup into ``url`` would create the repository (read before it runs)."""
+    try:
+        Repository.open(url, options).close()
+    except NotFound:
+        return True
+    except PasswordRequired:
+        pass
+    return False
+
+
+def prompt_if_needed(url: str, options: dict[str, Any], creating: bool) -> None:
+    """Before a command runs a flow on a repository (or, ``creating``, makes an encrypted one):
+    when no source has a password, none is configured for the tasks to read (a command, a
+    Secret block) and a person sits at the terminal, ask them, once, if the repository needs
+    one. Everything else is left to the tasks, which name every source when they find none.
+    ``options`` are complete (secrets and Secret block read)."""
+    if not at_terminal() or passwords.given_password() is not None or any(passwords.configured_sources()):
+        return
+    where = display_url(url)
+    try:
+        Repository.open(url, options).close()
+    except PasswordRequired:
+        passwords.use_password(read_hidden(f"Password for {where}: "))
+    except NotFound:
+        if creating:
+            passwords.use_password(ask_new_password(f"the new encrypted repository {where}"))
+
+
+__all__ = ["ask_new_password", "at_terminal", "check_encryption", "ENCRYPTION_HELP", "new_password",
+           "no_repository_yet", "password_for_new", "prompt_if_needed", "read_hidden", "take_password_file"]

@@ -11,8 +11,7 @@ import typer
 
 from flows.cli.app import app
 from flows.cli.common import CONFIG_OPTION, JSON_OPTION, OPTION_OPTION, REPO_OPTION, emit_json, run_guarded
-from flows.cli.context import load_flows, repo_context, with_secret_block
-from storage import Repository
+from flows.cli.context import load_flows, open_at_terminal, repo_context, with_secret_block
 from storage.errors import InvalidConfig
 from storage.guardian.stored_policy import effective_policy, repository_policy
 
@@ -27,7 +26,7 @@ def show(repo: Optional[str] = REPO_OPTION, option: Optional[List[str]] = OPTION
     def go():
         url, opts, settings = repo_context(repo, option, config)
         opts = with_secret_block(opts)
-        Repository.open(url, opts).close()  # a location that is not a repository is said so
+        open_at_terminal(url, opts).close()  # a location that is not a repository is said so
         stored = repository_policy(url, opts)
         return stored, effective_policy(stored, settings.guardian)
     stored, applied = run_guarded(go)

@@ -17,35 +17,46 @@ from flows.cli.common import (CONFIG_OPTION, JSON_OPTION, OPTION_OPTION, REPO_OP
                               warn_damaged)
 from flows.cli.archive_commands import (ARCHIVE_PREFIX, FROM_OPTION, FROM_OPTION_OPTION, restore_from_archive,
                                         verify_archives)
-from flows.cli.context import load_flows, open_repository, repo_context
+from flows.cli.context import load_flows, open_repository, read_password_block, repo_context, with_secret_block
+from flows.cli.password_prompt import ENCRYPTION_HELP, check_encryption, no_repository_yet, password_for_new
 from storage import Repository
 from storage.backend import display_url, ensure_container
 from storage.config import zstd_level
 from storage.errors import IncompleteSnapshot, InvalidConfig, RestoreIncomplete
 from storage.snapshots import require_text, shown
 from storage.sizes import human_bytes
+from tasks.passwords import unencrypted_notice
 
 
 @app.command()
 def init(repo: Optional[str] = REPO_OPTION, option: Optional[List[str]] = OPTION_OPTION,
          compression: Optional[int] = typer.Option(None, help="0-9: 0 stores, 9 is smallest (default: the config's "
                                                    "compression_level, 3); zstd levels in README: Configuration."),
+         encryption: str = typer.Option("on", "--encryption", help=ENCRYPTION_HELP),
          json_out: bool = JSON_OPTION, config: Optional[str] = CONFIG_OPTION):
-    """Create a repository at an empty location."""
+    """Create a repository at an empty location (encrypted unless --encryption none)."""
     def go():
         url, opts, settings = repo_context(repo, option, config, writing="create a repository")
+        plain = check_encryption(encryption) == "none"
         level = settings.backup.compression_level if compression is None else compression
         if not 0 <= level <= 9:
             raise InvalidConfig(f"--compression {level} is not a compression level; give 0-9 "
                                 "(0 = stored, 9 = smallest).")
         ensure_container(url, opts)
-        r = Repository.init(url, opts, compression_level=zstd_level(level), pack_size_mib=settings.backup.pack_size_mib)
+        password = None if plain else password_for_new(url, read_password_block)
+        r = Repository.init(url, opts, compression_level=zstd_level(level), pack_size_mib=settings.backup.pack_size_mib,
+                            password=password)
         out = {"repository": display_url(url), "id": r.config.id, "version": r.config.version,
-               "compression_level": level, "zstd_level": zstd_level(level)}
+               "compression_level": level, "zstd_level": zstd_level(level), "encrypted": r.encrypted}
+        if not r.encrypted:
+            typer.echo(f"warning: {unencrypted_notice(display_url(url))}", err=True)
         if json_out:
             emit_json(out)
         else:
-            typer.echo(f"created backupflow repository {r.config.id[:8]} at {display_url(url)}")
+            kind = "encrypted" if r.encrypted else "unencrypted"
+            typer.echo(f"created {kind} backupflow repository {r.config.id[:8]} at {display_url(url)}")
+            if r.encrypted:
+                typer.echo("keep its password safe: without it, nothing in the repository can be read again")
     run_guarded(go)
 
 
@@ -58,10 +69,14 @@ def backup(source: str = typer.Argument(..., help="Directory to back up."),
            tag: Optional[List[str]] = typer.Option(None, "--tag", help="Tag for the snapshot (repeatable)."),
            description: str = typer.Option("", "--description", "-m"),
            upload_limit: Optional[str] = typer.Option(None, "--upload-limit", help='Bandwidth cap, e.g. "20MiB/s".'),
+           encryption: str = typer.Option("on", "--encryption", help="For a first backup, which creates the "
+                                          "repository: " + ENCRYPTION_HELP),
            json_out: bool = JSON_OPTION, config: Optional[str] = CONFIG_OPTION):
     """Back up SOURCE as a Prefect flow run (creates the repository in an empty location)."""
     def go():
         url, opts, settings = repo_context(repo, option, config, upload_limit=upload_limit, writing="back up")
+        plain = check_encryption(encryption) == "none"
+        creates_plain = plain and no_repository_yet(url, with_secret_block(opts))
         # Names inside the source may be any bytes (stored exactly); the arguments themselves
         # become flow-run parameters, which Prefect records as UTF-8 text.
         require_text(source, "The source path", "back up a folder above it, whose path is UTF-8")
@@ -73,7 +88,10 @@ def backup(source: str = typer.Argument(..., help="Directory to back up."),
             excludes=list(settings.backup.exclude) + list(exclude or []), tags=list(tag or []),
             description=description, compression_level=zstd_level(settings.backup.compression_level),
             connections=settings.backup.connections, pack_size_mib=settings.backup.pack_size_mib,
+            encryption="none" if plain else "on",
         )
+        if creates_plain:
+            typer.echo(f"warning: {unencrypted_notice(display_url(url))}", err=True)
         if json_out:
             emit_json({**result, **result["stats"]})
         else:
@@ -263,7 +281,8 @@ def stats(repo: Optional[str] = REPO_OPTION, option: Optional[List[str]] = OPTIO
           json_out: bool = JSON_OPTION, config: Optional[str] = CONFIG_OPTION):
     """Repository size, deduplication and compression."""
     def go():
-        s = open_repository(repo, option, config).stats().to_dict()
+        r = open_repository(repo, option, config)
+        s = {**r.stats().to_dict(), "encryption": r.config.encryption["scheme"] if r.encrypted else "none"}
         warn_damaged(s.get("damaged_snapshots") or {})
         if json_out:
             emit_json(s)

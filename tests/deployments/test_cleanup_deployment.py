@@ -15,9 +15,9 @@ import pytest
 from prefect import get_client
 from prefect.client.schemas.actions import WorkPoolCreate
 
-from storage import Repository
 from tests.flows.cli_process import run
 from tests.flows.test_cleanup_flow import calendar  # noqa: F401  (the fixture: a repository with a past)
+from tests.suite_password import open_repository
 
 ROOT = Path(__file__).resolve().parents[2]
 PREFECT = str(Path(sys.executable).with_name("prefect"))
@@ -65,7 +65,7 @@ def test_the_daily_cleanup_deployment_waits_for_approval_then_applies_the_config
                 worker.kill()
             client.delete_deployment(dep.id)
     assert state.is_completed(), f"{state.type} {state.message}"
-    left = {s.id for s in Repository.open(str(repo_dir)).snapshots.all()}
+    left = {s.id for s in open_repository(str(repo_dir)).snapshots.all()}
     assert left == {ids[n] for n in ("full", "diff-50", "diff-0", "two")}
     types = [e["type"] for e in audit.get_events(flow_run_id=str(flow_run.id))]
     assert types[0] == "cleanup.requested" and types[-1] == "cleanup.completed"

@@ -15,6 +15,7 @@ from prefect import get_client
 from prefect.client.schemas.actions import WorkPoolCreate
 
 from storage import Repository
+from tests.suite_password import SUITE_ENV
 
 ROOT = Path(__file__).resolve().parents[2]
 PREFECT = str(Path(sys.executable).with_name("prefect"))
@@ -30,7 +31,7 @@ def test_a_worker_without_a_checkout_runs_a_deployment_of_prefect_yaml(prefect_s
     deploy_dir.mkdir()
     worker_dir.mkdir()
     shutil.copy(ROOT / "prefect.yaml", deploy_dir / "prefect.yaml")  # only the file, none of the code
-    env = {k: v for k, v in os.environ.items() if not k.startswith("BACKUPFLOW_")}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BACKUPFLOW_") or k in SUITE_ENV}
     env.update(prefect_server.env(), BACKUPFLOW_REPO=str(repo), BACKUPFLOW_SOURCE=str(tmp_path / "src"),
                BACKUPFLOW_AUDIT_PATH=str(tmp_path / "audit"), PYTHONPATH="")
     with get_client(sync_client=True) as client:

@@ -27,6 +27,7 @@ from tests.fleet.fleet import Fleet
 from tasks.automations import ensure, unresponsive_runs
 from tests.flows.cli_process import cli_env
 from tests.treegen import assert_same_tree
+from tests.suite_password import open_repository
 
 pytestmark = [pytest.mark.postgres, pytest.mark.cloud]
 
@@ -90,17 +91,17 @@ def test_a_worker_killed_mid_backup_leaves_a_crashed_run_and_the_next_run_adopts
     fleet.start_worker(host)  # the machine comes back; its worker takes runs again
 
     uploaded = list_packs(backend)
-    assert Repository.open(url).snapshots.all() == [], "a killed backup must leave no snapshot"
+    assert open_repository(url).snapshots.all() == [], "a killed backup must leave no snapshot"
     crashed = fleet.wait([killed], timeout=240, until={StateType.CRASHED, StateType.COMPLETED,
                                                          StateType.FAILED})[killed]
     assert crashed.state_type == StateType.CRASHED, (crashed.state_name, crashed.state.message if crashed.state else "")
     assert "No heartbeat" in (crashed.state.message or "")
-    assert Repository.open(url).verify(read_data=True).ok
+    assert open_repository(url).verify(read_data=True).ok
 
     again = fleet.submit("backup", {"source": str(source), "repo": url}, name="backup after the kill")
     done = fleet.wait([again], timeout=300)[again]
     assert done.state_type == StateType.COMPLETED, (done.state_name, done.state.message if done.state else "")
-    repo = Repository.open(url)
+    repo = open_repository(url)
     (snap,) = repo.snapshots.all()
     adopted = set(uploaded) & set(snap.packs)
     assert adopted, f"none of the {len(uploaded)} packs the killed run uploaded was reused"
@@ -130,7 +131,7 @@ def test_a_worker_killed_mid_prune_deletes_nothing_a_snapshot_needs(fleet, s3_se
     left = set(list_packs(repo.backend))
     print(f"prune killed with {len(before) - len(left)} of the garbage packs deleted, {len(left)} left")
 
-    repo = Repository.open(dest.url)
+    repo = open_repository(dest.url)
     assert [s.id for s in repo.snapshots.all()] == [keep]
     assert repo.verify(read_data=True).ok
     repo.restore(keep, str(tmp_path / "out"))
@@ -140,6 +141,6 @@ def test_a_worker_killed_mid_prune_deletes_nothing_a_snapshot_needs(fleet, s3_se
     assert done.state_type == StateType.COMPLETED, (done.state_name, done.state.message if done.state else "")
     killed = fleet.wait([pruning], timeout=240)[pruning]
     assert killed.state_type == StateType.CRASHED, killed.state_name
-    repo = Repository.open(dest.url)
+    repo = open_repository(dest.url)
     assert set(list_packs(repo.backend)) == set(repo.snapshots.load(keep).packs)  # the garbage is gone
     assert repo.verify(read_data=True).ok

@@ -12,6 +12,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from tests.suite_password import SUITE_ENV
+
 BACKUPFLOW = str(Path(sys.executable).with_name("backupflow"))
 
 
@@ -45,7 +47,8 @@ class Result:
 
 def cli_env(server, work: Path, **extra: str) -> dict[str, str]:
     # BACKUPFLOW_RUNNER_*: how the session's runner behaves (tests/conftest.py), not a setting under test
-    env = {k: v for k, v in os.environ.items() if not k.startswith("BACKUPFLOW_") or k.startswith("BACKUPFLOW_RUNNER_")}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BACKUPFLOW_")
+           or k.startswith("BACKUPFLOW_RUNNER_") or k in SUITE_ENV}
     env.update(server.env())
     env["BACKUPFLOW_AUDIT_PATH"] = str(work / "audit")
     env.update(extra)

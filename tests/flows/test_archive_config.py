@@ -12,6 +12,7 @@ from storage import Repository
 from storage.errors import BackupsDisabled
 from tests.flows.cli_process import cli_env, run
 from tests.seed_config import seed_config
+from tests.suite_password import open_repository
 
 pytestmark = pytest.mark.prefect
 
@@ -41,7 +42,7 @@ def test_the_seed_block_gives_the_archive_its_defaults(seeded):
     assert out["snapshots"] == ids[:2] and out["compression_level"] == 6
     archives = tmp_path / "data" / "archives"
     assert sorted(os.listdir(archives)) == sorted([f"{s}.tar.gz" for s in ids[:2]] + [f"{s}.json" for s in ids[:2]])
-    assert [s.id for s in Repository.open(str(tmp_path / "data" / "backups")).snapshots.all()] == [ids[2]]
+    assert [s.id for s in open_repository(str(tmp_path / "data" / "backups")).snapshots.all()] == [ids[2]]
     listed = run(["archives", "--json"], env, tmp_path).json()  # archive_path again
     assert [a["id"] for a in listed["archives"]] == ids[:2]
 
@@ -53,7 +54,7 @@ def test_with_backups_disabled_archive_changes_nothing(seeded):
     assert "backups are disabled in the configuration" in res.one_sentence_error()
     assert res.returncode == BackupsDisabled.exit_code
     assert not (tmp_path / "data" / "archives").exists()
-    assert len(Repository.open(str(tmp_path / "data" / "backups")).snapshots.all()) == 3
+    assert len(open_repository(str(tmp_path / "data" / "backups")).snapshots.all()) == 3
 
 
 @pytest.mark.parametrize("args,says,code", [
@@ -69,4 +70,4 @@ def test_archive_bad_input_is_one_sentence(seeded, args, says, code):
     env = cli_env(server, tmp_path, BACKUPFLOW_CONFIG=seed_config(tmp_path))
     res = run(args, env, tmp_path)
     assert says in res.one_sentence_error() and res.returncode == code
-    assert len(Repository.open(str(tmp_path / "data" / "backups")).snapshots.all()) == 3
+    assert len(open_repository(str(tmp_path / "data" / "backups")).snapshots.all()) == 3

@@ -9,9 +9,9 @@ import os
 
 import pytest
 
-from storage import Repository
 from storage.repository import repository as repository_mod
 from tests.treegen import assert_same_tree, make_tree
+from tests.suite_password import open_repository
 
 
 @pytest.fixture
@@ -36,7 +36,7 @@ def test_the_flow_becomes_a_new_full_when_its_chain_is_forgotten_before_commit(f
 
     def forget_then_commit(self, plan, stored):
         if not forgotten:
-            other = Repository.open(url)
+            other = open_repository(url)
             forgotten.extend(other.forget(other.plan_forget([full], chain=True)).forgotten)
         return commit(self, plan, stored)
 
@@ -44,7 +44,7 @@ def test_the_flow_becomes_a_new_full_when_its_chain_is_forgotten_before_commit(f
     summary = backup_flow(source=str(tree.root), repo=url)
     assert forgotten == [full]
     assert summary["type"] == "full" and summary["parent"] is None
-    repo = Repository.open(url)
+    repo = open_repository(url)
     assert [s.id for s in repo.snapshots.all()] == [summary["snapshot_id"]]
     report = repo.verify(read_data=True)
     assert report.ok, report.problems

@@ -13,6 +13,7 @@ from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRun
 from storage import Repository
 from storage.errors import InvalidInput
 from tests.treegen import assert_same_tree, make_tree
+from tests.suite_password import open_repository
 
 
 @pytest.fixture
@@ -53,7 +54,7 @@ def test_backup_flow_returns_summary_and_publishes_report(flow_env, tmp_path):
 
     second = backup_flow(source=str(tree.root), repo=repo, tags=["from-python"])
     assert second["type"] == "incremental" and second["stats"]["bytes_read"] == 0
-    Repository.open(repo).restore(second["snapshot_id"], str(tmp_path / "out"))
+    open_repository(repo).restore(second["snapshot_id"], str(tmp_path / "out"))
     assert_same_tree(tree.root, tmp_path / "out")
 
 
@@ -64,7 +65,7 @@ def test_failed_backup_flow_leaves_no_snapshot(flow_env, tmp_path):
     Repository.init(repo)
     with pytest.raises(InvalidInput, match="does not exist"):
         backup_flow(source=str(tmp_path / "missing"), repo=repo)
-    assert Repository.open(repo).snapshots.all() == []
+    assert open_repository(repo).snapshots.all() == []
 
 
 def test_plain_parameters_are_stored_as_given_and_anything_else_still_serialises():

@@ -22,6 +22,7 @@ from tests.flows.cli_process import cli_env, run, start, wait_for_approval
 from tests.seed_config import seed_config
 from tests.snapshot_clock import backdate
 from tests.treegen import assert_same_tree
+from tests.suite_password import open_repository
 
 pytestmark = pytest.mark.prefect
 
@@ -84,7 +85,7 @@ def test_dry_run_prints_every_snapshot_with_its_decision_and_reason(calendar):
                         r"nothing was changed", lines[-1]), lines[-1]
     preview = run(["cleanup", "--dry-run", "--json"], env, work).json()  # the config's policy alone
     assert preview["remove"] == [ids["old-inc"], ids["old-full"]] and not preview["last_snapshot"]
-    assert preview["bytes_freed"] == Repository.open(str(repo_dir)).plan_forget(preview["remove"]).bytes_freed > 0
+    assert preview["bytes_freed"] == open_repository(str(repo_dir)).plan_forget(preview["remove"]).bytes_freed > 0
     assert state(repo_dir) == before
     assert not [e for e in audit.get_events() if e["type"].startswith("cleanup.")]  # a preview is not audited
 
@@ -103,7 +104,7 @@ def test_cleanup_waits_for_approval_then_forgets_prunes_and_what_it_kept_restore
                      r"pruned \d+ pack\(s\), ", out), out
     snaps, packs = state(repo_dir)
     assert snaps == {ids[n] for n in ("full", "diff-50", "diff-0", "two")} and packs < before[1]
-    repo = Repository.open(str(repo_dir))
+    repo = open_repository(str(repo_dir))
     assert repo.verify(read_data=True).ok
     repo.restore(ids["diff-0"], str(tmp_path / "back"))
     assert_same_tree(one, tmp_path / "back")
@@ -135,7 +136,7 @@ def test_emptying_a_source_is_critical_and_the_requester_cannot_approve_it(calen
 
 def test_the_policy_applies_to_archives_too(calendar, tmp_path):
     env, work, repo_dir, ids, _, audit = calendar
-    repo, dest = Repository.open(str(repo_dir)), open_backend(str(tmp_path / "archives"))
+    repo, dest = open_repository(str(repo_dir)), open_backend(str(tmp_path / "archives"))
     for name in ("old-full", "old-inc"):  # archived copies, by the time of their snapshots (300 and 250 days)
         snap = repo.snapshots.load(ids[name])
         publish_archive(repo, snap, dest, write_archive(repo, snap, dest, 6), 6)
@@ -168,7 +169,7 @@ def test_a_cleanup_killed_after_approval_loses_nothing_it_keeps_and_a_rerun_comp
     run(["approve", run_id, "--as", "bob"], env, work).ok()
     proc.send_signal(signal.SIGKILL)  # before, during or after the forget and the prune: all must be safe
     proc.communicate(timeout=60)
-    repo = Repository.open(str(repo_dir))
+    repo = open_repository(str(repo_dir))
     assert kept <= set(repo.snapshots.ids()) and repo.verify(read_data=True).ok
     repo.restore(ids["diff-0"], str(tmp_path / "back"))
     assert_same_tree(one, tmp_path / "back")
@@ -179,7 +180,7 @@ def test_a_cleanup_killed_after_approval_loses_nothing_it_keeps_and_a_rerun_comp
         run(["approve", wait_for_approval(proc, "cleanup")[0], "--as", "bob"], env, work).ok()
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 0, err
-    repo = Repository.open(str(repo_dir))
+    repo = open_repository(str(repo_dir))
     assert set(repo.snapshots.ids()) == kept and repo.verify(read_data=True).ok
     assert repo.prune(dry_run=True).packs_deleted == 0  # the rerun pruned what the killed run left
 

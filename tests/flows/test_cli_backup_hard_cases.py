@@ -15,10 +15,10 @@ import uuid
 from prefect import get_client
 from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId, ArtifactFilterKey
 
-from storage import Repository
 from storage.errors import IncompleteSnapshot
 from tests.flows.cli_process import BACKUPFLOW, Result, cli_env, run
 from tests.storage.test_backup_hard_cases import DEEP, make_deep_tree, make_unreadable_tree, without_read_override
+from tests.suite_password import open_repository
 
 SPARSE = 1 << 30
 
@@ -61,7 +61,7 @@ def test_cli_backs_up_odd_names_a_sparse_file_and_a_growing_log(prefect_server, 
         stop.set()
         writer.join()
     assert out["incomplete"] == [] and out["files"] == 3
-    snap = Repository.open(repo).snapshot(out["snapshot_id"])
+    snap = open_repository(repo).snapshot(out["snapshot_id"])
     entry = {e["path"]: e for e in snap.tree}
     assert "active.log" in entry, "a log being written to must be backed up, not dropped"
     if entry["active.log"].get("changed_while_read"):
@@ -114,7 +114,7 @@ def test_cli_incomplete_snapshot_exits_14_and_names_what_is_missing(prefect_serv
                        DEEP: "its path is longer than the system allows (PATH_MAX)"}
     assert out["missing"] == 3  # the stats, spread at the top level as for every backup
 
-    snap = Repository.open(repo).snapshot("latest")  # what could be read is saved
+    snap = open_repository(repo).snapshot("latest")  # what could be read is saved
     assert snap.id == out["snapshot_id"] and {"open.txt", "locked", DEEP} <= {e["path"] for e in snap.tree}
     assert _artifact_rows(out["flow_run_id"])[0]["not backed up"] == 3
     with get_client(sync_client=True) as client:  # the UI's run list says so
@@ -142,7 +142,7 @@ def test_cli_refuses_a_source_path_that_is_not_utf8_in_one_sentence(prefect_serv
     assert res.returncode == 2 and "src\\xff is not valid UTF-8" in line and "back up a folder above it" in line
     # ... and the folder above it backs up, the odd name inside exactly.
     out = run(["backup", str(tmp_path), "-r", str(tmp_path / "repo"), "--json", "-e", "repo"], env, tmp_path).json()
-    tree = Repository.open(str(tmp_path / "repo")).snapshot(out["snapshot_id"]).tree
+    tree = open_repository(str(tmp_path / "repo")).snapshot(out["snapshot_id"]).tree
     assert "src\udcff/inside.txt" in {e["path"] for e in tree}
 
 

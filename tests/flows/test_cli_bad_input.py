@@ -14,13 +14,14 @@ from storage import Repository
 from storage.errors import InvalidConfig, InvalidInput, PermanentError, TransientError
 from tests.cloud_servers import free_port
 from tests.flows.cli_process import cli_env, run
+from tests.suite_password import SUITE_ENV, open_repository
 
 
 @pytest.fixture
 def env(tmp_path):
     """No Prefect server and no runner (which would start a local one): every case here must be
     refused before a flow run would start."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("BACKUPFLOW_", "PREFECT_API"))}
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("BACKUPFLOW_", "PREFECT_API")) or k in SUITE_ENV}
     env["BACKUPFLOW_RUNNER"] = "off"
     env["BACKUPFLOW_AUDIT_PATH"] = str(tmp_path / "audit")
     return env
@@ -64,7 +65,7 @@ def test_init_refuses_a_compression_level_outside_0_to_9(env, tmp_path, level):
     assert not repo.exists(), "a refused init must not leave a folder behind"
     ok = run(["init", "--repo", str(repo), "--compression", "9", "--json"], env, tmp_path).json()
     assert (ok["compression_level"], ok["zstd_level"]) == (9, 19)
-    assert Repository.open(str(repo)).config.compression_level == 19
+    assert open_repository(str(repo)).config.compression_level == 19
 
 
 def test_the_engine_refuses_an_out_of_range_level_too(tmp_path):

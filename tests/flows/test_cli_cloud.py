@@ -17,7 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from storage import Repository
+from tests.suite_password import open_repository
+
 
 pytestmark = [pytest.mark.prefect, pytest.mark.cloud]
 
@@ -111,7 +112,7 @@ def test_backup_through_20_percent_transient_faults_restores_identically(s3_serv
     # Every committed snapshot has all its data: checked without faults, reading every pack.
     report = cli(env, "verify", "--read-data", *repo)
     assert report["problems"] == [] and report["snapshots"] == 2
-    with Repository.open(dest.url, dest.options) as r:
+    with open_repository(dest.url, dest.options) as r:
         assert {s.id for s in r.snapshots.all()} == {first["snapshot_id"], second["snapshot_id"]}
     shutil.rmtree(target)
 

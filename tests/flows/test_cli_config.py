@@ -7,10 +7,10 @@ from __future__ import annotations
 import json
 import os
 
-from storage import Repository
 from storage.errors import BackupsDisabled
 from tests.flows.cli_process import cli_env, run
 from tests.seed_config import seed_config
+from tests.suite_password import SUITE_ENV, open_repository
 
 
 def test_a_backup_with_the_seed_block_as_config_goes_to_its_backup_path(prefect_server, tmp_path):
@@ -18,7 +18,7 @@ def test_a_backup_with_the_seed_block_as_config_goes_to_its_backup_path(prefect_
     (tmp_path / "src" / "notes.txt").write_text("the same line again\n" * 2000)
     env = cli_env(prefect_server, tmp_path, BACKUPFLOW_CONFIG=seed_config(tmp_path))
     out = run(["backup", "src", "--json"], env, tmp_path).json()
-    repo = Repository.open(str(tmp_path / "data" / "backups"))  # backup_path, from the folder the command ran in
+    repo = open_repository(str(tmp_path / "data" / "backups"))  # backup_path, from the folder the command ran in
     assert [s.id for s in repo.snapshots.all()] == [out["snapshot_id"]]
     assert repo.config.compression_level == 9  # compression_level = 6 is zstd 9
     assert out["compression_ratio"] > 10
@@ -64,7 +64,7 @@ def test_config_check_names_the_bad_key_and_the_allowed_values(tmp_path):
 
 
 def cli_env_without_server(work, **extra):
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("BACKUPFLOW_", "PREFECT_API"))}
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("BACKUPFLOW_", "PREFECT_API")) or k in SUITE_ENV}
     env.update(BACKUPFLOW_RUNNER="off", BACKUPFLOW_AUDIT_PATH=str(work / "audit"))
     env.update(extra)
     return env

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from storage import Repository
 from tests.flows.cli_process import cli_env, run
 from tests.treegen import BIG_FILE, assert_same_tree, fingerprint, make_tree, mutate
+from tests.suite_password import open_repository
 
 BACKUP_KEYS = {"snapshot_id", "type", "flow_run_id", "files", "bytes_read", "bytes_added", "dedup_ratio",
                "compression_ratio", "duration_seconds"}
@@ -243,7 +243,7 @@ def test_verify_read_data_names_a_corrupted_pack(e2e, tmp_path):
 
 def test_restore_of_a_hostile_snapshot_is_refused(e2e, tmp_path):
     env, work = e2e["env"], e2e["work"]
-    repo = Repository.open(e2e["repo"])
+    repo = open_repository(e2e["repo"])
     snap = repo.snapshot(e2e["first"]["snapshot_id"])
     donor = next(e for e in snap.tree if e["type"] == "file" and e["chunks"])
     evil = {**donor, "path": "../escaped.txt"}

@@ -14,6 +14,7 @@ from storage import Repository
 from storage.objects import pack_name
 from tests.flows.cli_process import cli_env, run
 from tests.hostile_trees import Kit, corpus, save
+from tests.suite_password import open_repository
 
 CONTENT = b"intact content\n" * 500
 
@@ -124,4 +125,4 @@ def test_full_and_read_only_targets_are_one_sentence_each(hostile, small_mount, 
     res = _restore(hostile, "latest", small_mount / "new")
     line = res.one_sentence_error()
     assert res.returncode == 8 and "read-only file system" in line
-    assert Repository.open(repo.url).verify(read_data=True).ok  # nothing backed up was harmed
+    assert open_repository(repo.url).verify(read_data=True).ok  # nothing backed up was harmed

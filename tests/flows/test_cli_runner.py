@@ -25,8 +25,8 @@ import pytest
 
 from flows.cli import runner_client
 from flows.cli import runner_protocol as wire
-from storage import Repository
 from tests.flows.cli_process import BACKUPFLOW, cli_env, run, start
+from tests.suite_password import SUITE_ENV, open_repository
 
 
 @pytest.fixture
@@ -137,7 +137,7 @@ def test_two_clients_at_once(own_runner, prefect_server, tmp_path):
         assert proc.returncode == 0, stderr
         assert json.loads(stdout)["files"] == 8
     for i in range(2):
-        assert len(Repository.open(str(tmp_path / f"repo{i}")).snapshots.all()) == 1
+        assert len(open_repository(str(tmp_path / f"repo{i}")).snapshots.all()) == 1
 
 
 def test_ctrl_c_at_the_client_cancels_the_run_in_the_runner(own_runner, prefect_server, tmp_path):
@@ -148,7 +148,7 @@ def test_ctrl_c_at_the_client_cancels_the_run_in_the_runner(own_runner, prefect_
     assert proc.returncode == 130, stderr
     assert stderr.strip().splitlines()[-1] == "backupflow: interrupted; nothing that was already backed up was changed."
     assert stdout == ""
-    assert Repository.open(str(repo)).snapshots.all() == []
+    assert open_repository(str(repo)).snapshots.all() == []
     assert run(["verify", "-r", str(repo), "--json"], env, tmp_path).json()["ok"] is True
     assert run(["backup", str(src), "-r", str(repo), "--json"], env, tmp_path).json()["type"] == "full"
 
@@ -167,7 +167,7 @@ def test_runner_killed_mid_backup_ends_the_command_with_one_sentence(own_runner,
     lines = [line for line in stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith("backupflow: the backupflow runner process") and \
         "run the command again" in lines[0], stderr
-    assert Repository.open(str(repo)).snapshots.all() == []
+    assert open_repository(str(repo)).snapshots.all() == []
 
     # the dead runner left its socket behind: the next command starts a new one and works
     assert wire.runner_file("sock").exists()
@@ -298,7 +298,8 @@ def test_no_runner_flag_environment_and_config_run_in_process(own_runner, prefec
 
 
 def test_without_a_prefect_server_the_runner_starts_one_and_says_where_its_ui_is(own_runner, tmp_path):
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_API_URL", "BACKUPFLOW_"))}
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_API_URL", "BACKUPFLOW_"))
+           or k in SUITE_ENV}
     env["BACKUPFLOW_AUDIT_PATH"] = str(tmp_path / "audit")
     src = _tree(tmp_path / "src", 2, 100)
     # a refusal as the very first command (the server starts for it) stays one sentence

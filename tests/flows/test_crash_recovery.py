@@ -12,6 +12,7 @@ import uuid
 from storage import Repository
 from tests.flows.cli_process import cli_env, run, start
 from tests.treegen import assert_same_tree
+from tests.suite_password import open_repository
 
 FILES = 16
 FILE_SIZE = 8 * 1024 * 1024
@@ -57,7 +58,7 @@ def test_killed_backup_then_clean_verify_and_a_backup_that_reuses_its_packs(pref
     assert half_written, "the killed run was filling a pack; its temporary file should be there"
 
     # no snapshot from the killed run, and the repository is consistent
-    repo = Repository.open(str(repo_dir))
+    repo = open_repository(str(repo_dir))
     assert repo.snapshots.all() == []
     report = run(["verify", "--read-data", "-r", str(repo_dir), "--json"], env, tmp_path).json()
     assert report["ok"] is True and report["snapshots"] == 0, report["problems"]

@@ -13,6 +13,7 @@ import pytest
 from storage import Repository
 from storage.audit import AuditLog
 from tests.flows.cli_process import cli_env, run, start, wait_for_approval
+from tests.suite_password import open_repository
 
 pytestmark = pytest.mark.prefect
 
@@ -59,7 +60,7 @@ def test_forgetting_an_incremental_waits_for_approval_then_deletes_and_prunes(se
     assert re.fullmatch(rf"forgot 1 snapshot\(s\) \({inc[:8]}\); pruned 1 pack\(s\), \d+\.\d KiB\n", out), out
     snaps, packs = state(repo_dir)
     assert snaps == {full} and packs < before[1]
-    assert Repository.open(str(repo_dir)).verify(read_data=True).ok
+    assert open_repository(str(repo_dir)).verify(read_data=True).ok
     types = [e["type"] for e in audit.get_events(flow_run_id=run_id)]
     assert types == ["delete.requested", "approval.requested", "approval.decided", "delete.approved",
                      "delete.completed"]
@@ -121,7 +122,7 @@ def test_dry_runs_and_refusals_change_nothing(setup):
 def test_prune_refuses_while_a_backup_runs_then_deletes_a_dead_runs_packs(setup, tmp_path):
     env, work, repo_dir, _, _, audit = setup
     (tmp_path / "src" / "c.bin").write_bytes(os.urandom(120_000))
-    repo = Repository.open(str(repo_dir))
+    repo = open_repository(str(repo_dir))
     plan = repo.plan_backup(str(tmp_path / "src"))  # live: this test process holds the lock
     orphans = repo.store(plan, repo.scan(plan)).packs
     before = state(repo_dir)

@@ -10,6 +10,7 @@ import time
 from storage import Repository
 from tests.approver_keys import make_key, toml_value
 from tests.flows.cli_process import BACKUPFLOW
+from tests.suite_password import SUITE_ENV
 
 
 class Terminal:
@@ -58,7 +59,8 @@ def _setup(tmp_path):
     target = tmp_path / "work"
     target.mkdir()
     (target / "notes.txt").write_text("newer work, not backed up\n")
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_API_URL", "BACKUPFLOW_"))}
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_API_URL", "BACKUPFLOW_"))
+           or k in SUITE_ENV}
     env.update(PREFECT_HOME=str(tmp_path / "prefect-home"), BACKUPFLOW_AUDIT_PATH=str(tmp_path / "audit"))
     return repo, target, env
 

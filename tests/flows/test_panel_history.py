@@ -26,6 +26,7 @@ from storage.archive.meta import ArchiveMeta, publish
 from storage.backend import open_backend
 from tasks.reports import archive_totals, growth, repository_key, stats_markdown
 from tests.flows.cli_process import cli_env, run, start, wait_for_approval
+from tests.suite_password import open_repository
 
 pytestmark = pytest.mark.prefect
 
@@ -105,7 +106,7 @@ def test_cli_runs_log_what_each_stage_did_to_the_ui(panel):
 
 def test_each_backup_publishes_the_repository_history_and_statistics(panel):
     full, diff = panel["full"], panel["diff"]
-    r = Repository.open(panel["repo"])
+    r = open_repository(panel["repo"])
     history_key, stats_key = repository_key("history", r), repository_key("stats", r)
     assert re.fullmatch(r"history-backups-repo-[0-9a-f]{8}", history_key), history_key
     found = run_artifacts(diff["flow_run_id"], history_key, stats_key)
@@ -136,7 +137,7 @@ def test_restore_and_verify_publish_their_reports_and_names(panel):
     assert f"restored 4 files (20.5 KiB) of {diff['short_id']} into {target}" in logged, logged
     verified = run(["verify", "--json"], env, work).json()
     assert run_name(verified["flow_run_id"], f"verify OK {panel['repo']}") == f"verify OK {panel['repo']}"
-    stats_key = repository_key("stats", Repository.open(panel["repo"]))
+    stats_key = repository_key("stats", open_repository(panel["repo"]))
     found = run_artifacts(verified["flow_run_id"], stats_key, "verify-report")
     assert "OK" in found["verify-report"].data and "| snapshots | 2 in 1 chain(s) |" in found[stats_key].data
 
@@ -148,7 +149,7 @@ def test_a_forget_updates_the_history(panel):
     assert run(["approve", run_id, "--as", "bob", "--reason", "test"], env, work).returncode == 0
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 0, err
-    history_key = repository_key("history", Repository.open(panel["repo"]))
+    history_key = repository_key("history", open_repository(panel["repo"]))
     rows = json.loads(run_artifacts(run_id, history_key)[history_key].data)
     assert [row["snapshot"] for row in rows] == [full["short_id"]]
     assert run_name(run_id, f"forget {diff['short_id']}") == f"forget {diff['short_id']}"
@@ -198,7 +199,7 @@ def test_runs_outside_the_cli_publish_before_they_end_and_log_too(prefect_server
     repo = str(tmp_path / "worker-repo")
     summary = backup_flow(source=str(src), repo=repo, tags=["worker"])
     run_id = summary["flow_run_id"]
-    r = Repository.open(repo)
+    r = open_repository(repo)
     found = run_artifacts(run_id, repository_key("history", r), repository_key("stats", r), timeout=0)
     rows = json.loads(found[repository_key("history", r)].data)
     assert [(row["snapshot"], row["tags"]) for row in rows] == [(summary["short_id"], "worker")]

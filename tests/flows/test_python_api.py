@@ -10,7 +10,7 @@ import uuid
 import pytest
 from prefect import get_client
 
-from storage import Repository
+from tests.suite_password import open_repository
 
 # The issue's snippet, block by block. Only the import lines and the /workspace/ paths differ.
 GUARDIAN = '''
@@ -103,7 +103,7 @@ def test_the_issues_snippets_run_against_the_real_engine_and_server(workspace, c
     assert full.include_versions is True and full.files == 2 and full.size == 256 * 400 + len("print('hi')\n")
     assert scope["success"] is True and len(asked) == 1 and asked[0]["operation"]["kind"] == "restore"
     assert (ws / "main.py").read_text() == "print('hi')\n"
-    with Repository.open(str(repo)) as r:
+    with open_repository(str(repo)) as r:
         assert sorted(s.type for s in r.snapshots.all()) == ["differential", "full", "incremental"]
     assert scope["backup_stats"]["total_backups"] == 3 and scope["backup_stats"]["total_size_bytes"] > 0
     assert scope["metadata"].backup_type == "differential"  # get_backup("latest")
@@ -159,7 +159,8 @@ def test_restores_are_true_or_false_and_old_backups_are_archived_and_cleaned_up_
     moved = get_versioning_engine().get_versions(str(tmp_path / "moved" / "main.py"))
     assert [(v.author, v.message) for v in moved] == [("ann", "kept")]
     assert manager.archive_old_backups(days_threshold=0, keep_count=2) == 1  # the oldest goes to the archive
-    assert manager.get_backup(chains[0]) is None and len(list((tmp_path / "archive").rglob("*.tar.gz"))) == 1
+    # (".tar.gz.age" from an encrypted repository: README, Archive)
+    assert manager.get_backup(chains[0]) is None and len(list((tmp_path / "archive").rglob("*.tar.gz*"))) == 1
     get_guardian().set_approval_callback(lambda request: request["operation"]["kind"] == "cleanup")
     assert manager.cleanup_old_backups(retention_days=0, keep_minimum_count=1) == 1
     assert [m.backup_id for m in manager.list_backups()] == [chains[2]]

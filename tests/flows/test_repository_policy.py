@@ -20,6 +20,7 @@ from storage.guardian import ApprovalRequest
 from storage.guardian.stored_policy import change_operation, read_policy
 from tests.approver_keys import first_policy, make_key, toml_value
 from tests.flows.cli_process import wait_for_approval
+from tests.suite_password import SUITE_ENV
 
 pytestmark = pytest.mark.prefect
 
@@ -33,7 +34,7 @@ def world(prefect_server, tmp_path):
     (src / "notes.md").write_text("version one\n")
     repo = str(tmp_path / "repo")
     Repository.init(repo).backup(str(src))
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("BACKUPFLOW_", "PREFECT_API"))}
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("BACKUPFLOW_", "PREFECT_API")) or k in SUITE_ENV}
     env.update(prefect_server.env(), BACKUPFLOW_REPO=repo, USER="alice")
     return tmp_path, repo, env
 

@@ -17,6 +17,8 @@ from prefect.client.orchestration import get_client
 from flows import backup_flow
 from storage.errors import InvalidConfig
 
+from tests.suite_password import SUITE_ENV
+
 pytestmark = [pytest.mark.prefect, pytest.mark.cloud]
 
 BACKUPFLOW = str(Path(sys.executable).with_name("backupflow"))
@@ -26,7 +28,7 @@ SECRET = "S3CR3T-never-shown-4711"
 def _env(prefect_server, tmp_path, config: str) -> dict[str, str]:
     cfg = tmp_path / "config.toml"
     cfg.write_text(config + f'\n[audit]\naudit_path = {json.dumps(str(tmp_path / "audit"))}\n')
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "BACKUPFLOW_"))}
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "BACKUPFLOW_")) or k in SUITE_ENV}
     env.update(prefect_server.env())
     env["BACKUPFLOW_CONFIG"] = str(cfg)
     return env

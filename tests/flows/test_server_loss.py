@@ -24,10 +24,10 @@ from prefect import get_client
 
 from flows.crashed_runs import _dead_process
 from flows.runtime import process_start
-from storage import Repository
 from storage.errors import ServerUnreachable
 from tests.flows.cli_process import cli_env, run, start
 from tests.prefect_server import PrefectServer
+from tests.suite_password import open_repository
 
 LOSS_BOUND = 60  # seconds from the server's death to the command's end (it was 71-160 s)
 
@@ -121,7 +121,7 @@ def test_a_backup_whose_server_dies_reports_its_snapshot(server, tmp_path, when,
     _kill(server)
     code, out, stderr, took = _finish(proc, err, time.monotonic())
 
-    committed = Repository.open(str(repo)).snapshots.all()
+    committed = open_repository(str(repo)).snapshots.all()
     assert len(committed) == 1, "the engine's work went on without the server"
     snap = committed[0].id
     assert code == 0, (code, stderr)

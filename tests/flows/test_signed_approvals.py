@@ -20,6 +20,7 @@ from storage.config import GuardianSettings
 from tests.approver_keys import first_policy, make_key, toml_value
 from tests.flows.cli_process import wait_for_approval
 from tests.prefect_server import PrefectServer
+from tests.suite_password import SUITE_ENV
 
 pytestmark = pytest.mark.prefect
 
@@ -41,7 +42,7 @@ def _workspace(tmp_path: Path, guardian: dict, server_env: dict[str, str]) -> tu
     target = tmp_path / "work"
     target.mkdir()
     (target / "notes.md").write_text("unsaved edits\n")
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("BACKUPFLOW_", "PREFECT_API"))}
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("BACKUPFLOW_", "PREFECT_API")) or k in SUITE_ENV}
     env.update(server_env, BACKUPFLOW_CONFIG=str(cfg), BACKUPFLOW_REPO=repo, USER="alice")
     return env, target, tmp_path / "audit"
 

@@ -11,9 +11,9 @@ from prefect import get_client
 from prefect.events.actions import DoNothing
 from prefect.events.schemas.automations import AutomationCore, EventTrigger, Posture
 
-from storage import Repository
 from tests.flows.cli_process import cli_env, run
 from tests.seed_config import seed_config
+from tests.suite_password import open_repository
 
 SECRET = "wJalrXUtnFEMI-not-for-export"
 
@@ -38,7 +38,7 @@ def test_a_backup_carries_the_workflows_and_restore_puts_them_back(prefect_serve
     env = cli_env(prefect_server, tmp_path, BACKUPFLOW_CONFIG=seed_config(tmp_path, include_workflows="true"))
     out = run(["backup", "src", "--repo", repo, "--json"], env, tmp_path).json()
     assert out["workflows"]["deployments"] >= 1 and out["workflows"]["automations"] >= 1
-    assert "bf:workflows" in Repository.open(repo).snapshot("latest").tags
+    assert "bf:workflows" in open_repository(repo).snapshot("latest").tags
 
     shown = run(["workflows", "show", "latest", "--repo", repo, "--json"], env, tmp_path)
     export = shown.json()
@@ -68,12 +68,12 @@ def test_include_versions_marks_a_snapshot_of_a_repository_with_version_history(
     repo = str(tmp_path / "repo")
     env = cli_env(prefect_server, tmp_path, BACKUPFLOW_CONFIG=seed_config(tmp_path))  # include_versions = true
     run(["backup", "src", "--repo", repo], env, tmp_path).ok()
-    assert Repository.open(repo).snapshot("latest").tags == [], "no history yet: nothing to carry"
-    Repository.open(repo).versions().create_version("notes.md", b"first draft\n", author="ada")
+    assert open_repository(repo).snapshot("latest").tags == [], "no history yet: nothing to carry"
+    open_repository(repo).versions().create_version("notes.md", b"first draft\n", author="ada")
     run(["backup", "src", "--repo", repo], env, tmp_path).ok()
-    assert Repository.open(repo).snapshot("latest").tags == ["bf:versions"]
+    assert open_repository(repo).snapshot("latest").tags == ["bf:versions"]
     off = seed_config(tmp_path, include_versions="false")
     run(["backup", "src", "--repo", repo, "--config", off], env, tmp_path).ok()
-    assert Repository.open(repo).snapshot("latest").tags == []
+    assert open_repository(repo).snapshot("latest").tags == []
     no_workflows = run(["workflows", "show", "latest", "--repo", repo], env, tmp_path).one_sentence_error()
     assert "carries no workflows export" in no_workflows and json.dumps(no_workflows)

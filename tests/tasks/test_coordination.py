@@ -15,6 +15,8 @@ from storage.errors import Locked
 from storage.repository import locks
 from tasks.coordination import slot_name
 
+from tests.suite_password import open_repository
+
 
 @pytest.fixture
 def repo_with_garbage(prefect_server, tmp_path, monkeypatch):
@@ -37,14 +39,14 @@ def test_prune_holds_the_repository_slot_and_a_second_prune_waits_then_stands_do
     url, repo_id = repo_with_garbage
     name = slot_name(repo_id)
     monkeypatch.setenv("BACKUPFLOW_LEASE_WAIT", "1")
-    before = sorted(o.name for o in Repository.open(url).backend.list("data/"))
+    before = sorted(o.name for o in open_repository(url).backend.list("data/"))
     prune_flow(repo=url, dry_run=True)  # a dry run needs no slot
     with get_client(sync_client=True) as client:
         client.upsert_global_concurrency_limit_by_name(name, 1)
     with concurrency(name, occupy=1, strict=True):  # another prune of this repository, elsewhere
         with pytest.raises(Locked, match=f"holds the Prefect concurrency limit {name}"):
             prune_flow(repo=url)
-    assert sorted(o.name for o in Repository.open(url).backend.list("data/")) == before
+    assert sorted(o.name for o in open_repository(url).backend.list("data/")) == before
     report = prune_flow(repo=url)
     assert report["packs_deleted"] == 1
     with get_client(sync_client=True) as client:
@@ -56,7 +58,7 @@ def test_a_prune_told_to_wait_waits_for_the_running_backup_then_prunes(repo_with
     from flows import prune_flow
 
     url, _ = repo_with_garbage
-    backend = Repository.open(url).backend
+    backend = open_repository(url).backend
     locks.acquire(backend, "running-backup", "backup", what="backup")  # a worker's backup, running
     with pytest.raises(Locked, match="Cannot prune"):
         prune_flow(repo=url)  # without waiting it refuses at once, as the CLI does
