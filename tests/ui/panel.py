@@ -20,9 +20,9 @@ from selenium.webdriver.chrome.options import Options
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 
-from storage import Repository
 from tasks.reports import repository_key
 from tests.flows.cli_process import run, start, wait_for_approval
+from tests.suite_password import open_repository
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
@@ -76,7 +76,7 @@ class Scenario:
             time.sleep(0.5)
 
     def keys(self) -> tuple[str, str]:
-        r = Repository.open(self.repo)
+        r = open_repository(self.repo)
         return repository_key("history", r), repository_key("stats", r)
 
     def finish(self, env: dict[str, str], work: Path) -> None:
