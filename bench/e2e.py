@@ -48,7 +48,9 @@ def measure_overhead(work: Path, source: Path, pairs: int) -> dict:
     try:
         # The CLI goes through its resident runner, as users' does: one of this run's own, started
         # by an untimed first command and stopped at the end.
-        cli_env = {**engine.env(), **server.env(), "BACKUPFLOW_RUNTIME_DIR": str(work / "e2e-runner")}
+        # encrypted on both sides, with the same password (the CLI's from its environment)
+        cli_env = {**{k: v for k, v in engine.env().items() if k != "BACKUPFLOW_PASSWORD_FILE"}, **server.env(),
+                   "BACKUPFLOW_RUNTIME_DIR": str(work / "e2e-runner"), "BACKUPFLOW_PASSWORD": engine.password or ""}
         warm = work / "e2e-warm"
         warm.mkdir(exist_ok=True)
         (warm / "f").write_text("warm\n")

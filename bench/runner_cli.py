@@ -124,8 +124,15 @@ class BackupflowCLI(Tool):
 
     def env(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("BACKUPFLOW_", "PREFECT_API_URL"))}
+        # encrypted, as users' repositories are by default (and restic's always are): its
+        # password from a file, as a scheduled backup would read it
+        secret = self.scratch / "password"
+        if not secret.exists():
+            secret.parent.mkdir(parents=True, exist_ok=True)
+            with open(os.open(secret, os.O_WRONLY | os.O_CREAT, 0o600), "w") as f:
+                f.write("bench-password\n")
         env.update(BACKUPFLOW_RUNTIME_DIR=str(self.runtime), BACKUPFLOW_DATA_DIR=str(self.scratch / "data"),
-                   BACKUPFLOW_RUNNER_IDLE_MINUTES="0")
+                   BACKUPFLOW_RUNNER_IDLE_MINUTES="0", BACKUPFLOW_PASSWORD_FILE=str(secret))
         if self.api_url:
             env["PREFECT_API_URL"] = self.api_url
         return env
