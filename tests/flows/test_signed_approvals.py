@@ -141,7 +141,9 @@ def test_ui_style_approval_counts_only_on_a_server_with_authentication_the_polic
     answer = {"run_input": {"approved": True, "approver": "bob", "reason": "clicked in the UI"}}
     assert httpx.post(url, json=answer).status_code == 401  # nobody without the credential
     auth = {"Authorization": "Basic " + base64.b64encode(b"admin:s3cret-pass").decode()}
-    assert httpx.post(url, json=answer, headers=auth).json()["status"] == "ACCEPT"
+    _wait_paused_again(auth_server.api_url, run_id, auth)  # (the announcement can come before the state)
+    reply = httpx.post(url, json=answer, headers=auth, timeout=60)
+    assert reply.json().get("status") == "ACCEPT", (reply.status_code, reply.text)
     out, err = proc.communicate(timeout=120)
     assert proc.returncode == 0, err[-2000:]
     assert (target / "notes.md").read_text() == "version one\n"
