@@ -21,6 +21,7 @@ from storage.audit import AuditLog
 from tests.flows.cli_process import cli_env, run, start, wait_for_approval
 from tests.seed_config import seed_config
 from tests.snapshot_clock import backdate
+from tests.suite_password import PASSWORD as SUITE_PASSWORD
 from tests.treegen import assert_same_tree
 from tests.suite_password import open_repository
 
@@ -197,6 +198,27 @@ def test_the_seed_block_gives_cleanup_its_policy_and_its_archive_path(calendar):
     assert lines[8:10] == [f"archives at {work / 'data' / 'archives'}:", "no archives"]
     assert lines[-2].startswith("would remove 2 snapshot(s) and keep 4, freeing ")
     assert lines[-1] == "would remove 0 archive(s), 0 B; nothing was changed"
+
+
+def test_cleanup_of_an_encrypted_repository(prefect_server, tmp_path):
+    repo_dir, src, password = tmp_path / "repo", tmp_path / "src", SUITE_PASSWORD  # the CLI's, from the suite
+    repo = Repository.init(str(repo_dir), password=password)
+    src.mkdir()
+    (src / "a.bin").write_bytes(os.urandom(100_000))
+    old = repo.backup(str(src)).snapshot_id
+    (src / "a.bin").write_bytes(os.urandom(100_000))
+    new = repo.backup(str(src), type="full").snapshot_id
+    old = backdate(str(repo_dir), {old: 100}, password=password)[old]
+    cfg = tmp_path / "config.toml"
+    cfg.write_text("[backup]\nkeep_minimum_count = 0\n[guardian]\ntimeout_seconds = 60\n")
+    env = cli_env(prefect_server, tmp_path, BACKUPFLOW_REPO=str(repo_dir), BACKUPFLOW_CONFIG=str(cfg))
+    assert run(["cleanup", "--dry-run", "--json"], env, tmp_path).json()["remove"] == [old]  # retention_days 90
+    proc = start(["cleanup"], env, tmp_path)
+    run(["approve", wait_for_approval(proc, "cleanup")[0], "--as", "bob"], env, tmp_path).ok()
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0 and f"removed 1 snapshot(s) ({old[:8]}); pruned 1 pack(s)" in out, err
+    repo = Repository.open(str(repo_dir), password=password)
+    assert repo.snapshots.ids() == [new] and repo.verify(read_data=True).ok
 
 
 def test_bad_policies_are_one_sentence_and_change_nothing(calendar):
