@@ -183,25 +183,29 @@ def fleet_round(db: str, workers: int, sources: list[Path], work: Path, limit: i
         db_tree = TreeSampler(lambda: _pg_pids(cluster) if cluster else [])
         with server_tree, db_tree:
             started = time.monotonic()
-            ids = fleet.submit_many([("backup", {"source": str(s), "repo": repo}, f"bench {s.name}") for s in sources])
+            made = fleet.submit_many([("backup", {"source": str(s), "repo": repo}, f"bench {s.name}")
+                                      for s in sources], keep_errors=True)
+            ids = [r for r in made if not isinstance(r, BaseException)]
             runs = fleet.wait(ids, timeout=3600)
             wall = time.monotonic() - started
         pg_after = _pg_counters(cluster) if cluster else None
         fleet.stop()
         log = server.log.read_bytes()[log_before:].decode(errors="replace")
         failed = [f"{r.name}: {r.state_name}" for r in runs.values() if r.state_type != StateType.COMPLETED]
+        failed += [f"not created: {str(e)[:80]}" for e in made if isinstance(e, BaseException)]
         snapshots = len(Repository.open(repo).snapshots.ids())
         out: dict[str, Any] = {
-            "db": db, "workers": workers, "runs_per_worker_at_once": limit, "runs": len(ids), "wall_s": round(wall, 1),
-            "runs_per_min": round(len(ids) / wall * 60, 1), "failed_runs": len(failed), "failed": failed[:5],
+            "db": db, "workers": workers, "runs_per_worker_at_once": limit, "runs": len(made), "wall_s": round(wall, 1),
+            "runs_per_min": round((len(ids) - sum(r.state_type != StateType.COMPLETED for r in runs.values()))
+                                  / wall * 60, 1), "failed_runs": len(failed), "failed": failed[:5],
             "database_is_locked": log.count("database is locked"), "snapshots": snapshots,
             "server_cpu_s": round(server_tree.cpu_s, 1), "server_peak_pss_mib": round(server_tree.peak / 2**20),
         }
-        out.update(api_requests(log, len(ids)))
+        out.update(api_requests(log, max(len(ids), 1)))
         if cluster and pg_before and pg_after:
             out.update(postgres_cpu_s=round(db_tree.cpu_s, 1), postgres_peak_pss_mib=round(db_tree.peak / 2**20),
-                       db_transactions_per_run=round((pg_after[0] - pg_before[0]) / len(ids)),
-                       db_rows_inserted_per_run=round((pg_after[1] - pg_before[1]) / len(ids)))
+                       db_transactions_per_run=round((pg_after[0] - pg_before[0]) / max(len(ids), 1)),
+                       db_rows_inserted_per_run=round((pg_after[1] - pg_before[1]) / max(len(ids), 1)))
         return out
 
 

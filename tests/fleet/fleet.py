@@ -93,13 +93,15 @@ class Fleet:
         run = self.client().create_flow_run_from_deployment(self.deployments[flow], parameters=parameters, name=name)
         return run.id
 
-    def submit_many(self, runs: list[tuple[str, dict[str, Any], str]]) -> list[UUID]:
-        """(flow, parameters, name) each, created at once: together, as a schedule would."""
-        async def create() -> list[FlowRun]:
+    def submit_many(self, runs: list[tuple[str, dict[str, Any], str]], keep_errors: bool = False) -> list[Any]:
+        """(flow, parameters, name) each, created at once: together, as a schedule would. Their
+        ids; with ``keep_errors``, the exception in place of a run the server did not create."""
+        async def create() -> list[Any]:
             async with PrefectClient(self.api_url) as client:
                 return await asyncio.gather(*(client.create_flow_run_from_deployment(
-                    self.deployments[flow], parameters=parameters, name=name) for flow, parameters, name in runs))
-        return [r.id for r in asyncio.run(create())]
+                    self.deployments[flow], parameters=parameters, name=name) for flow, parameters, name in runs),
+                    return_exceptions=keep_errors)
+        return [r if isinstance(r, BaseException) else r.id for r in asyncio.run(create())]
 
     def read(self, run_id: UUID) -> FlowRun:
         return self.client().read_flow_run(run_id)
