@@ -29,9 +29,10 @@ from prefect.runtime import flow_run
 from storage.audit import ANCHOR_HOOKS, Anchor, current_user, open_audit_log
 from storage.backend import display_url
 from storage.config import load_settings
-from storage.errors import ApprovalRejected, InvalidConfig
+from storage.crypto import PLAIN, Sealer
+from storage.errors import ApprovalRejected, BackupError, InvalidConfig
 from tasks.prefect_api import is_server_failure
-from tasks.repo_access import full_options
+from tasks.repo_access import full_options, open_repo
 
 
 ANCHOR_EVENT = "backupflow.audit.appended"
@@ -79,9 +80,24 @@ def record(event_type: str, *, target: str | None = None, user: str | None = Non
            details: dict[str, Any] | None = None, outcome: str | None = None,
            repo: str | None = None, options: dict[str, Any] | None = None) -> dict[str, Any]:
     run_id = flow_run.get_id()
-    log = open_audit_log(load_settings(), repository=repo, options=full_options(repo, options) if repo else options)
+    settings = load_settings()
+    sealer = _sealer_of(repo, options) if repo and settings.audit.mirror_to_repository else PLAIN
+    log = open_audit_log(settings, repository=repo, options=full_options(repo, options) if repo else options,
+                         sealer=sealer)
     return log.log_event(event_type, user=user, target=target, details=details, outcome=outcome,
                          flow_run_id=str(run_id) if run_id else None)
+
+
+def _sealer_of(repo: str, options: dict[str, Any] | None) -> Sealer:
+    """The repository's sealer, so the events mirrored into an encrypted repository are sealed
+    like everything else in it (without it the mirror leaves such a repository alone). Opened
+    through the run's repository cache: the tasks that follow reuse it, so this costs no second
+    key derivation. A repository that does not exist yet, or that cannot be opened (its own
+    task reports why), gets the plain sealer."""
+    try:
+        return open_repo(repo, options, refresh=False).sealer
+    except BackupError:
+        return PLAIN
 
 
 class Trail:

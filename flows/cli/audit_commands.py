@@ -10,9 +10,8 @@ import typer
 
 from flows.cli.app import app
 from flows.cli.common import CONFIG_OPTION, JSON_OPTION, OPTION_OPTION, emit_json, fail, run_guarded, use_config
-from flows.cli.context import repo_context, with_secret_block
+from flows.cli.context import open_at_terminal, repo_context, with_secret_block
 from storage.audit import Anchor, AuditLog, cross_check, mirror_anchors
-from storage.backend import open_backend
 from storage.config import Settings, load_settings
 from storage.errors import IntegrityError
 
@@ -65,11 +64,11 @@ def _anchors(log: AuditLog, settings: Settings, repo: str | None, option: list[s
         checked.append(f"{len(found)} in the Prefect server")
     if repo or os.environ.get("BACKUPFLOW_REPO") or settings.backup.repository:
         url, opts, _ = repo_context(repo, option, config)
-        backend = open_backend(url, with_secret_block(opts))
+        repository = open_at_terminal(url, with_secret_block(opts))  # an encrypted one's events are sealed
         try:
-            found = mirror_anchors(backend, log.log_id)
+            found = mirror_anchors(repository.backend, log.log_id, repository.sealer)
         finally:
-            backend.close()
+            repository.close()
         anchors += found
         checked.append(f"{len(found)} in the repository")
     return anchors, checked

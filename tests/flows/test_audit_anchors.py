@@ -4,6 +4,7 @@ checks it against the hashes anchored in the Prefect server and mirrored into th
 
 from __future__ import annotations
 
+import getpass
 import json
 import os
 import subprocess
@@ -139,3 +140,26 @@ def test_a_wiped_log_is_not_intact_with_zero_events(trail):
     bad = verify(env)
     assert bad.returncode == IntegrityError.exit_code
     assert "holds no events but 8 were anchored" in bad.stderr and "intact" not in bad.stdout
+
+
+def test_an_encrypted_repository_carries_its_audit_trail_sealed(prefect_server, tmp_path):
+    # Repositories are encrypted by default: the events mirrored into one are sealed like the
+    # rest of it (the bucket shows no source, user or target), and still anchor the local log.
+    from tests.flows.cli_process import cli_env, run
+
+    src = tmp_path / "secret-project-src"
+    src.mkdir()
+    (src / "payroll.txt").write_text("salaries\n")
+    repo = tmp_path / "repo"
+    env = cli_env(prefect_server, tmp_path)
+    run(["backup", str(src), "-r", str(repo)], env, tmp_path).ok()
+    run(["backup", str(src), "-r", str(repo)], env, tmp_path).ok()
+    mirrored = [p for p in (repo / "audit").rglob("*") if p.is_file()]
+    assert len(mirrored) >= 3, "backup.started/completed of the second backup at least"
+    for path in mirrored:
+        data = path.read_bytes()
+        assert b"secret-project-src" not in data and b"backup." not in data and getpass.getuser().encode() not in data
+    out = run(["audit", "--verify", "--json", "-r", str(repo)], env, tmp_path).ok()
+    report = json.loads(out.stdout)
+    assert report["ok"] and any(c.endswith("in the repository") and not c.startswith("0 ")
+                                for c in report["anchors_checked"]), report
