@@ -1,8 +1,9 @@
-"""The reliability suite (README "Guarantees"): SIGKILL at random points of backup, prune and
-restore, and rounds of backups, prunes, verifies and restores running at once.
+"""The reliability suite (README "Guarantees"): SIGKILL at random points of backup, prune,
+restore and archive, and rounds of backups, prunes, verifies and restores running at once.
 
 After every kill and every round: `verify --read-data` is clean and every snapshot that should
-exist does, restoring byte for byte what its source held when it was taken. The engine runs in
+exist does, restoring byte for byte what its source held when it was taken; a snapshot that left
+the repository for the archive tier has a published archive that reads back whole. The engine runs in
 a child process that is killed with SIGKILL at a random moment of its work (after its imports,
 so the kill lands in the operation); two more kills go through the CLI. Counts are printed.
 
@@ -28,6 +29,8 @@ from pathlib import Path
 import pytest
 
 from storage import Repository
+from storage.archive.writer import published, verify_stored
+from storage.backend import open_backend
 from storage.errors import Locked
 from tests.flows.cli_process import cli_env, run, start
 from tests.suite_password import open_repository
@@ -50,6 +53,20 @@ elif op == "prune":
     repo.prune()
 elif op == "restore":
     repo.restore(args[0], args[1])
+elif op == "archive":  # the archive flow's steps: oldest chain to .tar.gz, checked, published; forget; prune
+    from storage.archive.writer import check_archive, publish_archive, published, write_archive
+    from storage.backend import open_backend
+    dest = open_backend(args[0])
+    snaps = repo.snapshots.all()
+    oldest = [s for s in snaps if s.type == "full"][0].chain
+    for head in [s for s in snaps if s.chain == oldest]:
+        if published(dest, head.id) is None:
+            snap = repo.snapshots.load(head.id)
+            written = write_archive(repo, snap, dest, 6)
+            check_archive(dest, written, snap)
+            publish_archive(repo, snap, dest, written, 6)
+    repo.forget(repo.plan_forget([s.id for s in snaps if s.chain == oldest], chain=True))
+    repo.prune()
 print("done", flush=True)
 """
 
@@ -223,6 +240,23 @@ def _restore_step(world: World, delay: float) -> str:
     return outcome
 
 
+def _archive_step(world: World, delay: float) -> str:
+    _mutate(world.rng, world.src)
+    world.backup(type="full")  # a second chain, so the oldest can be archived
+    dest = world.work / "archives"
+    outcome = _run_child(world, ["archive", world.url, str(dest)], delay)
+    # A snapshot leaves the repository only with a published archive that reads back whole.
+    archives = open_backend(str(dest))
+    present = set(Repository.open(world.url).snapshots.ids())
+    for sid in [s for s in world.expected if s not in present]:
+        meta = published(archives, sid)
+        assert meta is not None, f"snapshot {sid[:8]} left the repository without its archive (seed {SEED})"
+        assert verify_stored(archives, meta) is None, f"the archive of {sid[:8]} is damaged (seed {SEED})"
+        world.expected.pop(sid)
+        world.count("archived")
+    return outcome
+
+
 def _report(capsys, title: str, world: World, started: float) -> None:
     with capsys.disabled():
         counts = ", ".join(f"{k}: {v}" for k, v in sorted(world.counts.items()))
@@ -230,13 +264,14 @@ def _report(capsys, title: str, world: World, started: float) -> None:
               f"verify clean and {world.restores} snapshot restores byte-identical after every step")
 
 
-def test_sigkill_at_random_points_of_backup_prune_and_restore(world, capsys):
+def test_sigkill_at_random_points_of_backup_prune_restore_and_archive(world, capsys):
     started = time.monotonic()
     _kills(world, "backup", partial(_backup_step, world))
     _kills(world, "prune", partial(_prune_step, world))
     _kills(world, "restore", partial(_restore_step, world))
+    _kills(world, "archive", partial(_archive_step, world))
     _report(capsys, "SIGKILL", world, started)
-    for kind in ("backup", "prune", "restore"):
+    for kind in ("backup", "prune", "restore", "archive"):
         assert world.counts.get(f"{kind} killed", 0) >= ROUNDS, f"too few kills landed mid-{kind}: {world.counts}"
     # The leftovers of every killed run are gone after the next backup: no stale lease, no temporary.
     world.backup()

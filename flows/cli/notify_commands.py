@@ -10,7 +10,8 @@ from datetime import timedelta
 import typer
 
 from flows.cli.app import app
-from flows.cli.common import JSON_OPTION, emit_json, run_guarded
+from flows.cli.common import CONFIG_OPTION, JSON_OPTION, emit_json, run_guarded, use_config
+from storage.config import load_settings
 from storage.errors import InvalidInput, ServerUnreachable
 
 notify_app = typer.Typer(help="Be told when a run fails, a verify finds damage, an approval waits or a backup is "
@@ -18,6 +19,8 @@ notify_app = typer.Typer(help="Be told when a run fails, a verify finds damage, 
 app.add_typer(notify_app, name="notify")
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+# The longest gap each [backup] backup_frequency allows between successful backups, plus a margin.
+MISSED_AFTER = {"hourly": "2h", "daily": "26h", "weekly": "8d"}
 
 
 def parse_duration(text: str, option: str = "--missed-after") -> timedelta:
@@ -31,18 +34,20 @@ def parse_duration(text: str, option: str = "--missed-after") -> timedelta:
 def setup(block: str = typer.Option(..., "--block", help=(
               "The Prefect notification block to send to (Slack, email, a webhook...): its name, or TYPE/NAME "
               "such as custom-webhook/ops when several types use the name.")),
-          missed_after: str = typer.Option("26h", "--missed-after", help=(
-              "Tell when a source has had no successful backup for this long (e.g. 26h for a nightly "
-              "backup; the longest gap its schedule allows, plus a margin).")),
+          missed_after: str = typer.Option(None, "--missed-after", help=(
+              "Tell when a source has had no successful backup for this long. Default: what the config's "
+              "backup_frequency allows plus a margin (hourly 2h, daily 26h, weekly 8d).")),
           crash_after: str = typer.Option("9m", "--crash-after", help=(
               "Set Crashed a run on a worker that sent no heartbeat for this long (its machine died); keep it "
               "above three of the workers' PREFECT_FLOWS_HEARTBEAT_FREQUENCY (Prefect's default: 180 s).")),
-          json_out: bool = JSON_OPTION):
+          json_out: bool = JSON_OPTION, config: str = CONFIG_OPTION):
     """Create or update the automations: a run Failed or Crashed, a verify found damage, an approval
     waits, a missed backup; and runs whose worker died become Crashed. Running it again updates
     them; it never makes copies."""
+    use_config(config)
+
     def go():
-        window = parse_duration(missed_after)
+        window = parse_duration(missed_after or MISSED_AFTER[load_settings().backup.backup_frequency])
         crashed = parse_duration(crash_after, "--crash-after")
         if crashed < timedelta(seconds=10):
             raise InvalidInput("--crash-after must be at least 10s (Prefect's least window); keep it above three "

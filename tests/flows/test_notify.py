@@ -133,3 +133,15 @@ def test_setup_refuses_a_bad_duration_in_one_sentence(notified):
 def test_readme_documents_notify_setup():
     text = (Path(__file__).parents[2] / "README.md").read_text()
     assert "backupflow notify setup --block" in text
+
+
+def test_the_missed_backup_window_follows_the_configured_backup_frequency(notified, panel_server):
+    _, env, work = notified
+    hourly = work / "hourly.toml"
+    hourly.write_text('[backup]\nbackup_frequency = "hourly"\n')
+    run(["notify", "setup", "--block", "ops-hook", "--config", str(hourly)], env, work).ok()
+    missed = {a["name"]: a for a in automations(panel_server)}["backupflow: missed backup"]
+    assert missed["trigger"]["within"] == 7200.0, "an hourly schedule allows 2 h without a backup"
+    run(["notify", "setup", "--block", "ops-hook"], env, work).ok()  # the fixture's config: daily
+    missed = {a["name"]: a for a in automations(panel_server)}["backupflow: missed backup"]
+    assert missed["trigger"]["within"] == 26 * 3600.0
