@@ -9,6 +9,7 @@ import pytest
 
 from storage import Repository
 from tests.flows.cli_process import cli_env, run, start
+from tests.suite_password import open_repository
 from tests.treegen import assert_same_tree, make_tree
 
 
@@ -55,7 +56,7 @@ def test_two_cli_processes_back_up_at_once(prefect_server, tmp_path):
     outs = [p.communicate(timeout=180) for p in procs]
     for p, (_, err) in zip(procs, outs, strict=True):
         assert p.returncode == 0, err
-    repo_obj = Repository.open(repo)
+    repo_obj = open_repository(repo)  # made by the CLI: encrypted with the suite password
     assert len(repo_obj.snapshots.all()) == 2
     assert repo_obj.verify(read_data=True).ok
     for i, tree in enumerate(trees):
