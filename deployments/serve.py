@@ -118,7 +118,26 @@ def main() -> None:
     except (Stopped, KeyboardInterrupt):
         pass
     finally:  # also after the runner's own SIGTERM path, which ends with sys.exit(0)
+        _say_stopped()
+
+
+_SAID: list[bool] = []
+# How long a stop may take before the process ends anyway: Prefect's start-up can be caught in
+# its event loop's shutdown (tasks waiting on the server) or leave threads the interpreter
+# waits for at exit, and systemd would wait its 90 s and then SIGKILL.
+STOP_GRACE_SECONDS = 15.0
+
+
+def _say_stopped() -> None:
+    if not _SAID:
+        _SAID.append(True)
         sys.stderr.write("backupflow: stopped serving.\n")
+        sys.stderr.flush()
+
+
+def _force_exit() -> None:
+    _say_stopped()
+    os._exit(0)
 
 
 class Stopped(BaseException):
@@ -135,6 +154,9 @@ def _stop(signum: int, frame: FrameType | None) -> None:
         # in ... __del__"), and the stop would be lost: send the signal again in a moment.
         threading.Timer(0.2, os.kill, (os.getpid(), signum)).start()
         return
+    watchdog = threading.Timer(STOP_GRACE_SECONDS, _force_exit)
+    watchdog.daemon = True  # the clean way out, when it is quick, is not held up by it
+    watchdog.start()
     raise Stopped(signal.Signals(signum).name)
 
 
