@@ -30,6 +30,15 @@ def register_secret_options(url: str, secret: dict[str, Any]) -> None:
             _SECRETS.setdefault(url, {}).update(secret)
 
 
+def _secret(name: str, setting: str) -> Any:
+    """The value of the Prefect Secret block ``name`` that the config's ``setting`` names."""
+    try:
+        return Secret.load(name).get()
+    except ValueError:
+        raise InvalidConfig(f"The Prefect Secret block {name!r} ({setting}) does not exist; "
+                            "create it or fix the name.") from None
+
+
 def resolve_secret_block(options: dict[str, Any]) -> dict[str, Any]:
     """Replace ``secret_block`` (the name of a Prefect Secret block, from config
     ``backup.cloud_secret_block``) by the storage options it holds, a JSON object such as
@@ -38,11 +47,7 @@ def resolve_secret_block(options: dict[str, Any]) -> dict[str, Any]:
     name = options.get("secret_block")
     if not name:
         return options
-    try:
-        value = Secret.load(name).get()
-    except ValueError:
-        raise InvalidConfig(f"The Prefect Secret block {name!r} (backup.cloud_secret_block) does not exist; "
-                            "create it or fix the name.") from None
+    value = _secret(name, "backup.cloud_secret_block")
     if isinstance(value, str):
         try:
             value = json.loads(value)
@@ -58,11 +63,7 @@ def resolve_secret_block(options: dict[str, Any]) -> dict[str, Any]:
 def read_password_block(name: str) -> str:
     """The password a Prefect Secret block holds (config ``backup.password_secret_block``): a
     string, or a JSON object with a ``password`` field. Read at run time, inside the task."""
-    try:
-        value = Secret.load(name).get()
-    except ValueError:
-        raise InvalidConfig(f"The Prefect Secret block {name!r} (backup.password_secret_block) does not exist; "
-                            "create it or fix the name.") from None
+    value = _secret(name, "backup.password_secret_block")
     if isinstance(value, dict):
         value = value.get("password")
     if not isinstance(value, str) or not value:
