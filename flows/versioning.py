@@ -39,6 +39,12 @@ class VersioningEngine:
             self._repo.close()
         self._repo = self._store = None
 
+    def __enter__(self) -> "VersioningEngine":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
     def _audit(self, event: str, version: Version, **details: Any) -> None:
         AuditLog(self.target.settings.audit_path).log_event(
             event, user=version.author or current_user(), target=version.file_path,

@@ -42,9 +42,9 @@ def list_keys(repo: Optional[str] = REPO_OPTION, option: Optional[List[str]] = O
               json_out: bool = JSON_OPTION, config: Optional[str] = CONFIG_OPTION) -> None:
     """The repository's keys; * marks the one your password opened."""
     def go():
-        r = open_repository(repo, option, config)
-        return [{"id": k.id, "short_id": k.id[:8], "created": k.created, "host": k.host, "user": k.user,
-                 "label": k.label, "kdf": k.kdf, "in_use": k.in_use} for k in r.keys.list()]
+        with open_repository(repo, option, config) as r:
+            return [{"id": k.id, "short_id": k.id[:8], "created": k.created, "host": k.host, "user": k.user,
+                     "label": k.label, "kdf": k.kdf, "in_use": k.in_use} for k in r.keys.list()]
     keys = run_guarded(go)
     if json_out:
         emit_json({"keys": keys})
@@ -63,11 +63,11 @@ def add(label: str = typer.Option("", "--label", help="A note shown by `key list
         json_out: bool = JSON_OPTION, config: Optional[str] = CONFIG_OPTION) -> None:
     """Add a key: a second password that opens the repository too."""
     def go():
-        r = open_repository(repo, option, config)
-        keys = r.keys  # an unencrypted repository is said so before a password is asked for
-        key_id = keys.add(new_password(new_password_file, "the new key"), label or None)
-        _audit(r, "key.added", {"key": key_id, "label": label})
-        return key_id
+        with open_repository(repo, option, config) as r:
+            keys = r.keys  # an unencrypted repository is said so before a password is asked for
+            key_id = keys.add(new_password(new_password_file, "the new key"), label or None)
+            _audit(r, "key.added", {"key": key_id, "label": label})
+            return key_id
     key_id = run_guarded(go)
     if json_out:
         emit_json({"added": key_id})
@@ -81,11 +81,11 @@ def remove(key_id: str = typer.Argument(..., help="Id (or unique prefix) of the 
            json_out: bool = JSON_OPTION, config: Optional[str] = CONFIG_OPTION) -> None:
     """Remove a key: its password no longer opens the repository. The last key is never removed."""
     def go():
-        r = open_repository(repo, option, config)
-        full = r.keys.resolve(key_id)
-        r.keys.remove(full)
-        _audit(r, "key.removed", {"key": full})
-        return full
+        with open_repository(repo, option, config) as r:
+            full = r.keys.resolve(key_id)
+            r.keys.remove(full)
+            _audit(r, "key.removed", {"key": full})
+            return full
     full = run_guarded(go)
     if json_out:
         emit_json({"removed": full})
@@ -99,12 +99,11 @@ def passwd(new_password_file: Optional[str] = NEW_PASSWORD_FILE,
            json_out: bool = JSON_OPTION, config: Optional[str] = CONFIG_OPTION) -> None:
     """Change the password of the key in use (the old password stops working)."""
     def go():
-        r = open_repository(repo, option, config)
-        keys = r.keys
-        old = keys.in_use
-        new = keys.passwd(new_password(new_password_file, "this key"))
-        _audit(r, "key.changed", {"old_key": old, "new_key": new})
-        return old, new
+        with open_repository(repo, option, config) as r:
+            old = r.keys.in_use
+            new = r.keys.passwd(new_password(new_password_file, "this key"))
+            _audit(r, "key.changed", {"old_key": old, "new_key": new})
+            return old, new
     old, new = run_guarded(go)
     if json_out:
         emit_json({"old": old, "new": new})

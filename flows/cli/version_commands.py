@@ -19,12 +19,10 @@ from rich.table import Table
 
 from flows.cli.app import app
 from flows.cli.common import CONFIG_OPTION, JSON_OPTION, OPTION_OPTION, REPO_OPTION, emit_json, fail, run_guarded
-from flows.cli.context import repo_context, with_secret_block
-from storage import Repository
+from flows.cli.context import open_repository, repo_context
 from storage.errors import InvalidInput
 from storage.sizes import human_bytes
 from storage.versions import Version
-from tasks.passwords import find_password
 
 versions_app = typer.Typer(help="Per-file version history kept in the repository.", no_args_is_help=True)
 app.add_typer(versions_app, name="versions")
@@ -35,13 +33,6 @@ VERSION_ARG = typer.Argument(..., help="A version id, number, tag, or 'latest'."
 
 def _path(file: str) -> str:
     return os.path.abspath(os.path.expanduser(file))
-
-
-def open_repository(repo, option, config) -> Repository:
-    """The repository, opened without Prefect; an encrypted one with the password of the usual
-    sources (--password-file, BACKUPFLOW_PASSWORD_FILE, BACKUPFLOW_PASSWORD, password_command)."""
-    url, opts, settings = repo_context(repo, option, config)
-    return Repository.open(url, with_secret_block(opts), password=find_password(None, settings))
 
 
 def _engine(repo, option, config, writing: str):
@@ -68,12 +59,9 @@ def history(path: str = typer.Argument(..., help="A file: its absolute path, or 
             json_out: bool = JSON_OPTION, config: Optional[str] = CONFIG_OPTION) -> None:
     """Every snapshot in which a file was added, changed or deleted, and its explicit versions."""
     def go():
-        r = open_repository(repo, option, config)
         where = _path(path) if os.path.isabs(os.path.expanduser(path)) or os.path.exists(path) else path
-        changes = r.file_history(where)
-        versions = r.versions().get_versions(_path(path))
-        r.close()
-        return where, changes, versions
+        with open_repository(repo, option, config) as r:
+            return where, r.file_history(where), r.versions().get_versions(_path(path))
     where, changes, versions = run_guarded(go)
     if json_out:
         emit_json({"path": where, "snapshots": [c.to_dict() for c in changes],
@@ -107,11 +95,8 @@ def add(file: str = FILE_ARG, author: str = typer.Option("", "--author", help="W
                 content = f.read()
         except OSError as exc:
             raise InvalidInput(f"Cannot read {file} ({exc.strerror or exc}); give a readable file.") from None
-        engine = _engine(repo, option, config, "add a version")
-        try:
+        with _engine(repo, option, config, "add a version") as engine:
             return engine.create_version(target, content, author, message, list(tag or []))
-        finally:
-            engine.close()
     v = run_guarded(go)
     if json_out:
         emit_json(v.to_dict())
@@ -125,7 +110,10 @@ def list_versions(file: str = FILE_ARG, repo: Optional[str] = REPO_OPTION,
                   option: Optional[List[str]] = OPTION_OPTION, json_out: bool = JSON_OPTION,
                   config: Optional[str] = CONFIG_OPTION) -> None:
     """The file's versions, oldest first."""
-    versions = run_guarded(lambda: open_repository(repo, option, config).versions().get_versions(_path(file)))
+    def go():
+        with open_repository(repo, option, config) as r:
+            return r.versions().get_versions(_path(file))
+    versions = run_guarded(go)
     if json_out:
         emit_json({"path": _path(file), "versions": [v.to_dict() for v in versions]})
         return
@@ -144,11 +132,8 @@ def tag_version(file: str = FILE_ARG, version: str = VERSION_ARG,
                 json_out: bool = JSON_OPTION, config: Optional[str] = CONFIG_OPTION) -> None:
     """Tag a version."""
     def go():
-        engine = _engine(repo, option, config, "tag a version")
-        try:
+        with _engine(repo, option, config, "tag a version") as engine:
             return engine.tag_version(_path(file), version, tag)
-        finally:
-            engine.close()
     v = run_guarded(go)
     if json_out:
         emit_json(v.to_dict())
@@ -163,9 +148,10 @@ def show(file: str = FILE_ARG, version: str = VERSION_ARG,
          json_out: bool = JSON_OPTION, config: Optional[str] = CONFIG_OPTION) -> None:
     """One version: who, when, why, its parent and tags (or its content)."""
     def go():
-        store = open_repository(repo, option, config).versions()
-        v = store.get_version(_path(file), version)
-        return v, store.get_content(v) if content else None
+        with open_repository(repo, option, config) as r:
+            store = r.versions()
+            v = store.get_version(_path(file), version)
+            return v, store.get_content(v) if content else None
     v, data = run_guarded(go)
     if data is not None:
         sys.stdout.buffer.write(data)
@@ -185,9 +171,10 @@ def diff(file: str = FILE_ARG, a: str = typer.Argument(..., help="The older vers
          json_out: bool = JSON_OPTION, config: Optional[str] = CONFIG_OPTION) -> None:
     """A unified diff between two versions (one line for binary content)."""
     def go():
-        store = open_repository(repo, option, config).versions()
-        va, vb = store.get_version(_path(file), a), store.get_version(_path(file), b)
-        return va, vb, store.diff(va, vb)
+        with open_repository(repo, option, config) as r:
+            store = r.versions()
+            va, vb = store.get_version(_path(file), a), store.get_version(_path(file), b)
+            return va, vb, store.diff(va, vb)
     va, vb, text = run_guarded(go)
     if json_out:
         emit_json({"a": va.version_id, "b": vb.version_id, "identical": not text, "diff": text})
@@ -202,12 +189,9 @@ def restore(file: str = FILE_ARG, version: str = VERSION_ARG,
             json_out: bool = JSON_OPTION, config: Optional[str] = CONFIG_OPTION) -> None:
     """Write a version back; overwriting a file with other content asks Guardian first (exit 11 if rejected)."""
     def go():
-        engine = _engine(repo, option, config, "restore a version")
-        try:
+        with _engine(repo, option, config, "restore a version") as engine:
             v = engine.get_version(_path(file), version)
             return v, engine.restore_version(_path(file), v.version_id, _path(to) if to else None)
-        finally:
-            engine.close()
     v, done = run_guarded(go)
     target = _path(to) if to else v.file_path
     if json_out:
