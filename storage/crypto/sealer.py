@@ -72,12 +72,20 @@ class AeadSealer(Sealer):
         if len(encryption_key) != 32 or len(id_key) != 32:
             raise ValueError("an AeadSealer needs two 32-byte keys")
         self._enc = encryption_key
-        self._id = id_key
+        # HMAC-SHA-256 under the id key (RFC 2104) with its two padded-key blocks hashed once:
+        # a chunk's id then costs two copies of a hash state, not hmac.digest's fetch of the
+        # algorithm and hashing of the key (a third of the cost, on every chunk read or written).
+        self._id_inner = hashlib.sha256(bytes(b ^ 0x36 for b in id_key.ljust(64, b"\0")))
+        self._id_outer = hashlib.sha256(bytes(b ^ 0x5C for b in id_key.ljust(64, b"\0")))
 
     def id_of_sha256(self, digest: bytes) -> str:
         # HMAC over the SHA-256, not over the data: the data is hashed once, at SHA-256's speed,
         # for both the keyed id and the plain whole-file hash a tree keeps.
-        return hmac.digest(self._id, digest, "sha256").hex()
+        inner = self._id_inner.copy()
+        inner.update(digest)
+        outer = self._id_outer.copy()
+        outer.update(inner.digest())
+        return outer.hexdigest()
 
     def _subkey(self, kind: bytes, salt: bytes) -> AESGCM:
         # HKDF-Expand with a 32-byte output is one HMAC block: T(1) = HMAC(PRK, info || 0x01).
