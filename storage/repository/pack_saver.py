@@ -2,7 +2,7 @@
 
 ``PackSaver`` is shared by the reader threads of a store step (file_saver.py): each new chunk
 is compressed on the thread that read it, appended to the open pack, and a full pack is
-committed (local disk) or uploaded on its own threads (cloud). Every landed pack is indexed
+committed (local disk) or uploaded on its own threads (cloud), off the reader threads. Every landed pack is indexed
 at once, so a retry or the next run after a crash reuses it.
 """
 
@@ -24,8 +24,9 @@ class PackSaver:
     uploads in flight, and the counts of what was added. Called from every reader thread.
 
     On a backend that takes streamed objects (local disk), blobs are written to the open pack's
-    temporary object as they are added and a full pack is committed by the thread that filled
-    it; otherwise a full pack is joined in memory and uploaded on ``connections`` threads.
+    temporary object as they are added and a full pack is committed (hashed, flushed, named) on
+    the upload thread while the readers go on; otherwise a full pack is joined in memory and
+    uploaded on ``connections`` threads.
     """
 
     def __init__(self, repo: Repository, run: str, chain: str, known: set[str], connections: int):
@@ -42,7 +43,8 @@ class PackSaver:
         self.index_writer = IndexWriter(repo.backend, run, chain, sealer=repo.sealer)
         self.uploads = ThreadPoolExecutor(connections, thread_name_prefix="bf-upload")
         # Each pack in flight holds pack_size bytes; this bound is most of the backup's memory.
-        self.in_flight = threading.Semaphore(connections)
+        # A streamed pack holds no memory while it is committed: two may wait for the disk.
+        self.in_flight = threading.Semaphore(max(connections, 2) if self.open_sink else connections)
         self.futures: list[Future] = []
         self.packs: list[str] = []
         self.new_chunks = 0
@@ -73,18 +75,36 @@ class PackSaver:
         self._ship(full)
 
     def _ship(self, writer: PackWriter) -> None:
-        if self.open_sink:
-            pack_id, _, blobs = writer.finish()  # written already; this commits it
-            with self.lock:
-                self.new_stored += len(writer)
-            self._indexed(pack_id, blobs)
-            return
         self.in_flight.acquire()
+        failed = next((f for f in self.futures if f.done() and f.exception() is not None), None)
+        if failed is not None:  # a pack could not be stored: stop reading (finish() raises it)
+            self.in_flight.release()
+            writer.abort()
+            self.broken = True
+            failed.result()
+        if self.open_sink:
+            # Hashing the pack back and flushing it to disk take a reader thread off reading
+            # for a tenth of a second per pack, most of it waiting on the disk: the upload
+            # thread does it while both readers go on.
+            self.futures.append(self.uploads.submit(self._commit, writer))
+            return
         pack_id, data, blobs = writer.finish()
         assert data is not None  # a pack without a sink is joined in memory
         with self.lock:
             self.new_stored += len(data)
         self.futures.append(self.uploads.submit(self._upload, pack_id, data, blobs))
+
+    def _commit(self, writer: PackWriter) -> None:
+        try:
+            pack_id, _, blobs = writer.finish()  # written already; this commits it
+            with self.lock:
+                self.new_stored += len(writer)
+            self._indexed(pack_id, blobs)
+        except BaseException:
+            writer.abort()
+            raise
+        finally:
+            self.in_flight.release()
 
     def _upload(self, pack_id: str, data: bytes, blobs: list[list]) -> None:
         try:
