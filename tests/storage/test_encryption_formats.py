@@ -1,5 +1,5 @@
-"""Encrypted repositories written by earlier backupflow keep working, and blobs sealed under
-session keys never repeat a nonce (docs/FORMAT.md, "encryption")."""
+"""Encrypted repositories written by earlier backupflow keep working, and sealed blobs show
+nothing of where they start and cannot be altered (docs/FORMAT.md, "encryption")."""
 
 from __future__ import annotations
 
@@ -10,6 +10,10 @@ from pathlib import Path
 import pytest
 
 from storage import Repository
+from storage.crypto import MasterKey
+from storage.crypto.sealer import NONCE, SALT
+from storage.errors import IntegrityError
+from storage.objects import Codec, pack_name
 
 FIXTURE = Path(__file__).parent / "data" / "encrypted-v2-per-object-subkeys.tar.gz"
 FIXTURE_PASSWORD = "written with per-object subkeys"
@@ -61,3 +65,33 @@ def test_a_repository_sealed_with_per_object_subkeys_restores_verifies_and_takes
     _same_tree(src, tmp_path / "restored-after")
     again.restore(OLD_SNAPSHOT, str(tmp_path / "restored-old-again"))
     _same_tree(before, tmp_path / "restored-old-again")
+
+
+
+def test_no_two_blobs_begin_alike_so_a_pack_does_not_show_where_its_blobs_start(tmp_path, monkeypatch):
+    # Pack headers are sealed so that blob boundaries, and with them the sizes of small files,
+    # stay hidden; a salt or counter shared by blobs would mark every boundary.
+    monkeypatch.setenv("BACKUPFLOW_SCRYPT_N", "1024")
+    src = tmp_path / "src"
+    src.mkdir()
+    rnd = random.Random(5)
+    for i in range(60):
+        (src / f"f{i}.bin").write_bytes(rnd.randbytes(rnd.randrange(100, 300_000)))
+    repo = Repository.init(str(tmp_path / "repo"), password="pw")
+    repo.backup(str(src))
+    heads = [repo.backend.load(pack_name(loc.pack), loc.offset, SALT + NONCE) for _, loc in repo.index.items()]
+    assert len(heads) >= 60
+    assert len({h[:SALT] for h in heads}) == len(heads) and len({h[SALT:] for h in heads}) == len(heads)
+
+
+def test_a_blob_with_its_salt_nonce_or_tag_changed_is_refused():
+    c = Codec(3, MasterKey.new().sealer())
+    raw = random.Random(1).randbytes(50_000)
+    stored, flags = c.encode(raw, "a" * 64)
+    stored = bytes(stored)
+    assert c.decode(stored, flags, len(raw), "a" * 64) == raw
+    for at in (0, SALT - 1, SALT, SALT + NONCE - 1, len(stored) - 1):
+        bad = bytearray(stored)
+        bad[at] ^= 1
+        with pytest.raises(IntegrityError, match="fails authentication"):
+            c.decode(bytes(bad), flags, len(raw), "a" * 64)
