@@ -32,7 +32,14 @@ class LocalServer:
     started_now: bool = False
 
     def env(self) -> dict[str, str]:
-        return {"PREFECT_API_URL": self.api_url, "PREFECT_UI_URL": self.ui_url}
+        return {"PREFECT_API_URL": self.api_url, "PREFECT_UI_URL": self.ui_url, **CLIENT_ENV}
+
+
+# How a command talks to this server, which is this installation's own Prefect (so the same
+# version) with CSRF protection off (set so in :func:`launch`): the client's per-process
+# version handshake and its CSRF token fetch (one per client) are two to six requests of a
+# command that need not be made.
+CLIENT_ENV = {"PREFECT_CLIENT_SERVER_VERSION_CHECK_ENABLED": "false", "PREFECT_CLIENT_CSRF_SUPPORT_ENABLED": "false"}
 
 
 def home(data: Path) -> Path:
@@ -83,7 +90,7 @@ def launch(data: Path) -> tuple[LocalServer, subprocess.Popen]:
     port = _free_port()
     api = f"http://127.0.0.1:{port}/api"
     env = {**os.environ, "PREFECT_HOME": str(where), "PREFECT_UI_API_URL": api,
-           "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
+           "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "PREFECT_SERVER_CSRF_PROTECTION_ENABLED": "false"}
     env.pop("PREFECT_API_URL", None)
     prefect = Path(sys.executable).with_name("prefect")
     log = open(where / "server.log", "ab")

@@ -11,10 +11,12 @@ Before each run, runs of this host whose process died are marked Crashed (flows.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 from typing import Any, Callable
 
+from prefect.context import SyncClientContext
 from prefect.settings import get_current_settings
 
 from flows.crashed_runs import mark_crashed_runs
@@ -34,9 +36,15 @@ def _lost() -> None:
     LOST = True
 
 
-def check_server() -> None:
-    """Mark dead runs Crashed; ServerUnreachable in one sentence when the server does not answer."""
+def check_server(stack: contextlib.ExitStack | None = None) -> None:
+    """Mark dead runs Crashed; ServerUnreachable in one sentence when the server does not answer.
+
+    With ``stack``, first enter one Prefect client for the rest of the command (the sweep, the
+    flow and task engines, the artifacts all use it): each client made anew loads the CA bundle
+    (~35 ms) and opens its own connection. Entering it may ask the server its version."""
     try:
+        if stack is not None:
+            stack.enter_context(SyncClientContext.get_or_create())
         mark_crashed_runs()
     except Exception as exc:
         if not is_server_failure(exc):
@@ -49,7 +57,12 @@ def check_server() -> None:
 
 def guard(kind: str, call: Callable[[], Any]) -> Any:
     """``call()`` (a flow run of ``kind``), reporting the engine's outcome if the server goes away."""
-    check_server()
+    with contextlib.ExitStack() as stack:
+        check_server(stack)
+        return _call(kind, call)
+
+
+def _call(kind: str, call: Callable[[], Any]) -> Any:
     outcome = body_outcome(reset=True)
     try:
         return call()
