@@ -23,6 +23,7 @@ let its commands finish and exit, leaving the server to the runner that replaces
 from __future__ import annotations
 
 import argparse
+import base64
 import gc
 import json
 import os
@@ -39,6 +40,7 @@ from flows.cli import runner_protocol as wire
 from deployments import local_server
 from deployments.definition import scheduled_jobs
 from storage.config import load_settings
+from storage.crypto import keys
 
 
 @dataclass
@@ -55,6 +57,9 @@ class State:
     last_activity: float = field(default_factory=time.monotonic)
     schedule_pid: int | None = None
     exit_code: int = 0
+    key_pipes: dict[int, bytearray] = field(default_factory=dict)  # read end of a child's -> what came
+    key_pipe: int | None = None  # in a child: the write end to the runner
+    key_derivations: int = 0  # scrypt runs in the commands served so far
 
     def status(self) -> dict:
         # the recorded one: a command may have restarted the server the runner started
@@ -62,6 +67,8 @@ class State:
         return {"type": "status", "runner_pid": os.getppid(), "version": self.version,
                 "started": self.started, "serving_schedules": self.serving,
                 "commands_running": sum(1 for what in self.children.values() if what == "connection"),
+                "keys_held": len(keys.opened_keks()[0]),
+                "key_derivations": self.key_derivations,
                 "idle_minutes": self.idle_seconds / 60,
                 "prefect_api_url": server.api_url if server else os.environ.get("PREFECT_API_URL"),
                 "ui_url": server.ui_url if server else None}
@@ -115,19 +122,55 @@ def _ours(path: Path, inode: int) -> bool:
 
 
 def _fork_connection(conn: socket.socket, listener: socket.socket, state: State) -> None:
+    # The child hands back the repository keys its command opened (see _take_keys).
+    read_end, write_end = os.pipe()
     pid = os.fork()
     if pid == 0:
         code = 70
         try:
             listener.close()
+            os.close(read_end)
+            for fd in state.key_pipes:
+                os.close(fd)
+            state.key_pipes.clear()
+            state.key_pipe = write_end
             # Imported here, in the child only: it reads this process's modules, already loaded.
             from deployments import runner_child
             code = runner_child.serve_connection(conn, state)
         finally:
             os._exit(code)
+    os.close(write_end)
+    os.set_blocking(read_end, False)
+    state.key_pipes[read_end] = bytearray()
     state.children[pid] = "connection"
     state.connections += 1
     conn.close()
+
+
+def _take_keys(fd: int, state: State) -> None:
+    """Read what a child sent on its key pipe; at its end, keep the keys in this process's
+    memory (as ssh-agent does: never on disk, in a log or on the Prefect server), so the
+    commands forked next inherit them and skip scrypt (~0.07-0.1 s each). Each is bound to its
+    key file's salt and the password's hash: a wrong or changed password is still refused.
+    They go when the runner stops or idles out."""
+    while True:
+        try:
+            data = os.read(fd, 1 << 16)
+        except BlockingIOError:
+            return  # the rest comes later
+        if not data:
+            break
+        state.key_pipes[fd] += data
+    os.close(fd)
+    body = bytes(state.key_pipes.pop(fd))
+    try:
+        message = json.loads(body) if body else {}
+        entries = [((base64.b64decode(salt), int(n), int(r), int(p), base64.b64decode(pw)), base64.b64decode(kek))
+                   for salt, n, r, p, pw, kek in message.get("keys", [])]
+        state.key_derivations += int(message.get("derived", 0))
+    except (ValueError, TypeError, AttributeError):
+        return  # a child that died while writing: its command's keys are derived again next time
+    keys.remember_keks(entries)
 
 
 def _accept(listener: socket.socket, state: State) -> None:
@@ -190,8 +233,11 @@ def loop(listener: socket.socket, path: Path, inode: int, state: State) -> None:
         _reap(state)
         if state.stopping or _idle(state):
             break
-        ready, _, _ = select.select([listener], [], [], 1.0)
-        if ready:
+        ready, _, _ = select.select([listener, *state.key_pipes], [], [], 1.0)
+        for fd in ready:
+            if fd in state.key_pipes:
+                _take_keys(fd, state)
+        if listener in ready:
             try:
                 _accept(listener, state)
             except OSError as exc:

@@ -84,25 +84,58 @@ def _canonical(doc: dict) -> bytes:
 
 
 # Key-encryption keys already derived in this process: (salt, n, r, p, sha256 of the password)
-# -> key. A resident runner or a test opens one repository many times; scrypt each time would
-# cost a tenth of a second or more per open. Holds nothing the open repository does not.
+# -> key. The salt is the key file's own random one, so an entry serves that key file and that
+# password only: a wrong or changed password misses and is refused as before. A resident runner
+# or a test opens one repository many times; scrypt each time would cost a tenth of a second or
+# more per open. Holds nothing the open repository does not.
 _KEK_CACHE: dict[tuple, bytes] = {}
 _KEK_LOCK = threading.Lock()
+_OPENED: set[tuple] = set()  # the entries that opened a key file (a right password)
+_DERIVED = [0]  # scrypt runs in this process
+
+
+def _kek_cache_key(password: str, kdf: dict) -> tuple:
+    return (base64.b64decode(kdf["salt"]), int(kdf["n"]), int(kdf["r"]), int(kdf["p"]),
+            hashlib.sha256(password.encode()).digest())
 
 
 def _kek(password: str, kdf: dict) -> bytes:
-    salt = base64.b64decode(kdf["salt"])
-    n, r, p = int(kdf["n"]), int(kdf["r"]), int(kdf["p"])
-    cache_key = (salt, n, r, p, hashlib.sha256(password.encode()).digest())
+    cache_key = _kek_cache_key(password, kdf)
     with _KEK_LOCK:
         got = _KEK_CACHE.get(cache_key)
     if got is None:
+        salt, n, r, p, _ = cache_key
         got = Scrypt(salt=salt, length=32, n=n, r=r, p=p).derive(password.encode())
         with _KEK_LOCK:
+            _DERIVED[0] += 1
             if len(_KEK_CACHE) >= 64:  # a runner fed many wrong passwords keeps no pile of them
                 _KEK_CACHE.clear()
+                _OPENED.clear()
             _KEK_CACHE[cache_key] = got
     return got
+
+
+def opened_keks() -> tuple[list[tuple[tuple, bytes]], int]:
+    """The cache hook of a resident runner (deployments/runner.py), which keeps in its memory
+    the keys that opened a key file in a command's process, so the commands it forks next skip
+    scrypt: those (cache key, key) pairs, and how many scrypt runs this process made."""
+    with _KEK_LOCK:
+        return [(k, _KEK_CACHE[k]) for k in _OPENED if k in _KEK_CACHE], _DERIVED[0]
+
+
+def remember_keks(entries: list[tuple[tuple, bytes]]) -> None:
+    """Keep ``entries`` from :func:`opened_keks` of another process of this user."""
+    with _KEK_LOCK:
+        if len(_KEK_CACHE) + len(entries) > 64:
+            _KEK_CACHE.clear()
+            _OPENED.clear()
+        _KEK_CACHE.update(entries)
+        _OPENED.update(k for k, _ in entries)
+
+
+def _opened(password: str, kdf: dict) -> None:
+    with _KEK_LOCK:
+        _OPENED.add(_kek_cache_key(password, kdf))
 
 
 def _check_password(password: str | None) -> str:
@@ -123,6 +156,7 @@ def create_key_file(backend: Backend, master: MasterKey, password: str, label: s
                  "host": socket.gethostname(), "user": _user(), "label": label or ""}
     nonce = secrets.token_bytes(12)
     wrapped = AESGCM(_kek(password, kdf)).encrypt(nonce, master.secret, _canonical(doc))
+    _opened(password, kdf)
     data = json.dumps({**doc, "nonce": _b64(nonce), "wrapped": _b64(wrapped)}, indent=1).encode()
     key_id = hashlib.sha256(data).hexdigest()
     backend.save(KEYS + key_id, data)
@@ -160,6 +194,7 @@ def _unwrap(doc: dict, password: str) -> MasterKey | None:
             base64.b64decode(doc["nonce"]), base64.b64decode(doc["wrapped"]), _canonical(body))
     except (InvalidTag, ValueError):
         return None
+    _opened(password, doc["kdf"])
     return MasterKey(secret)
 
 

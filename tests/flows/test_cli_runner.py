@@ -111,6 +111,33 @@ def test_flow_commands_run_in_one_runner_with_the_same_output_and_exit_codes(own
     assert secret not in wire.runner_file("log").read_text()
 
 
+def test_the_runner_keeps_a_repository_key_so_the_next_command_derives_none(own_runner, prefect_server, tmp_path):
+    """ssh-agent style: the key a command's password opened stays in the runner's memory, so the
+    next command with that password skips scrypt; a wrong password is still refused and kept not."""
+    env = cli_env(prefect_server, tmp_path)
+    src = _tree(tmp_path / "src", 3, 1000)
+    repo = str(tmp_path / "repo")
+    run(["backup", str(src), "-r", repo, "--json"], env, tmp_path).json()  # creates the repository's key file
+
+    def status() -> dict:
+        return json.loads(run(["runner", "status", "--json"], env, tmp_path).ok().stdout)
+
+    first = status()
+    assert first["keys_held"] == 1 and first["key_derivations"] == 1
+    (src / "new.txt").write_text("new\n")
+    assert run(["backup", str(src), "-r", repo, "--json"], env, tmp_path).json()["type"] == "incremental"
+    assert run(["verify", "-r", repo, "--json"], env, tmp_path).json()["ok"] is True
+    assert status()["key_derivations"] == 1, "a command with the same password should not derive the key again"
+
+    wrong = tmp_path / "wrong-password"
+    wrong.write_text("not the password\n")
+    refused = run(["backup", str(src), "-r", repo], {**env, "BACKUPFLOW_PASSWORD_FILE": str(wrong)}, tmp_path)
+    assert refused.returncode == 15 and "password" in refused.one_sentence_error()
+    after = status()
+    assert after["keys_held"] == 1 and after["key_derivations"] == 2
+    assert len(open_repository(repo).snapshots.all()) == 2
+
+
 def test_the_client_does_not_import_prefect(own_runner, prefect_server, tmp_path):
     env = cli_env(prefect_server, tmp_path)
     src = _tree(tmp_path / "src", 2, 1000)
