@@ -12,7 +12,7 @@ from storage.crypto import PLAIN, Sealer
 from storage.errors import AlreadyExists, IntegrityError, InvalidInput, NotFound
 from storage.layout import OBJECT_ID, SNAPSHOTS, object_id, snapshot_name, tree_name
 from storage.objects.codec import Codec
-from storage.snapshots.names import dump_json
+from storage.snapshots.names import dump_json, dump_tree
 
 SnapshotType = Literal["full", "incremental", "differential"]
 SNAPSHOT_TYPES: tuple[SnapshotType, ...] = get_args(SnapshotType)
@@ -218,7 +218,7 @@ class SnapshotStore:
         if same_tree_as is not None and self._exists(tree_name(same_tree_as)):
             snap.tree_id = same_tree_as
         else:
-            tree = dump_json(snap.tree)
+            tree = dump_tree(snap.tree)
             snap.tree_id = self.sealer.content_id(tree)
             self._save_healing(tree_name(snap.tree_id), snap.tree_id, tree)
         data = snap.to_bytes()

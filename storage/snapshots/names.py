@@ -12,6 +12,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import orjson
+
 from storage.errors import InvalidInput
 
 
@@ -33,6 +35,16 @@ def dump_json(doc: Any) -> bytes:
         return text.encode()
     except UnicodeEncodeError:
         return json.dumps(doc, separators=(",", ":"), sort_keys=True).encode()
+
+
+def dump_tree(entries: list[Any]) -> bytes:
+    """``dump_json`` of a snapshot's tree, the same bytes, by orjson: the standard encoder took
+    a fifth of a second of the single-threaded end of a first backup of 20,000 files. A name
+    that is not valid UTF-8 (orjson refuses lone surrogates) goes the standard way."""
+    try:
+        return orjson.dumps(entries, option=orjson.OPT_SORT_KEYS)
+    except orjson.JSONEncodeError:
+        return dump_json(entries)
 
 
 def require_text(value: str, what: str, fix: str) -> None:

@@ -8,6 +8,7 @@ from storage.backend import MemoryBackend
 from storage.errors import IntegrityError, InvalidInput, NotFound
 from storage.snapshots import Snapshot, SnapshotStore
 from storage.snapshots.manifest import snapshot_name
+from storage.snapshots.names import dump_json, dump_tree
 
 
 def _snap(n: int, type: str = "full") -> Snapshot:
@@ -72,3 +73,19 @@ def test_tampered_manifest_is_detected():
     store.backend.save(snapshot_name(sid), other.backend.load(snapshot_name(other_id)))
     with pytest.raises(IntegrityError, match=sid[:8]):
         SnapshotStore(store.backend).load(sid)
+
+
+@pytest.mark.parametrize("name", ["plain.txt", "caf\u00e9 \u6587\u4ef6.txt", 'quote"back\\slash',
+                                  "tab\tnew\nline\x01\x1f\x7f", "line\u2028sep", "bad\udcff"])
+def test_a_tree_is_the_same_object_whichever_encoder_wrote_it(name):
+    """Trees are written by orjson, older ones by the standard encoder: the same tree must give
+    the same bytes, so an unchanged workspace keeps its tree object and an undecodable name
+    stays a \\udcXX escape."""
+    snap = _snap(1)
+    snap.tree = [{"path": name, "type": "file", "mode": 0o644, "mtime_ns": 2**63 - 1, "size": 3,
+                  "chunks": ["ab" * 32], "sha256": "cd" * 32, "changed_while_read": True},
+                 {"path": name + "/x", "type": "symlink", "mode": 0o777, "mtime_ns": -5, "target": name}]
+    store = SnapshotStore(MemoryBackend())
+    store.save(snap)
+    assert dump_tree(snap.tree) == dump_json(snap.tree)
+    assert SnapshotStore(store.backend).load(snap.id).tree == snap.tree
