@@ -100,8 +100,11 @@ class Codec:
             state = "encrypted" if flags & FLAG_ENCRYPTED else "not encrypted"
             raise IntegrityError(f"A blob is {state}, unlike its repository.")
         if flags & FLAG_ENCRYPTED:
+            kind = b"blob " + chunk_id.encode()
+            if not flags & FLAG_ZSTD:
+                return self.sealer.open(kind, stored)  # opened into new bytes: no copy after
             out = self._buffer(max(0, len(stored) - OVERHEAD))
-            stored = self.sealer.open(b"blob " + chunk_id.encode(), stored, out)
+            stored = self.sealer.open(kind, stored, out)
         if flags & FLAG_ZSTD:
             try:
                 return self._dctx().decompress(stored, max_output_size=raw_length)

@@ -74,9 +74,9 @@ class _PackChecker:
         for cid, loc in index.items():
             self.blobs[loc.pack][cid] = loc
 
-    def _blob_ok(self, data: bytes, cid: str, loc: BlobLocation) -> bool:
+    def _blob_ok(self, data: memoryview, cid: str, loc: BlobLocation) -> bool:
         try:
-            read_blob(self.codec, data[loc.offset:loc.offset + loc.length], loc, cid)
+            read_blob(self.codec, data[loc.offset:loc.offset + loc.length], loc, cid)  # a view: no copy
         except BackupError:
             return False
         return True
@@ -93,7 +93,8 @@ class _PackChecker:
             entries = parse_pack(data, pack, self.codec.sealer)
         except BackupError as exc:
             problems.append(f"pack {pack[:12]}: {exc.message}")
-        bad = [cid for cid, loc in expected.items() if not self._blob_ok(data, cid, loc)]
+        view = memoryview(data)
+        bad = [cid for cid, loc in expected.items() if not self._blob_ok(view, cid, loc)]
         if bad and not problems:
             problems.append(f"pack {pack[:12]}: {len(bad)} chunk(s) do not match their hash")
         elif entries is not None and expected and len(entries) != len(expected):
