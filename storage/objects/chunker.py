@@ -48,25 +48,24 @@ class Chunker:
     def cut(self, data) -> Iterator[memoryview]:
         """Chunks of an in-memory buffer. A buffer no longer than ``min_size`` is one chunk."""
         if len(data) <= self.params.min_size:
-            yield memoryview(data)
-            return
-        for c in self._cdc.cut_buf(data):
-            yield c.data
+            return iter((memoryview(data),))  # most files: no generator to step through
+        return (c.data for c in self._cdc.cut_buf(data))
 
     def window(self) -> int:
         """Size of the read window: a file shorter than this is read and cut in one piece."""
         return 2 * self.params.max_size
 
     def cut_file(self, f: Readable, size: int) -> Iterator[memoryview]:
-        """Chunks of an open file of about ``size`` bytes. A file shorter than the window is
-        read whole and its views stay valid until the next file; for a longer one, each view
-        is valid only until the next one is produced. Stops at the window's end if a short
-        file grew (the caller sees fewer bytes than the file holds)."""
+        """Chunks of an open file of ``size`` bytes (its size when it was opened). A file
+        shorter than the window is read whole, now, and its views stay valid until the next
+        file; for a longer one, each view is valid only until the next one is produced. A short
+        file is read no further than ``size``: one that grew since is seen to have changed by
+        the caller, which compares the file's size after the read (file_saver.py), so no read
+        is spent on finding its end."""
         if size < self.window():
-            view = memoryview(self._window())
-            yield from self.cut(view[:_fill(f, view, 0)])
-        else:
-            yield from self.cut_stream(f)
+            view = memoryview(self._window())[:size]
+            return self.cut(view[:_fill(f, view, 0)])
+        return self.cut_stream(f)
 
     def cut_stream(self, f: Readable) -> Iterator[memoryview]:
         """Chunks of a stream; each view is valid only until the next one is produced.

@@ -66,7 +66,6 @@ class FileSaver:
         self.warnings: list[str] = []
         self.missing: list[Missing] = []
         self.dropped: set[int] = set()
-        self._local = threading.local()
         self._folders = _Folders(source)
         self._failed: list[BaseException] = []
 
@@ -96,18 +95,20 @@ class FileSaver:
 
     def _work(self, entries: list[dict[str, Any]], todo: Iterator[int]) -> None:
         try:
+            chunker = Chunker(self.params)  # this thread's, with its read window
             for i in todo:  # a list iterator hands each index to one thread (under the GIL)
                 if self._failed:
                     return
-                self.save(entries, i)
+                self.save(entries, i, chunker)
         except BaseException as exc:
             self._failed.append(exc)
 
-    def save(self, entries: list[dict[str, Any]], i: int) -> None:
-        """Read one file entry and fill in its chunks and sha256 (or drop it with a warning)."""
+    def save(self, entries: list[dict[str, Any]], i: int, chunker: Chunker) -> None:
+        """Read one file entry with this thread's ``chunker`` and fill in its chunks and
+        sha256 (or drop it with a warning)."""
         entry = entries[i]
         try:
-            got = self._read_stable(entry["path"])
+            got = self._read_stable(entry["path"], chunker)
         except FileNotFoundError:
             self._drop(i, f"{shown(entry['path'])} vanished while it was read; not backed up")
             return
@@ -146,10 +147,7 @@ class FileSaver:
             if missing is not None:
                 self.missing.append(missing)
 
-    def _read_stable(self, rel: str) -> FileRead:
-        chunker = getattr(self._local, "chunker", None)
-        if chunker is None:
-            chunker = self._local.chunker = Chunker(self.params)
+    def _read_stable(self, rel: str, chunker: Chunker) -> FileRead:
         for attempt in range(1, ATTEMPTS + 1):
             got = read_file(self._folders.open_file(rel), chunker, self.packer, bounded=attempt == ATTEMPTS)
             if not got.changed:
@@ -232,7 +230,7 @@ class _Folders:
         self._open: set[int] = set()
 
     def open_file(self, rel: str) -> int:
-        folder, name = os.path.split(rel)
+        folder, _, name = rel.rpartition("/")
         held = getattr(self._local, "held", None)
         if held is None or held[0] != folder:
             fd = self._walk(folder)

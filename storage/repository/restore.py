@@ -138,11 +138,8 @@ def _content_hash(path: str) -> str | None:
         return digest.hexdigest()
 
 
-def _make_folders(target: Target, work: RestoreWork) -> None:
-    """Every folder the restore writes in, parents first, before any file is written."""
-    wanted = {e["path"] for e in work.dirs}
-    for group in (work.files, work.hardlinks, work.symlinks):
-        wanted.update(e["path"].rpartition("/")[0] for e in group)
+def _make_folders(target: Target, wanted: set[str]) -> None:
+    """Make these folders (and their parents), parents first, before any file is written."""
     wanted.discard("")
     try:
         for rel in sorted(wanted):
@@ -152,10 +149,17 @@ def _make_folders(target: Target, work: RestoreWork) -> None:
             f"A folder in the restore target {target.path} cannot be made ({exc.strerror}).") from None
 
 
-def _write_files(repo: Repository, work: RestoreWork, writer: FileWriter, workers: int) -> None:
+def _parents(work: RestoreWork) -> set[str]:
+    wanted: set[str] = set()
+    for group in (work.files, work.hardlinks, work.symlinks):
+        wanted.update(e["path"].rpartition("/")[0] for e in group)
+    return wanted
+
+
+def _write_files(repo: Repository, work: RestoreWork, writer: FileWriter, workers: int, sweep: bool) -> None:
     fetcher = PackFetcher(repo, work, writer)
     try:
-        writer.prepare()
+        writer.prepare(sweep)
         with ThreadPoolExecutor(workers, thread_name_prefix="bf-restore") as pool:
             futures = [pool.submit(fetcher.fetch, p) for p in work.by_pack]
             try:
@@ -217,12 +221,17 @@ def restore_snapshot(repo: Repository, snap: Snapshot, target: str, include: lis
     started = time.monotonic()
     t = _prepare_target(target)
     entries = select_entries(snap, include)
-    work = RestorePlanner(ChunkLocator(repo, snap)).plan(snap, entries)
+    fresh = not os.path.isdir(t) or not any(True for _ in os.scandir(t))
     folders = Target(t)
     try:
-        _make_folders(folders, work)
+        # Making 2,000 folders is the kernel's work and planning is Python's: they overlap.
+        with ThreadPoolExecutor(1, thread_name_prefix="bf-folders") as early:
+            made = early.submit(_make_folders, folders, {e["path"] for e in entries if e["type"] == "dir"})
+            work = RestorePlanner(ChunkLocator(repo, snap)).plan(snap, entries)
+            made.result()
+        _make_folders(folders, _parents(work))  # those that are no entry of their own (a selection)
         writer = FileWriter(folders, work.files, work.dests, progress)
-        _write_files(repo, work, writer, workers)
+        _write_files(repo, work, writer, workers, sweep=not fresh)
         failed = {**work.failed, **writer.not_restored()}
         last = LinksAndMetadata(folders, work, failed)
         last.run()
