@@ -2,21 +2,20 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from prefect import task
-from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
 from storage import BackupPlan, BackupSummary, StoreResult, summarize
 from storage.snapshots import ScanResult
 from storage.sizes import human_bytes
-from tasks.prefect_api import publish
 from tasks import run_log
 from tasks.passwords import Encryption
 from tasks.progress import reporter_for
 from tasks.repo_access import open_repo
-from tasks.reports import publish_history, publish_stats
+from tasks.reports import publish_history, publish_run_report, publish_stats
 from tasks.retry import TASK_OPTIONS
 
 
@@ -81,14 +80,13 @@ def publish_backup_report(summary: BackupSummary, repo_display: str, repo: str |
         "duration s": summary.get("duration_seconds"), "warnings": len(summary["warnings"]),
         "not backed up": len(summary["incomplete"]),
     }
-    publish("backup report", create_table_artifact, key="backup-report", table=[row],
-            description=f"Backup of {summary['source']} into {repo_display}")
+    publish_run_report("backup report", "table", "backup-report", json.dumps([row]),
+                       f"Backup of {summary['source']} into {repo_display}")
     if summary["warnings"]:
         lines = "\n".join(f"- {w}" for w in summary["warnings"][:200])
         missing = "\n".join(f"- `{m['path']}`: {m['reason']}" for m in summary["incomplete"][:200])
         head = f"## Incomplete snapshot: not backed up\n{missing}\n\n" if missing else ""
-        publish("backup warnings", create_markdown_artifact, key="backup-warnings",
-                markdown=f"{head}## Warnings\n{lines}\n")
+        publish_run_report("backup warnings", "markdown", "backup-warnings", f"{head}## Warnings\n{lines}\n")
     if repo is not None:
         publish_history(repo, options)
         publish_stats(repo, options, refresh=False)

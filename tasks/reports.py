@@ -27,7 +27,7 @@ from typing import Any, Callable, Iterator
 
 from prefect import get_client
 from prefect.client.schemas.actions import ArtifactCreate
-from prefect.context import FlowRunContext
+from prefect.context import FlowRunContext, TaskRunContext
 
 from storage import Repository
 from storage.archive.meta import list_archives
@@ -99,12 +99,23 @@ def _flow_run_id() -> str | None:
     return str(from_run.flow_run.id) if from_run and from_run.flow_run else None
 
 
-def _send(what: str, kind: str, key: str, data: str, description: str, flow_run_id: str | None) -> None:
+def _send(what: str, kind: str, key: str, data: str, description: str | None, flow_run_id: str | None,
+          task_run_id: str | None = None) -> None:
     def create() -> None:
         with get_client(sync_client=True) as client:
             client.create_artifact(ArtifactCreate(type=kind, key=key, data=data, description=description,
-                                                  flow_run_id=flow_run_id))
+                                                  flow_run_id=flow_run_id, task_run_id=task_run_id))
     publish(what, create)
+
+
+def publish_run_report(what: str, kind: str, key: str, data: str, description: str | None = None) -> None:
+    """An artifact of the current flow and task run (``kind`` "table": ``data`` is the rows as
+    JSON; "markdown": the text), sent now, or from the CLI once the command has answered
+    (:func:`after_run`): the person at the terminal does not wait for the UI's copy."""
+    task_run = TaskRunContext.get()
+    task_run_id = str(task_run.task_run.id) if task_run and task_run.task_run else None
+    flow_run_id = _flow_run_id()
+    after_run(lambda: _send(what, kind, key, data, description, flow_run_id, task_run_id))
 
 
 @contextlib.contextmanager

@@ -6,12 +6,11 @@ from __future__ import annotations
 from typing import Any
 
 from prefect import task
-from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
 from storage.sizes import human_bytes
 from tasks import run_log
-from tasks.prefect_api import publish
+from tasks.reports import publish_run_report
 from tasks.progress import reporter_for
 from tasks.repo_access import open_repo
 from tasks.retry import TASK_OPTIONS
@@ -48,5 +47,5 @@ def publish_restore_report(result: dict[str, Any], snapshot_id: str, target: str
     if left_out:
         lines += ["", "### Not restored", ""]
         lines += [f"- `{path}`: {why}" for path, why in sorted(left_out.items())[:200]]
-    publish("restore report", create_markdown_artifact, key="restore-report", markdown="\n".join(lines) + "\n",
-            description=f"Restore of {snapshot_id[:8]} into {target}")
+    publish_run_report("restore report", "markdown", "restore-report", "\n".join(lines) + "\n",
+                       f"Restore of {snapshot_id[:8]} into {target}")

@@ -109,7 +109,7 @@ def test_each_backup_publishes_the_repository_history_and_statistics(panel):
     r = open_repository(panel["repo"])
     history_key, stats_key = repository_key("history", r), repository_key("stats", r)
     assert re.fullmatch(r"history-backups-repo-[0-9a-f]{8}", history_key), history_key
-    found = run_artifacts(diff["flow_run_id"], history_key, stats_key)
+    found = run_artifacts(diff["flow_run_id"], history_key, stats_key, "backup-report")
     assert {history_key, stats_key, "backup-report"} <= set(found), sorted(found)
     rows = json.loads(found[history_key].data)
     assert [row["snapshot"] for row in rows] == [diff["short_id"], full["short_id"]]  # newest first
@@ -130,7 +130,7 @@ def test_restore_and_verify_publish_their_reports_and_names(panel):
     restored = run(["restore", "latest", str(target), "--json"], env, work).json()
     assert run_name(restored["flow_run_id"], f"restore {diff['short_id']} -> {target}") == \
         f"restore {diff['short_id']} -> {target}"
-    report = run_artifacts(restored["flow_run_id"], "restore-report", timeout=5)["restore-report"].data
+    report = run_artifacts(restored["flow_run_id"], "restore-report")["restore-report"].data
     assert f"## Restore of {diff['short_id']} from {panel['repo']} into {target}" in report
     assert "| 4 | " in report
     logged = [m for _, _, m in run_logs(restored["flow_run_id"], "restored 4 files")]
