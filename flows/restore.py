@@ -33,14 +33,16 @@ def restore_flow(snapshot: str, target: str, repo: str, include: list[str] | Non
         for warning in missing:
             get_run_logger().warning("%s; 'latest' is the newest snapshot still there", warning)
         plan = plan_restore(repo, options, snapshot, target, include)
-        rename_run(restore_name(plan["snapshot"], plan["target"]), now=True)
+        name = restore_name(plan["snapshot"], plan["target"])
+        rename_run(name)  # from the CLI once it has answered; at once for an approver (below)
         request_approval({
             "kind": "restore", "repo": display_url(repo), "snapshot": plan["snapshot"], "target": plan["target"],
             "requester": requester,
             "target_exists": plan["target_exists"], "target_empty": plan["target_empty"],
             "preview": {"create": plan["create"], "overwrite": plan["overwrite"], "unchanged": plan["unchanged"],
                         "bytes": plan["bytes"]},
-        }, settings=always_ask(load_settings()) if require_approval else None, repo=repo, options=options)
+        }, settings=always_ask(load_settings()) if require_approval else None, repo=repo, options=options,
+            before_asking=lambda: rename_run(name, now=True))
         result = write_files(repo, options, plan["snapshot"], plan["target"], include, plan["files"],
                              plan["bytes"], connections)
         result["flow_run_id"] = current_flow_run_id()

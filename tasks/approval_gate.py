@@ -121,25 +121,30 @@ def always_ask(settings: Settings) -> Settings:
 
 def request_approval(operation: dict[str, Any], settings: Settings | None = None,
                      audit: AuditLog | None = None, repo: str | None = None,
-                     options: dict[str, Any] | None = None) -> Verdict:
+                     options: dict[str, Any] | None = None,
+                     before_asking: Callable[[], None] | None = None) -> Verdict:
     """Return the approving verdict, or raise ApprovalRejected / ApprovalTimeout. ``repo`` (the
-    URL) and its ``options`` say whose stored policy governs."""
+    URL) and its ``options`` say whose stored policy governs. ``before_asking`` runs only when
+    someone is about to be asked (a run that names itself for the approver)."""
     settings = settings or load_settings()
     policy = governing_policy(settings, repo, options)
     audit = audit or AuditLog(settings.audit_path)
     context = FlowRunContext.get()
     run_id = str(context.flow_run.id) if context and context.flow_run else None
     request = ApprovalRequest.from_operation(operation, current_user(), run_id)
-    verdict = _ask(request, policy, audit, run_id, str(operation.get("target") or operation.get("repo") or ""))
+    verdict = _ask(request, policy, audit, run_id, str(operation.get("target") or operation.get("repo") or ""),
+                   before_asking)
     verdict.request = request.to_dict()
     return verdict
 
 
 def _ask(request: ApprovalRequest, policy: GuardianSettings, audit: AuditLog, run_id: str | None,
-         target: str) -> Verdict:
+         target: str, before_asking: Callable[[], None] | None = None) -> Verdict:
     needed = approvals_needed(request, policy)
     if needed == 0:
         return decide(request, [], policy)
+    if before_asking is not None:
+        before_asking()
     audit.log_event("approval.requested", user=request.requester, flow_run_id=run_id, target=target,
                     details={**request.to_dict(), "needed": needed}, outcome="pending")
     at_terminal = LOCAL.ask_at_terminal and sys.stdin is not None and sys.stdin.isatty()
