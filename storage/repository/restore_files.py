@@ -247,17 +247,24 @@ class FileWriter:
             if n in self.failed:
                 continue
             try:
-                with self.target.folder(self.folders[n]) as dfd:
-                    if len(self.files[n]["chunks"]) == 1:
-                        self._write_whole(n, data, zero, dfd)
-                    else:
-                        self._write_part(n, off, data, zero, dfd)
+                dfd = self.target.cached(self.folders[n])  # most folders: no context to enter
+                if dfd is not None:
+                    self._write(n, off, data, zero, dfd)
+                else:
+                    with self.target.folder(self.folders[n]) as dfd:
+                        self._write(n, off, data, zero, dfd)
             except OSError as exc:
                 self._os_failed(n, exc)
             with self.lock:
                 self.bytes_done += len(data)
                 if self.progress:
                     self.progress(self.files_done, self.bytes_done)
+
+    def _write(self, n: int, off: int, data: bytes, zero: bool, dfd: int) -> None:
+        if len(self.files[n]["chunks"]) == 1:
+            self._write_whole(n, data, zero, dfd)
+        else:
+            self._write_part(n, off, data, zero, dfd)
 
     def _write_whole(self, n: int, data: bytes, zero: bool, dfd: int) -> None:
         fd = self._create(n, dfd)

@@ -112,6 +112,10 @@ class Target:
             if owned:
                 os.close(fd)
 
+    def cached(self, rel: str) -> int | None:
+        """The open descriptor of folder ``rel`` if it is cached, else None (thread-safe)."""
+        return self.fds.get(rel)
+
     @contextmanager
     def folder(self, rel: str) -> Iterator[int]:
         """The descriptor of an existing folder (thread-safe: the cache is not changed)."""

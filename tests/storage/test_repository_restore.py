@@ -320,3 +320,19 @@ def test_a_restore_removes_what_killed_restores_on_this_host_left_in_its_folders
     repo.restore(sid, str(target))
     assert not abandoned.exists()
     assert live.exists() and other_host.exists()
+
+
+def test_restore_progress_ends_at_every_file_and_byte(tmp_path):
+    """The progress a restore reports (the CLI's bar) ends at all files and all bytes, files
+    of one chunk and of several alike."""
+    src = tmp_path / "src"
+    (src / "sub").mkdir(parents=True)
+    sizes = {"big.bin": 3_000_000, "sub/small.txt": 5_000, "sub/other.txt": 70_000, "empty": 0}
+    for rel, size in sizes.items():
+        (src / rel).write_bytes(os.urandom(size))
+    repo = Repository.init(str(tmp_path / "repo"))
+    snap = repo.backup(str(src))
+    seen: list[tuple[int, int]] = []
+    repo.restore(snap.snapshot_id, str(tmp_path / "out"), progress=lambda files, done: seen.append((files, done)))
+    assert seen[-1] == (len(sizes), sum(sizes.values()))
+    assert_same_tree(src, tmp_path / "out")
