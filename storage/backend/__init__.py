@@ -6,7 +6,7 @@ protocol and are composed by :func:`open_backend`. Invariants are listed in ``ba
 """
 
 from storage.backend.base import (
-    HOST_TAG, Backend, ObjectInfo, Sink, TemporaryInfo, display_url, innermost, sink_for,
+    HOST_TAG, Backend, ObjectInfo, Sink, TemporaryInfo, display_url, innermost, load_into, sink_for,
 )
 from storage.backend.credentials import (
     is_secret_name, redact_options, refuse_option_credentials, refuse_url_credentials, split_secret_options,
@@ -17,7 +17,7 @@ from storage.backend.factory import (
 from storage.backend.memory import MemoryBackend
 
 __all__ = ["HOST_TAG", "Backend", "ObjectInfo", "MemoryBackend", "Sink", "TemporaryInfo", "display_url",
-           "innermost", "sink_for",
+           "innermost", "load_into", "sink_for",
            "ensure_container", "open_backend", "scheme_of", "is_secret_name", "redact_options",
            "refuse_option_credentials", "refuse_url_credentials", "split_secret_options",
            "check_option_names", "check_repository_url"]

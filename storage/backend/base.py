@@ -113,6 +113,19 @@ def sink_for(backend: Backend) -> Callable[[], Sink] | None:
     return backend.open_sink
 
 
+def load_into(backend: Backend, name: str, offset: int, buffer) -> int:
+    """Read up to ``len(buffer)`` bytes of ``name`` from ``offset`` into ``buffer`` (a writable
+    buffer the caller reuses); returns how many were read (fewer at the object's end). Local
+    disk reads straight into it; other backends load and copy."""
+    direct = getattr(backend, "load_into", None)
+    if direct is not None:
+        return direct(name, offset, buffer)
+    data = backend.load(name, offset, len(buffer))
+    n = min(len(data), len(buffer))
+    memoryview(buffer)[:n] = memoryview(data)[:n]
+    return n
+
+
 def innermost(backend: Backend) -> Backend:
     """The raw backend under the wrappers (retry, limits, faults), for housekeeping only."""
     while hasattr(backend, "inner"):

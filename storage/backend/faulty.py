@@ -17,7 +17,7 @@ import random
 import threading
 from typing import Iterator
 
-from storage.backend.base import Backend, ObjectInfo, TemporaryInfo
+from storage.backend.base import Backend, ObjectInfo, TemporaryInfo, load_into
 from storage.errors import InvalidConfig, TransientError
 
 
@@ -71,6 +71,11 @@ class FaultyBackend:
         if self._roll() is not None:
             raise self._fail(f"load {name}")
         return self.inner.load(name, offset, length)
+
+    def load_into(self, name: str, offset: int, buffer) -> int:
+        if self._roll() is not None:
+            raise self._fail(f"load {name}")
+        return load_into(self.inner, name, offset, buffer)
 
     def stat(self, name: str) -> ObjectInfo:
         if self._roll() is not None:

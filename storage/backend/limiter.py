@@ -15,7 +15,7 @@ import threading
 import time
 from typing import Iterator
 
-from storage.backend.base import Backend, ObjectInfo, TemporaryInfo
+from storage.backend.base import Backend, ObjectInfo, TemporaryInfo, load_into
 from storage.errors import InvalidConfig
 
 _UNITS = {"": 1, "b": 1, "k": 1000, "kb": 1000, "kib": 1024, "m": 1000**2, "mb": 1000**2, "mib": 1024**2,
@@ -96,6 +96,11 @@ class LimitedBackend:
         if self._down:
             self._down.take(len(data))  # size known only afterwards: delay the next transfer
         return data
+
+    def load_into(self, name: str, offset: int, buffer) -> int:
+        if self._down:
+            self._down.take(len(buffer))
+        return load_into(self.inner, name, offset, buffer)
 
     def stat(self, name: str) -> ObjectInfo:
         return self.inner.stat(name)

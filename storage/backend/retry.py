@@ -11,7 +11,7 @@ import random
 import time
 from typing import Callable, TypeVar
 
-from storage.backend.base import Backend, ObjectInfo, Sink, TemporaryInfo, display_url, innermost
+from storage.backend.base import Backend, ObjectInfo, Sink, TemporaryInfo, display_url, innermost, load_into
 from storage.errors import BackupError, Unreachable, is_retryable, no_answer
 
 log = logging.getLogger("backupflow.backend")
@@ -97,6 +97,9 @@ class RetryBackend:
 
     def load(self, name: str, offset: int = 0, length: int | None = None) -> bytes:
         return self._call(f"load {name}", lambda: self.inner.load(name, offset, length))
+
+    def load_into(self, name: str, offset: int, buffer) -> int:
+        return self._call(f"load {name}", lambda: load_into(self.inner, name, offset, buffer))
 
     def stat(self, name: str) -> ObjectInfo:
         return self._call(f"stat {name}", lambda: self.inner.stat(name))

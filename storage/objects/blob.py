@@ -17,14 +17,16 @@ EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
 
 
 def read_blob(codec: Codec, stored: bytes | memoryview, loc: BlobLocation, chunk_id: str,
-              path: str | None = None) -> bytes:
+              path: str | None = None, reuse: bool = False) -> bytes:
     """The chunk ``chunk_id`` decoded from ``stored`` (its blob at ``loc``), after checking
-    its length and id (SHA-256, or the keyed id of an encrypted repository). Raises
+    its length and id (SHA-256, or the keyed id of an encrypted repository). With ``reuse``,
+    it may be a view of a buffer the next read on this thread reuses (Codec.decode_view). Raises
     IntegrityError naming the chunk, its pack and (given ``path``) the file it belongs to,
     also for a blob that does not decode or fails authentication."""
     of = f" of {path}" if path else ""
     try:
-        raw = codec.decode(stored, loc.flags, loc.raw_length, chunk_id)
+        decode = codec.decode_view if reuse else codec.decode
+        raw = decode(stored, loc.flags, loc.raw_length, chunk_id)
     except IntegrityError as exc:
         raise IntegrityError(f"Chunk {chunk_id[:12]}{of} in pack {loc.pack[:12]} is damaged ({exc.message}); "
                              "run `backupflow verify --read-data`.") from exc

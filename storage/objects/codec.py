@@ -13,7 +13,7 @@ import threading
 import zstandard
 
 from storage.crypto import PLAIN, Sealer
-from storage.crypto.sealer import OVERHEAD
+from storage.crypto.sealer import NONCE, OVERHEAD, SALT
 from storage.errors import IntegrityError
 
 SAMPLE = 32 * 1024
@@ -67,12 +67,15 @@ class Codec:
             return self.sealer.seal(b"blob " + chunk_id.encode(), stored, out), flags | FLAG_ENCRYPTED
         return stored, flags
 
-    def _buffer(self, size: int) -> bytearray:
-        """This thread's buffer for sealing or opening one blob, of at least ``size`` bytes.
-        A short one is replaced, not grown: a view of it may still be alive."""
-        out = getattr(self._local, "sealed", None)
+    def _buffer(self, size: int, which: str = "sealed") -> bytearray:
+        """This thread's buffer ``which`` (sealed: for sealing or opening one blob; raw: for a
+        decompressed one), of at least ``size`` bytes. A short one is replaced, not grown: a
+        view of it may still be alive. Rounded up to 1 MiB, so chunks of varied sizes do not
+        replace it over and over."""
+        out = getattr(self._local, which, None)
         if out is None or len(out) < size:
-            out = self._local.sealed = bytearray(size)
+            out = bytearray(-(-size // (1 << 20)) << 20)
+            setattr(self._local, which, out)
         return out
 
     def _compress(self, data) -> tuple[bytes, int]:
@@ -94,6 +97,17 @@ class Codec:
         return packed, FLAG_ZSTD
 
     def decode(self, stored, flags: int, raw_length: int, chunk_id: str = "") -> bytes:
+        """The chunk in ``stored``, as new bytes (see ``decode_view`` for a reused buffer)."""
+        return self._decode(stored, flags, raw_length, chunk_id, False)
+
+    def decode_view(self, stored, flags: int, raw_length: int, chunk_id: str = ""):
+        """Like ``decode``, but the chunk may be a view of a buffer that the next call on this
+        thread reuses (use it before decoding again): a restore writes each chunk at once, and
+        a fresh multi-MiB buffer per chunk is mmapped and page-faulted in anew (storage/allocator.py).
+        A writable view ``stored`` is decrypted in place (its bytes are spent)."""
+        return self._decode(stored, flags, raw_length, chunk_id, True)
+
+    def _decode(self, stored, flags: int, raw_length: int, chunk_id: str, reuse: bool):
         if bool(flags & FLAG_ENCRYPTED) != self.sealer.encrypted:
             # Neither is written by backupflow: in an encrypted repository a plaintext blob
             # would be one that someone without the key put there.
@@ -101,16 +115,39 @@ class Codec:
             raise IntegrityError(f"A blob is {state}, unlike its repository.")
         if flags & FLAG_ENCRYPTED:
             kind = b"blob " + chunk_id.encode()
-            if not flags & FLAG_ZSTD:
+            if not flags & FLAG_ZSTD and not reuse:
                 return self.sealer.open(kind, stored)  # opened into new bytes: no copy after
-            out = self._buffer(max(0, len(stored) - OVERHEAD))
-            stored = self.sealer.open(kind, stored, out)
+            stored = self.sealer.open(kind, stored, self._open_buffer(stored, reuse))
         if flags & FLAG_ZSTD:
             try:
+                if reuse:
+                    return self._decompress_into(stored, raw_length)
                 return self._dctx().decompress(stored, max_output_size=raw_length)
             except zstandard.ZstdError as exc:
                 raise IntegrityError(f"A compressed blob is damaged ({exc}).") from exc
-        return bytes(stored)
+        return stored if reuse else bytes(stored)
+
+    def _open_buffer(self, stored, reuse: bool):
+        """Where to open ``stored``: in place when the caller lent a writable view of its own
+        buffer (decode_view; AES-GCM decrypts in place, the plaintext over the ciphertext it
+        was read from), else this thread's buffer."""
+        if reuse and isinstance(stored, memoryview) and not stored.readonly and len(stored) >= OVERHEAD:
+            return stored[SALT + NONCE:]
+        return self._buffer(max(0, len(stored) - OVERHEAD))
+
+    def _decompress_into(self, stored, raw_length: int) -> memoryview:
+        """Decompress into this thread's raw buffer (python-zstandard has no decompress-into,
+        but its stream reader's ``readinto`` writes straight into the buffer given). A frame
+        holding more or fewer than ``raw_length`` bytes is damaged."""
+        view = memoryview(self._buffer(raw_length + 1, "raw"))[:raw_length + 1]
+        got = 0
+        with self._dctx().stream_reader(stored) as reader:
+            while got <= raw_length and (n := reader.readinto(view[got:])):
+                got += n
+        if got != raw_length:  # a cut frame ends early without a word from the reader
+            more = "more" if got > raw_length else "fewer"
+            raise zstandard.ZstdError(f"it decompresses to {more} bytes than its length")
+        return view[:got]
 
     # Small JSON documents (headers, index, manifests) use the same codec at a fixed level,
     # then the sealer, bound to the document's ``kind`` (b"index", b"tree", ...).

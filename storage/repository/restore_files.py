@@ -27,7 +27,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Callable
 
-from storage.backend import HOST_TAG
+from storage.backend import HOST_TAG, load_into
 from storage.errors import IntegrityError, NotFound
 from storage.layout import list_packs
 from storage.repository.leftovers import pid_dead
@@ -121,9 +121,12 @@ class RestorePlanner:
         return loc
 
 
-def _all_zero(data: bytes) -> bool:
-    head = data[:64]
-    return head == bytes(len(head)) and data.count(0) == len(data)
+def _all_zero(data) -> bool:
+    """Whether ``data`` (bytes or a view) is all zeros; a view is copied only if it starts so."""
+    head = bytes(data[:64])
+    if head != bytes(len(head)):
+        return False
+    return (data if isinstance(data, bytes) else bytes(data)).count(0) == len(data)
 
 
 def _write_all(fd: int, data: bytes, offset: int = 0) -> None:
@@ -326,6 +329,17 @@ class PackFetcher:
         self.backend = repo.backend
         self.codec = repo.codec()
         self.work, self.writer = work, writer
+        self._local = threading.local()
+
+    def _read(self, pack: str, base: int, length: int) -> memoryview:
+        """Bytes ``base``..``base+length`` of the pack (fewer at its end), in this thread's
+        buffer: a fresh one per range is mmapped and page-faulted in anew (storage/allocator.py).
+        Valid until this thread's next read."""
+        buf = getattr(self._local, "buf", None)
+        if buf is None or len(buf) < length:
+            buf = self._local.buf = bytearray(max(length, MAX_RANGE))
+        view = memoryview(buf)[:length]
+        return view[:load_into(self.backend, pack_name(pack), base, view)]
 
     def ranges(self, pack: str) -> list[tuple[int, int, list[str]]]:
         """Contiguous blobs are read together in ranges of at most MAX_RANGE, one range in
@@ -348,7 +362,7 @@ class PackFetcher:
             if self.writer.stop:
                 return
             try:
-                data = self.backend.load(pack_name(pack), base, end - base)
+                data = self._read(pack, base, end - base)
             except (NotFound, IntegrityError):
                 for c in group:
                     self.writer.fail_chunk(c, f"its data in pack {pack[:12]} cannot be read")
@@ -358,10 +372,12 @@ class PackFetcher:
                 if raw is not None:
                     self.writer.write(c, raw)
 
-    def _checked(self, pack: str, cid: str, data: bytes, base: int) -> bytes | None:
+    def _checked(self, pack: str, cid: str, data: memoryview, base: int):
+        """The checked chunk, a view of this thread's buffers (written before the next one)."""
         loc = self.work.locs[cid]
         try:
-            return read_blob(self.codec, memoryview(data)[loc.offset - base: loc.offset - base + loc.length], loc, cid)
+            return read_blob(self.codec, data[loc.offset - base: loc.offset - base + loc.length], loc, cid,
+                             reuse=True)
         except IntegrityError:
             self.writer.fail_chunk(cid, f"chunk {cid[:12]} in pack {pack[:12]} is damaged")
             return None

@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from storage.crypto import MasterKey
+from storage.crypto import PLAIN, MasterKey
 from storage.errors import IntegrityError
 from storage.objects import Codec
 from storage.objects.codec import FLAG_ENCRYPTED, FLAG_ZSTD
@@ -79,3 +79,32 @@ def test_an_encrypted_codec_round_trips_blobs_of_growing_size_and_refuses_anothe
         assert c.decode(stored, flags, len(raw), "a" * 64) == raw
         with pytest.raises(IntegrityError):
             c.decode(stored, flags, len(raw), "b" * 64)  # a blob cannot stand in for another chunk
+
+
+@pytest.mark.parametrize("encrypted", [False, True])
+@pytest.mark.parametrize("raw", [TEXT, NOISE], ids=["compressed", "stored-raw"])
+def test_decode_view_gives_what_decode_gives_from_a_lent_buffer(encrypted, raw):
+    c = Codec(3, MasterKey.new().sealer() if encrypted else PLAIN)
+    stored, flags = c.encode(raw, "a" * 64)
+    stored = bytes(stored)
+    lent = bytearray(b"h" * 7 + stored + b"t" * 5)  # a blob inside a range read into a reused buffer
+    view = c.decode_view(memoryview(lent)[7:7 + len(stored)], flags, len(raw), "a" * 64)
+    assert bytes(view) == raw == c.decode(stored, flags, len(raw), "a" * 64)
+    assert lent[:7] == b"h" * 7 and lent[-5:] == b"t" * 5  # opened in place, inside the blob's bytes
+    again = c.decode_view(stored, flags, len(raw), "a" * 64)  # read-only input: the thread's buffers
+    assert bytes(again) == raw
+
+
+def test_decode_view_refuses_damage_and_a_frame_longer_than_its_blob():
+    c = Codec(3)
+    stored, flags = c.encode(TEXT)
+    with pytest.raises(IntegrityError):
+        c.decode_view(stored[: len(stored) // 2], flags, len(TEXT))
+    with pytest.raises(IntegrityError):
+        c.decode_view(stored, flags, len(TEXT) - 1)  # the index says shorter than the frame holds
+    sealed = Codec(3, MasterKey.new().sealer())
+    stored, flags = sealed.encode(TEXT, "a" * 64)
+    bad = bytearray(stored)
+    bad[40] ^= 1
+    with pytest.raises(IntegrityError):
+        sealed.decode_view(memoryview(bad), flags, len(TEXT), "a" * 64)

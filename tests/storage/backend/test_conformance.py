@@ -15,6 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
+from storage.backend import load_into
 from storage.errors import AlreadyExists, NotFound
 
 # `backend`: every backend kind, from tests/storage/conftest.py
@@ -106,3 +107,15 @@ def test_object_over_100_mib_round_trips(backend):
     tail = 50 * 2**20 - 7  # a range across an upload-part boundary
     assert backend.load("data/big/pack", tail, 4096) == data[tail:tail + 4096]
     backend.save("data/big/pack", data)  # identical re-save of a big object is accepted
+
+
+def test_reads_into_a_callers_buffer_stop_at_the_end_and_refuse_a_missing_object(backend):
+    data = bytes(range(256)) * 40
+    backend.save("data/ab/pack", data)
+    buf = bytearray(b"x" * 600)
+    assert load_into(backend, "data/ab/pack", 1000, memoryview(buf)[:256]) == 256
+    assert buf[:256] == data[1000:1256] and buf[256:] == b"x" * 344
+    assert load_into(backend, "data/ab/pack", len(data) - 100, buf) == 100  # short at the end
+    assert buf[:100] == data[-100:]
+    with pytest.raises(NotFound):
+        load_into(backend, "data/ab/absent", 0, buf)
