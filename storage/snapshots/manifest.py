@@ -12,7 +12,7 @@ from storage.crypto import PLAIN, Sealer
 from storage.errors import AlreadyExists, IntegrityError, InvalidInput, NotFound
 from storage.layout import OBJECT_ID, SNAPSHOTS, object_id, snapshot_name, tree_name
 from storage.objects.codec import Codec
-from storage.snapshots.names import dump_json, dump_tree
+from storage.snapshots.names import dump_json, dump_tree, load_tree_json
 
 SnapshotType = Literal["full", "incremental", "differential"]
 SNAPSHOT_TYPES: tuple[SnapshotType, ...] = get_args(SnapshotType)
@@ -177,7 +177,8 @@ class SnapshotStore:
     def load_tree(self, snap: Snapshot) -> list[TreeEntry]:
         label = f"tree {snap.tree_id[:8]} of snapshot {snap.id[:8]}"
         try:
-            tree = json.loads(_load_verified(self.backend, tree_name(snap.tree_id), snap.tree_id, label, self.sealer))
+            data = _load_verified(self.backend, tree_name(snap.tree_id), snap.tree_id, label, self.sealer)
+            tree = load_tree_json(data)
         except ValueError as exc:
             raise IntegrityError(f"{label} is damaged: it is not valid JSON.") from exc
         except NotFound as exc:
