@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from storage.allocator import tune_allocator
+from storage.limits import raise_open_files_limit
 from storage.backend import Backend, display_url, open_backend, scheme_of
 from storage.crypto import PLAIN, KeyRing, MasterKey, Sealer, create_key_file, unlock
 from storage.errors import AlreadyExists, ChainGone, IntegrityError, InvalidInput, NotARepository, NotFound
@@ -77,6 +78,7 @@ def _opens(raw: bytes, where: str, master: MasterKey) -> bool:
 class Repository:
     def __init__(self, backend: Backend, config: RepoConfig, url: str, keys: KeyRing | None = None):
         tune_allocator()
+        raise_open_files_limit()
         self.backend = backend
         self.config = config
         self.url = url

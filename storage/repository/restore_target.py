@@ -7,7 +7,7 @@ kernel would resolve. So no symlink is ever followed: not one already in the tar
 earlier restore left, and not one this restore makes. A folder position held by a symlink is
 refused with PathEscape (exit 10); by anything else that is not a folder, with InvalidInput.
 
-Folder descriptors are cached (up to ``FD_CACHE``); past that a folder is walked again from
+Folder descriptors are cached (up to ``fd_cache_size()``); past that a folder is walked again from
 its nearest cached ancestor. Walking by descriptor also lets paths longer than PATH_MAX restore.
 """
 
@@ -23,8 +23,13 @@ from typing import Iterator
 
 from storage.errors import NO_HARD_LINKS, BackupError, InvalidInput, PathEscape, PermanentError
 
-# A quarter of the open-file limit (1,024 on many systems), for folder descriptors held at once.
-FD_CACHE = max(64, min(resource.getrlimit(resource.RLIMIT_NOFILE)[0], 1 << 16) // 4)
+
+
+def fd_cache_size() -> int:
+    """Folder descriptors held at once: a quarter of the open-file limit when the restore starts
+    (raised to the hard limit when the repository was opened: storage/limits.py)."""
+    return max(64, min(resource.getrlimit(resource.RLIMIT_NOFILE)[0], 1 << 16) // 4)
+
 _DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
 WRITE = os.O_WRONLY | os.O_NOFOLLOW | os.O_CLOEXEC
 _FULL = (errno.ENOSPC, errno.EDQUOT)
@@ -62,6 +67,7 @@ class Target:
             raise target_error(exc, path) or InvalidInput(
                 f"The restore target {path} cannot be used ({exc.strerror}); choose a folder you can write.") from None
         self.fds: dict[str, int] = {"": self.root}
+        self.fd_cache = fd_cache_size()
 
     def close(self) -> None:
         for fd in self.fds.values():
@@ -101,7 +107,7 @@ class Target:
             if owned:
                 os.close(fd)
             fd, owned, cut = nfd, True, end
-            if cache and len(self.fds) < FD_CACHE:
+            if cache and len(self.fds) < self.fd_cache:
                 self.fds[rel[:end]], owned = fd, False
         return fd, owned
 

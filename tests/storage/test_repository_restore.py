@@ -336,3 +336,27 @@ def test_restore_progress_ends_at_every_file_and_byte(tmp_path):
     repo.restore(snap.snapshot_id, str(tmp_path / "out"), progress=lambda files, done: seen.append((files, done)))
     assert seen[-1] == (len(sizes), sum(sizes.values()))
     assert_same_tree(src, tmp_path / "out")
+
+
+def test_a_low_open_file_limit_is_raised_so_a_tree_of_many_folders_restores(tmp_path):
+    """With a soft limit of 64 open files (hard limit higher), a restore caches a quarter of
+    the limit it finds: the repository raises the soft limit to the hard one when opened, as
+    restic does, so a tree of 300 folders restores whole instead of running out of files."""
+    resource = pytest.importorskip("resource")
+    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    if hard != resource.RLIM_INFINITY and hard < 4096:
+        pytest.skip("the hard open-file limit here is too low to raise the soft one meaningfully")
+    src = tmp_path / "src"
+    for i in range(300):
+        (src / f"d{i:03}" / "sub").mkdir(parents=True)
+        (src / f"d{i:03}" / "sub" / "f.txt").write_text(f"file {i}\n")
+    Repository.init(str(tmp_path / "repo")).backup(str(src))
+    code = ("import resource, sys; from storage import Repository; "
+            "Repository.open(sys.argv[1]).restore('latest', sys.argv[2]); "
+            "print(resource.getrlimit(resource.RLIMIT_NOFILE)[0])")
+    child = subprocess.run([sys.executable, "-c", code, str(tmp_path / "repo"), str(tmp_path / "out")],
+                           capture_output=True, text=True, timeout=120,
+                           preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (64, hard)))
+    assert child.returncode == 0, child.stderr
+    assert int(child.stdout) > 64
+    assert_same_tree(src, tmp_path / "out")
