@@ -150,10 +150,11 @@ class Codec:
         return view[:got]
 
     # Small JSON documents (headers, index, manifests) use the same codec at a fixed level,
-    # then the sealer, bound to the document's ``kind`` (b"index", b"tree", ...).
+    # then the sealer, bound to the document's ``kind`` (b"index", b"tree", ...). Any level
+    # reads back the same way.
     @staticmethod
-    def pack_doc(data: bytes, sealer: Sealer = PLAIN, kind: bytes = b"") -> bytes:
-        packed = zstandard.ZstdCompressor(level=3).compress(data)
+    def pack_doc(data: bytes, sealer: Sealer = PLAIN, kind: bytes = b"", level: int = 3) -> bytes:
+        packed = zstandard.ZstdCompressor(level=level).compress(data)
         return sealer.seal(kind, packed) if sealer.encrypted else packed
 
     @staticmethod

@@ -250,7 +250,10 @@ class SnapshotStore:
     def _save_healing(self, name: str, digest: str, data: bytes) -> None:
         """Save a hash-named document; an object already there that does not match its own name
         is damaged (the same tree again, after its stored copy was hit) and is replaced."""
-        packed = Codec.pack_doc(data, self.sealer, _kind(name))
+        # Trees at zstd level 1: on the benchmark workspace's 7 MB tree, 2.10 MB in 9.5 ms
+        # against 2.23 MB in 21 ms at level 3 (its hex ids do not reward the slower search).
+        kind = _kind(name)
+        packed = Codec.pack_doc(data, self.sealer, kind, level=1 if kind == TREE_KIND else 3)
         try:
             self.backend.save(name, packed)
         except AlreadyExists:
