@@ -35,10 +35,10 @@ import time
 from pathlib import Path
 
 from bench import dataset, e2e, growth, measure
-from bench.runner_cli import BackupflowCLI
+from bench.runner_cli import BackupflowCLI, BackupflowCLIPlain
 from bench.tools import TOOLS, Tool
 
-TOOLS = {**TOOLS, BackupflowCLI.name: BackupflowCLI}
+TOOLS = {**TOOLS, BackupflowCLI.name: BackupflowCLI, BackupflowCLIPlain.name: BackupflowCLIPlain}
 
 # metric key -> (label, unit, target ratio, compared against "best" peer or one named peer)
 METRICS = {

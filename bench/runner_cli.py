@@ -173,3 +173,16 @@ class BackupflowCLI(Tool):
 
     def verify(self, repo):
         return self._cmd("verify", "--read-data", "--repo", str(repo), "--json")
+
+
+class BackupflowCLIPlain(BackupflowCLI):
+    """The same command on an unencrypted repository (``init --encryption none``), to measure
+    what encryption costs a user (issue 13: a first backup <= 1.1x the unencrypted one)."""
+
+    name = "backupflow-cli-plain"
+
+    def version(self) -> str:
+        return "backupflow CLI + resident runner, unencrypted"
+
+    def init(self, repo):
+        return self._cmd("init", "--repo", str(repo), "--encryption", "none")
