@@ -28,6 +28,9 @@ from typing import Any
 from flows.cli import runner_protocol as wire
 
 FLOW_COMMANDS = frozenset({"backup", "restore", "verify", "forget", "prune", "repair", "archive", "cleanup"})
+# Commands that need no Prefect and so never start a runner, but go to one that is up: `init`
+# there leaves the key it made in the runner's memory, so the first backup skips scrypt.
+WHEN_UP_COMMANDS = frozenset({"init"})
 NO_RUNNER_FLAG = "--no-runner"
 PASSWORD_FILE_FLAG = "--password-file"  # takes a value, may stand before the command (flows.cli.password_prompt)
 # Never in the runner's own environment (/proc/PID/environ, for as long as it lives): each
@@ -68,11 +71,14 @@ def without_flag(argv: list[str]) -> list[str]:
     return [a for a in argv[:end] if a != NO_RUNNER_FLAG] + argv[end:]
 
 
+def command_of(argv: list[str]) -> str | None:
+    return next((a for i, a in enumerate(argv) if not a.startswith("-")
+                 and (i == 0 or argv[i - 1] != PASSWORD_FILE_FLAG)), None)
+
+
 def wanted(argv: list[str]) -> bool:
-    """Whether this command line goes to the runner."""
-    command = next((a for i, a in enumerate(argv) if not a.startswith("-")
-                    and (i == 0 or argv[i - 1] != PASSWORD_FILE_FLAG)), None)
-    if command not in FLOW_COMMANDS or NO_RUNNER_FLAG in argv or "--help" in argv:
+    """Whether this command line goes to the runner (a WHEN_UP_COMMANDS one: if it runs)."""
+    if command_of(argv) not in FLOW_COMMANDS | WHEN_UP_COMMANDS or NO_RUNNER_FLAG in argv or "--help" in argv:
         return False
     if os.environ.get("BACKUPFLOW_RUNNER", "").lower() in ("0", "off", "no", "false"):
         return False
@@ -124,11 +130,17 @@ def _wait_for_socket(proc: subprocess.Popen) -> socket.socket:
     raise RunnerUnavailable(f"it did not answer within {START_TIMEOUT:g} s (see {wire.runner_file('log')})")
 
 
+class NoRunner(Exception):
+    """No runner is up, and this command does not start one (WHEN_UP_COMMANDS)."""
+
+
 def ensure_runner(argv: list[str]) -> tuple[socket.socket, bool]:
     """(connection, whether this call started the runner). One client starts it; others wait."""
     sock = connect()
     if sock is not None:
         return sock, False
+    if command_of(argv) in WHEN_UP_COMMANDS:
+        raise NoRunner()
     with open(wire.runner_file("lock"), "a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         sock = connect()
@@ -214,7 +226,7 @@ def delegate(argv: list[str]) -> int | None:
         return None
     try:
         sock, started = _open_run(argv)
-    except NotForThisClient:
+    except (NotForThisClient, NoRunner):
         return None
     except (RunnerUnavailable, wire.ProtocolError, OSError) as exc:
         sys.stderr.write(f"backupflow: the backupflow runner is not available ({exc}); running in this process.\n")

@@ -138,6 +138,27 @@ def test_the_runner_keeps_a_repository_key_so_the_next_command_derives_none(own_
     assert len(open_repository(repo).snapshots.all()) == 2
 
 
+def test_init_leaves_its_key_with_a_running_runner_and_starts_none(own_runner, prefect_server, tmp_path):
+    """`init` needs no Prefect: with no runner up it runs in its own process and starts none;
+    with one up it runs there, so the key it made is kept and the first backup derives none."""
+    env = cli_env(prefect_server, tmp_path)
+    src = _tree(tmp_path / "src", 2, 1000)
+
+    def status() -> dict:
+        return json.loads(run(["runner", "status", "--json"], env, tmp_path).ok().stdout)
+
+    assert run(["init", "-r", str(tmp_path / "alone")], env, tmp_path).ok()
+    assert status()["running"] is False and runner_pid() is None, "init must not start a runner"
+    run(["backup", str(src), "-r", str(tmp_path / "warm"), "--json"], env, tmp_path).json()  # starts it
+    before = status()["key_derivations"]
+    repo = str(tmp_path / "repo")
+    assert run(["init", "-r", repo], env, tmp_path).ok()
+    assert status()["key_derivations"] == before + 1, "init in the runner makes the key there"
+    assert run(["backup", str(src), "-r", repo, "--json"], env, tmp_path).json()["type"] == "full"
+    assert status()["key_derivations"] == before + 1, "the first backup after init should derive no key"
+    assert len(open_repository(repo).snapshots.all()) == 1
+
+
 def test_the_client_does_not_import_prefect(own_runner, prefect_server, tmp_path):
     env = cli_env(prefect_server, tmp_path)
     src = _tree(tmp_path / "src", 2, 1000)

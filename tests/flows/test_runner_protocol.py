@@ -20,6 +20,7 @@ from flows.cli import runner_protocol as wire
     (["snapshots"], False),
     (["runner", "status"], False),
     (["repair", "index"], True),
+    (["init", "--repo", "r"], True),  # only to a runner that is up (test_cli_runner.py)
 ])
 def test_only_flow_commands_go_to_the_runner(monkeypatch, argv, goes):
     monkeypatch.delenv("BACKUPFLOW_RUNNER", raising=False)
