@@ -153,15 +153,17 @@ def _request(kind: str, **fields: Any) -> dict[str, Any]:
     return {"type": kind, "version": wire.code_fingerprint(), **fields}
 
 
-def retire(reply: dict[str, Any]) -> None:
+def retire(reply: dict[str, Any], stop: bool = False) -> None:
     """Make way for another runner (newer code, or ``serve``): the one that sent ``reply``
-    finishes its commands and exits; nobody connects to it again."""
+    finishes its commands and exits, leaving its local Prefect server to its successor;
+    nobody connects to it again. With ``stop`` (`runner stop` after an upgrade) there is no
+    successor: it stops as `runner stop` stops any runner, server included."""
     wire.runner_file("sock").unlink(missing_ok=True)
     wire.runner_file("pid").unlink(missing_ok=True)
     pid = reply.get("runner_pid")
     if isinstance(pid, int) and pid > 1:
         try:
-            os.kill(pid, signal.SIGUSR1)
+            os.kill(pid, signal.SIGTERM if stop else signal.SIGUSR1)
         except ProcessLookupError:
             pass
 
@@ -239,7 +241,7 @@ def delegate(argv: list[str]) -> int | None:
 
 def control(kind: str) -> dict[str, Any] | None:
     """Ask the running runner for its ``status`` or to ``stop``; None when none runs. A runner
-    with other code is told to retire and reported as not running."""
+    with other code is told to retire and reported as not running (to ``stop``: stopped)."""
     sock = connect()
     if sock is None:
         return None
@@ -252,8 +254,8 @@ def control(kind: str) -> dict[str, Any] | None:
     finally:
         sock.close()
     if reply and reply.get("type") == "refused" and reply.get("reason") == "version":
-        retire(reply)
-        return {"type": "retired", "runner_pid": reply.get("runner_pid")}
+        retire(reply, stop=kind == "stop")
+        return {"type": "stopping" if kind == "stop" else "retired", "runner_pid": reply.get("runner_pid")}
     return reply
 
 

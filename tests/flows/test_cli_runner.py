@@ -378,6 +378,20 @@ def test_without_a_prefect_server_the_runner_starts_one_and_says_where_its_ui_is
     assert runner_client.wait_gone(server["pid"]), "runner stop should stop the local Prefect server too"
     assert runner_pid() is None
 
+    # after an upgrade, `runner stop` speaks to a runner of older code: it stops, server and all
+    run(["backup", str(src), "-r", str(tmp_path / "repo")], env, tmp_path, timeout=400).ok()
+    old, server = runner_pid(), json.loads(record.read_text())
+    source = wire.ROOT / "deployments" / "__init__.py"  # content unchanged; its new mtime is an upgrade
+    before = source.stat()
+    try:
+        os.utime(source, ns=(before.st_atime_ns, before.st_mtime_ns + 1_000_000_000))
+        stopped = run(["runner", "stop"], env, tmp_path).ok()
+    finally:
+        os.utime(source, ns=(before.st_atime_ns, before.st_mtime_ns))
+    assert "Stopped the backupflow runner" in stopped.stdout, stopped.stdout
+    assert runner_client.wait_gone(old) and runner_client.wait_gone(server["pid"]), \
+        "runner stop after an upgrade left the older runner's Prefect server running"
+
 
 def _deployments_of(api_url: str, repo: str) -> list[str]:
     body = json.dumps({"deployments": {"name": {"any_": ["scheduled-backup", "weekly-verify", "weekly-prune"]}}})
